@@ -1,0 +1,61 @@
+"""Where hpt keeps experiments, trials, metrics, checkpoints and the searcher log.
+
+SQLite (a file, the default) or PostgreSQL, chosen by a SQLAlchemy URL:
+
+>>> import tempfile
+>>> from hpt_core.storage import open_storage
+>>> with open_storage(f"sqlite:///{tempfile.mkdtemp()}/hpt.db") as storage:
+...     experiment_id = storage.create_experiment(name="demo", config={}, model_dir=".", seed=0, secret="s")
+...     storage.get_experiment(experiment_id).state
+'ACTIVE'
+"""
+
+from __future__ import annotations
+
+from hpt_core.storage.checks import TRIAL_UPDATABLE_FIELDS
+from hpt_core.storage.errors import RecordNotFound, SchemaVersionError
+from hpt_core.storage.locations import default_storage_url, experiment_dir, hpt_home
+from hpt_core.storage.records import (
+    CheckpointRecord,
+    ExperimentRecord,
+    MetricRecord,
+    SearcherRecord,
+    TrialRecord,
+)
+from hpt_core.storage.schema import SCHEMA_VERSION
+from hpt_core.storage.states import (
+    CheckpointState,
+    ExperimentState,
+    MetricKind,
+    SearcherRecordKind,
+    TrialState,
+)
+from hpt_core.storage.store import Storage
+
+
+def open_storage(url: str | None = None) -> Storage:
+    """The Storage at `url`, or at `default_storage_url()` when None."""
+    return Storage(default_storage_url() if url is None else url)
+
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "TRIAL_UPDATABLE_FIELDS",
+    "CheckpointRecord",
+    "CheckpointState",
+    "ExperimentRecord",
+    "ExperimentState",
+    "MetricKind",
+    "MetricRecord",
+    "RecordNotFound",
+    "SchemaVersionError",
+    "SearcherRecord",
+    "SearcherRecordKind",
+    "Storage",
+    "TrialRecord",
+    "TrialState",
+    "default_storage_url",
+    "experiment_dir",
+    "hpt_home",
+    "open_storage",
+]

@@ -1,0 +1,30 @@
+"""Where hpt keeps its database and experiment folders unless told otherwise."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+HOME_VARIABLE = "HPT_HOME"
+STORAGE_VARIABLE = "HPT_STORAGE"
+
+
+def hpt_home() -> Path:
+    """`$HPT_HOME`, or `~/.hpt`."""
+    configured = os.environ.get(HOME_VARIABLE)
+    return Path(configured).expanduser() if configured else Path.home() / ".hpt"
+
+
+def default_storage_url() -> str:
+    """`$HPT_STORAGE`, or a SQLite file `hpt.db` in `hpt_home()` (whose folder is created)."""
+    configured = os.environ.get(STORAGE_VARIABLE)
+    if configured:
+        return configured
+    home = hpt_home()
+    home.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{home.resolve() / 'hpt.db'}"
+
+
+def experiment_dir(home: Path | str, experiment_id: int) -> Path:
+    """The folder of one experiment's files: `<home>/experiments/<experiment_id>`."""
+    return Path(home) / "experiments" / str(experiment_id)

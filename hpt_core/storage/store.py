@@ -1,0 +1,494 @@
+"""`Storage`: the experiments, trials, metrics, checkpoints and searcher log of hpt, in one database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import Connection, Select, Table, func, insert, inspect, select, text, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+
+from hpt_core.storage import schema
+from hpt_core.storage.checks import (
+    check_count,
+    check_integer,
+    check_json_object,
+    check_optional_integer,
+    check_optional_text,
+    check_text,
+    trial_changes,
+)
+from hpt_core.storage.engine import create_storage_engine, read_transaction, write_transaction
+from hpt_core.storage.errors import RecordNotFound, SchemaVersionError
+from hpt_core.storage.records import (
+    CheckpointRecord,
+    ExperimentRecord,
+    MetricRecord,
+    SearcherRecord,
+    TrialRecord,
+)
+from hpt_core.storage.schema import SCHEMA_VERSION
+from hpt_core.storage.states import (
+    CheckpointState,
+    ExperimentState,
+    MetricKind,
+    SearcherRecordKind,
+    TrialState,
+    parse_choice,
+)
+
+_SCHEMA_LOCK_KEY = 0x6870745F736368  # "hpt_sch": serialises table creation on PostgreSQL
+
+
+class Storage:
+    """The database of hpt, usable from many threads (and, for SQLite files, many processes) at once.
+
+    Every method opens its own connection and runs one short transaction, so a single Storage can be
+    shared by the threads of a controller.
+
+    >>> import tempfile
+    >>> storage = Storage(f"sqlite:///{tempfile.mkdtemp()}/hpt.db")
+    >>> experiment_id = storage.create_experiment(
+    ...     name="digits", config={"searcher": {"name": "random"}}, model_dir=".", seed=1, secret="s")
+    >>> trial_id = storage.create_trial(experiment_id, request_id=1, hparams={"lr": 0.1}, seed=7)
+    >>> storage.add_metrics(trial_id, "validation", {"loss": 0.25}, batches=100, epochs=1)
+    1
+    >>> [record.metrics for record in storage.metrics(experiment_id=experiment_id)]
+    [{'loss': 0.25}]
+    >>> storage.close()
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._engine = create_storage_engine(url)
+        try:
+            self._prepare_schema()
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    def __repr__(self) -> str:
+        return f"Storage({make_url(self.url).render_as_string(hide_password=True)!r})"
+
+    def __enter__(self) -> Storage:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every pooled connection; the Storage must not be used afterwards."""
+        self._engine.dispose()
+
+    # experiments
+
+    def create_experiment(
+        self,
+        *,
+        name: str | None,
+        config: dict[str, Any],
+        model_dir: str,
+        seed: int,
+        secret: str,
+        description: str = "",
+    ) -> int:
+        """Record a new ACTIVE experiment and return its id (its folder is set by `set_experiment_dir`)."""
+        values = {
+            "name": check_optional_text(name, "name"),
+            "description": check_text(description, "description"),
+            "config": check_json_object(config, "config"),
+            "state": ExperimentState.ACTIVE.value,
+            "seed": check_integer(seed, "seed"),
+            "secret": check_text(secret, "secret"),
+            "model_dir": check_text(model_dir, "model_dir"),
+            "experiment_dir": None,
+            "searcher_state": None,
+            "progress": 0.0,
+            "created_at": _now(),
+            "ended_at": None,
+            "controller_pid": None,
+        }
+        with write_transaction(self._engine) as connection:
+            result = connection.execute(insert(schema.experiments).values(**values))
+            return int(result.inserted_primary_key[0])
+
+    def set_experiment_dir(self, experiment_id: int, experiment_dir: str) -> None:
+        """Record the folder that holds the experiment's files."""
+        self._update_experiment(experiment_id, experiment_dir=check_text(experiment_dir, "experiment_dir"))
+
+    def get_experiment(self, experiment_id: int) -> ExperimentRecord:
+        """The experiment with this id; RecordNotFound if there is none."""
+        with read_transaction(self._engine) as connection:
+            row = (
+                connection.execute(select(schema.experiments).where(schema.experiments.c.id == experiment_id))
+                .mappings()
+                .first()
+            )
+        if row is None:
+            raise RecordNotFound(f"experiment {experiment_id!r} does not exist")
+        return ExperimentRecord.from_row(row)
+
+    def list_experiments(self) -> list[ExperimentRecord]:
+        """Every experiment, oldest first."""
+        with read_transaction(self._engine) as connection:
+            rows = connection.execute(select(schema.experiments).order_by(schema.experiments.c.id)).mappings().all()
+        return [ExperimentRecord.from_row(row) for row in rows]
+
+    def set_experiment_state(self, experiment_id: int, state: str) -> None:
+        """Move the experiment to `state`; terminal states set `ended_at`, the others clear it."""
+        parsed = parse_choice(ExperimentState, state, "experiment state")
+        ended_at = _now() if parsed.is_terminal else None
+        self._update_experiment(experiment_id, state=parsed.value, ended_at=ended_at)
+
+    def save_searcher_state(self, experiment_id: int, state: dict[str, Any], progress: float) -> None:
+        """Store the search method's full state (plain JSON) and its progress in [0, 1]."""
+        if isinstance(progress, bool) or not isinstance(progress, (int, float)) or not 0.0 <= progress <= 1.0:
+            raise ValueError(f"progress must be a number in [0, 1], but got {progress!r}")
+        self._update_experiment(
+            experiment_id,
+            searcher_state=check_json_object(state, "searcher_state"),
+            progress=float(progress),
+        )
+
+    def set_controller_pid(self, experiment_id: int, pid: int | None) -> None:
+        """Record the process id of the controller driving the experiment (None when none is)."""
+        self._update_experiment(experiment_id, controller_pid=check_optional_integer(pid, "pid"))
+
+    def _update_experiment(self, experiment_id: int, **values: Any) -> None:
+        with write_transaction(self._engine) as connection:
+            result = connection.execute(
+                update(schema.experiments).where(schema.experiments.c.id == experiment_id).values(**values)
+            )
+            if result.rowcount == 0:
+                raise RecordNotFound(f"experiment {experiment_id!r} does not exist")
+
+    # searcher event log
+
+    def append_searcher_record(self, experiment_id: int, kind: str, payload: dict[str, Any]) -> int:
+        """Append an event or operation to the experiment's searcher log; returns its seq (1, 2, ...)."""
+        parsed = parse_choice(SearcherRecordKind, kind, "searcher record kind")
+        payload = check_json_object(payload, "payload")
+        with write_transaction(self._engine) as connection:
+            _lock_experiment(connection, experiment_id)
+            last = connection.execute(
+                select(func.max(schema.searcher_records.c.seq)).where(
+                    schema.searcher_records.c.experiment_id == experiment_id
+                )
+            ).scalar_one()
+            seq = (last or 0) + 1
+            connection.execute(
+                insert(schema.searcher_records).values(
+                    experiment_id=experiment_id, seq=seq, kind=parsed.value, payload=payload, created_at=_now()
+                )
+            )
+            return seq
+
+    def searcher_records(self, experiment_id: int) -> list[SearcherRecord]:
+        """The experiment's searcher log in order of seq."""
+        query = (
+            select(schema.searcher_records)
+            .where(schema.searcher_records.c.experiment_id == experiment_id)
+            .order_by(schema.searcher_records.c.seq)
+        )
+        with read_transaction(self._engine) as connection:
+            rows = connection.execute(query).mappings().all()
+        return [SearcherRecord.from_row(row) for row in rows]
+
+    # trials
+
+    def create_trial(
+        self,
+        experiment_id: int,
+        request_id: int,
+        hparams: dict[str, Any],
+        *,
+        seed: int,
+        parent_request_id: int | None = None,
+    ) -> int:
+        """Record a PENDING trial for a searcher request and return its id (unique across experiments)."""
+        values = {
+            "experiment_id": experiment_id,
+            "request_id": check_integer(request_id, "request_id"),
+            "hparams": check_json_object(hparams, "hparams"),
+            "state": TrialState.PENDING.value,
+            "end_reason": None,
+            "restarts": 0,
+            "parent_request_id": check_optional_integer(parent_request_id, "parent_request_id"),
+            "seed": check_integer(seed, "seed"),
+            "target_length": None,
+            "length_done": 0,
+            "created_at": _now(),
+            "started_at": None,
+            "ended_at": None,
+        }
+        duplicate = ValueError(f"experiment {experiment_id!r} already has a trial with request_id {request_id!r}")
+        with write_transaction(self._engine) as connection:
+            _lock_experiment(connection, experiment_id)
+            existing = connection.execute(
+                select(schema.trials.c.id).where(
+                    schema.trials.c.experiment_id == experiment_id, schema.trials.c.request_id == request_id
+                )
+            ).first()
+            if existing is not None:
+                raise duplicate
+            try:
+                result = connection.execute(insert(schema.trials).values(**values))
+            except IntegrityError as error:
+                raise duplicate from error
+            return int(result.inserted_primary_key[0])
+
+    def get_trial(self, trial_id: int) -> TrialRecord:
+        """The trial with this id; RecordNotFound if there is none."""
+        return self._one_trial(schema.trials.c.id == trial_id, f"trial {trial_id!r} does not exist")
+
+    def trial_by_request(self, experiment_id: int, request_id: int) -> TrialRecord:
+        """The experiment's trial for this searcher request; RecordNotFound if there is none."""
+        return self._one_trial(
+            (schema.trials.c.experiment_id == experiment_id) & (schema.trials.c.request_id == request_id),
+            f"experiment {experiment_id!r} has no trial with request_id {request_id!r}",
+        )
+
+    def list_trials(self, experiment_id: int) -> list[TrialRecord]:
+        """The experiment's trials in order of request_id."""
+        query = (
+            select(schema.trials)
+            .where(schema.trials.c.experiment_id == experiment_id)
+            .order_by(schema.trials.c.request_id)
+        )
+        with read_transaction(self._engine) as connection:
+            rows = connection.execute(query).mappings().all()
+        return [TrialRecord.from_row(row) for row in rows]
+
+    def update_trial(self, trial_id: int, **fields: Any) -> None:
+        """Change some of a trial's fields (see TRIAL_UPDATABLE_FIELDS); RecordNotFound if there is none."""
+        values = trial_changes(fields)
+        with write_transaction(self._engine) as connection:
+            if values:
+                result = connection.execute(
+                    update(schema.trials).where(schema.trials.c.id == trial_id).values(**values)
+                )
+                found = result.rowcount > 0
+            else:
+                found = (
+                    connection.execute(select(schema.trials.c.id).where(schema.trials.c.id == trial_id)).first()
+                    is not None
+                )
+            if not found:
+                raise RecordNotFound(f"trial {trial_id!r} does not exist")
+
+    def _one_trial(self, condition: Any, missing: str) -> TrialRecord:
+        with read_transaction(self._engine) as connection:
+            row = connection.execute(select(schema.trials).where(condition)).mappings().first()
+        if row is None:
+            raise RecordNotFound(missing)
+        return TrialRecord.from_row(row)
+
+    # metrics
+
+    def add_metrics(self, trial_id: int, kind: str, metrics: dict[str, Any], *, batches: int, epochs: int) -> int:
+        """Record one report of `kind` ("training" or "validation") metrics; returns its id."""
+        values = {
+            "trial_id": trial_id,
+            "kind": parse_choice(MetricKind, kind, "metric kind").value,
+            "metrics": check_json_object(metrics, "metrics"),
+            "batches": check_count(batches, "batches"),
+            "epochs": check_count(epochs, "epochs"),
+            "reported_at": _now(),
+        }
+        with write_transaction(self._engine) as connection:
+            _require_trial(connection, trial_id)
+            result = connection.execute(insert(schema.metrics).values(**values))
+            return int(result.inserted_primary_key[0])
+
+    def metrics(
+        self,
+        *,
+        trial_id: int | None = None,
+        experiment_id: int | None = None,
+        kind: str | None = None,
+    ) -> list[MetricRecord]:
+        """Metric reports, oldest first, filtered by trial, experiment and kind when given."""
+        table = schema.metrics
+        query = select(table).order_by(table.c.id)
+        if trial_id is not None:
+            query = query.where(table.c.trial_id == trial_id)
+        if experiment_id is not None:
+            query = _of_experiment(query, table, experiment_id)
+        if kind is not None:
+            query = query.where(table.c.kind == parse_choice(MetricKind, kind, "metric kind").value)
+        with read_transaction(self._engine) as connection:
+            rows = connection.execute(query).mappings().all()
+        return [MetricRecord.from_row(row) for row in rows]
+
+    # checkpoints
+
+    def add_checkpoint(
+        self,
+        trial_id: int,
+        checkpoint_id: str,
+        *,
+        path: str,
+        batches: int,
+        epochs: int,
+        length: int | None,
+        metadata: dict[str, Any],
+    ) -> CheckpointRecord:
+        """Record a COMPLETED checkpoint of a trial; its id must be new (e.g. a uuid4 string)."""
+        if check_text(checkpoint_id, "checkpoint_id") == "":
+            raise ValueError("checkpoint_id must be a non-empty string, but got ''")
+        values = {
+            "id": checkpoint_id,
+            "trial_id": trial_id,
+            "batches": check_count(batches, "batches"),
+            "epochs": check_count(epochs, "epochs"),
+            "length": None if length is None else check_count(length, "length"),
+            "metadata": check_json_object(metadata, "metadata"),
+            "path": check_text(path, "path"),
+            "state": CheckpointState.COMPLETED.value,
+            "created_at": _now(),
+        }
+        duplicate = ValueError(f"a checkpoint with id {checkpoint_id!r} already exists")
+        with write_transaction(self._engine) as connection:
+            _require_trial(connection, trial_id)
+            if connection.execute(
+                select(schema.checkpoints.c.id).where(schema.checkpoints.c.id == checkpoint_id)
+            ).first():
+                raise duplicate
+            try:
+                connection.execute(insert(schema.checkpoints).values(**values))
+            except IntegrityError as error:
+                raise duplicate from error
+            row = (
+                connection.execute(select(schema.checkpoints).where(schema.checkpoints.c.id == checkpoint_id))
+                .mappings()
+                .one()
+            )
+        return CheckpointRecord.from_row(row)
+
+    def get_checkpoint(self, checkpoint_id: str) -> CheckpointRecord:
+        """The checkpoint with this id, deleted or not; RecordNotFound if there is none."""
+        with read_transaction(self._engine) as connection:
+            row = (
+                connection.execute(select(schema.checkpoints).where(schema.checkpoints.c.id == checkpoint_id))
+                .mappings()
+                .first()
+            )
+        if row is None:
+            raise RecordNotFound(f"checkpoint {checkpoint_id!r} does not exist")
+        return CheckpointRecord.from_row(row)
+
+    def checkpoints(
+        self,
+        *,
+        trial_id: int | None = None,
+        experiment_id: int | None = None,
+        include_deleted: bool = False,
+    ) -> list[CheckpointRecord]:
+        """Checkpoints in order of creation, filtered by trial and experiment when given."""
+        table = schema.checkpoints
+        query = select(table).order_by(table.c.created_at, table.c.id)
+        if trial_id is not None:
+            query = query.where(table.c.trial_id == trial_id)
+        if experiment_id is not None:
+            query = _of_experiment(query, table, experiment_id)
+        if not include_deleted:
+            query = query.where(table.c.state == CheckpointState.COMPLETED.value)
+        with read_transaction(self._engine) as connection:
+            rows = connection.execute(query).mappings().all()
+        return [CheckpointRecord.from_row(row) for row in rows]
+
+    def latest_checkpoint(self, trial_id: int) -> CheckpointRecord | None:
+        """The trial's checkpoint (not deleted) with the most batches, the newest among equals; or None."""
+        query = (
+            select(schema.checkpoints)
+            .where(
+                schema.checkpoints.c.trial_id == trial_id, schema.checkpoints.c.state == CheckpointState.COMPLETED.value
+            )
+            .order_by(
+                schema.checkpoints.c.batches.desc(),
+                schema.checkpoints.c.created_at.desc(),
+                schema.checkpoints.c.id.desc(),
+            )
+            .limit(1)
+        )
+        with read_transaction(self._engine) as connection:
+            row = connection.execute(query).mappings().first()
+        return None if row is None else CheckpointRecord.from_row(row)
+
+    def mark_checkpoint_deleted(self, checkpoint_id: str) -> None:
+        """Record that a checkpoint's files are gone; RecordNotFound if there is no such checkpoint."""
+        with write_transaction(self._engine) as connection:
+            result = connection.execute(
+                update(schema.checkpoints)
+                .where(schema.checkpoints.c.id == checkpoint_id)
+                .values(state=CheckpointState.DELETED.value)
+            )
+            if result.rowcount == 0:
+                raise RecordNotFound(f"checkpoint {checkpoint_id!r} does not exist")
+
+    # schema
+
+    def _prepare_schema(self) -> None:
+        with read_transaction(self._engine) as connection:
+            if _stored_schema_version(connection) is not None:
+                return
+        with write_transaction(self._engine) as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+            if _stored_schema_version(connection) is None:
+                schema.metadata.create_all(connection)
+                connection.execute(insert(schema.schema_version).values(version=SCHEMA_VERSION))
+
+
+def _stored_schema_version(connection: Connection) -> int | None:
+    """The database's schema version (None if it has no tables yet); raises if this code cannot use it."""
+    if not inspect(connection).has_table(schema.schema_version.name):
+        return None
+    versions = connection.execute(select(schema.schema_version.c.version)).scalars().all()
+    if len(versions) != 1:
+        raise SchemaVersionError(
+            f"the {schema.schema_version.name} table must hold exactly one row, but holds {len(versions)}: {versions!r}"
+        )
+    version = versions[0]
+    if version > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"the database has schema version {version}, but this hpt knows versions up to {SCHEMA_VERSION}; "
+            "upgrade hpt to open it"
+        )
+    if version < SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"the database has schema version {version}, older than this hpt's {SCHEMA_VERSION}, "
+            "and no migration from it exists"
+        )
+    return version
+
+
+def _lock_experiment(connection: Connection, experiment_id: int) -> None:
+    """Take the experiment's row lock (PostgreSQL; SQLite writers already hold the database lock)."""
+    row = connection.execute(
+        select(schema.experiments.c.id).where(schema.experiments.c.id == experiment_id).with_for_update()
+    ).first()
+    if row is None:
+        raise RecordNotFound(f"experiment {experiment_id!r} does not exist")
+
+
+def _of_experiment(query: Select[Any], table: Table, experiment_id: int) -> Select[Any]:
+    """`query` over `table` (which has a trial_id) narrowed to the trials of one experiment."""
+    trials = schema.trials
+    return query.join(trials, trials.c.id == table.c.trial_id).where(trials.c.experiment_id == experiment_id)
+
+
+def _require_trial(connection: Connection, trial_id: int) -> None:
+    if connection.execute(select(schema.trials.c.id).where(schema.trials.c.id == trial_id)).first() is None:
+        raise RecordNotFound(f"trial {trial_id!r} does not exist")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

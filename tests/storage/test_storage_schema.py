@@ -1,0 +1,72 @@
+"""The schema version: written once into an empty database, checked on every open."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy
+
+from hpt_core.storage import SCHEMA_VERSION, SchemaVersionError, Storage
+
+
+def _versions(url: str) -> list[int]:
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return list(connection.execute(sqlalchemy.text("SELECT version FROM schema_version")).scalars())
+    finally:
+        engine.dispose()
+
+
+def _set_version(url: str, version: int) -> None:
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sqlalchemy.text("UPDATE schema_version SET version = :v"), {"v": version})
+    finally:
+        engine.dispose()
+
+
+def test_opening_an_empty_database_creates_the_tables_and_stores_version_1(storage_url: str) -> None:
+    Storage(storage_url).close()
+    assert SCHEMA_VERSION == 1
+    assert _versions(storage_url) == [1]
+    engine = sqlalchemy.create_engine(storage_url)
+    try:
+        tables = set(sqlalchemy.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+    assert {"schema_version", "experiments", "trials", "metrics", "checkpoints", "searcher_records"} <= tables
+
+
+def test_reopening_keeps_the_data_and_a_single_version_row(storage_url: str) -> None:
+    with Storage(storage_url) as storage:
+        storage.create_experiment(name="kept", config={}, model_dir=".", seed=0, secret="s")
+    with Storage(storage_url) as storage:
+        assert [experiment.name for experiment in storage.list_experiments()] == ["kept"]
+    assert _versions(storage_url) == [1]
+
+
+def test_a_database_from_a_newer_hpt_is_refused(storage_url: str) -> None:
+    Storage(storage_url).close()
+    _set_version(storage_url, SCHEMA_VERSION + 1)
+    with pytest.raises(SchemaVersionError, match="schema version 2, but this hpt knows versions up to 1; upgrade hpt"):
+        Storage(storage_url)
+
+
+def test_an_in_memory_sqlite_database_is_refused() -> None:
+    with pytest.raises(ValueError, match="in-memory SQLite database"):
+        Storage("sqlite://")
+
+
+def test_the_folder_of_a_sqlite_file_is_created(tmp_path) -> None:
+    path = tmp_path / "a" / "b" / "hpt.db"
+    Storage(f"sqlite:///{path}").close()
+    assert path.is_file()
+
+
+@pytest.mark.postgres
+def test_the_repr_hides_the_password_of_the_url(postgres_url: str) -> None:
+    url = sqlalchemy.make_url(postgres_url).set(password="topsecret").render_as_string(hide_password=False)
+    with Storage(url) as storage:
+        assert storage.url == url
+        assert "topsecret" not in repr(storage)

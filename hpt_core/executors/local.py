@@ -1,0 +1,242 @@
+"""The default executor: each trial a process group on this machine, in its own working directory.
+
+>>> import sys, tempfile, time
+>>> root = tempfile.mkdtemp()
+>>> executor = LocalExecutor(f"{root}/experiment", root, max_concurrent=2)
+>>> executor.launch(LaunchSpec(trial_id=1, attempt=1, command=f"{sys.executable} -c 'print(1)'",
+...                            env={"HPT_TRIAL_ID": "1"}, log_path=f"{root}/experiment/trial-1.log"))
+>>> while not (exits := executor.poll()):
+...     time.sleep(0.05)
+>>> exits
+[TrialExit(trial_id=1, attempt=1, returncode=0)]
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Sequence
+
+from hpt_core.executors.base import ExecutorError, Executor, LaunchSpec, ResourcesUnavailable, TrialExit
+from hpt_core.executors.process_group import group_alive, shell_returncode, signal_group
+from hpt_core.executors.resources import GpuPool, cpu_cores, detect_gpus, thread_limits, threads_per_trial
+from hpt_core.executors.workdir import make_link_farm
+
+NO_GPUS_NOTICE = "no GPUs found: trials run on CPUs"
+
+_WAIT_STEP_SECONDS = 0.02
+
+
+@dataclass
+class _Attempt:
+    """A launched attempt of a trial, until all of its processes have ended."""
+
+    spec: LaunchSpec
+    process: subprocess.Popen[bytes]
+    gpus: tuple[str, ...]
+    kill_at: float | None = None
+    returncode: int | None = None
+
+    @property
+    def pgid(self) -> int:
+        return self.process.pid
+
+
+class LocalExecutor(Executor):
+    """Runs each trial's command with the shell, as its own process group, in its own working directory.
+
+    - Working directory: `<experiment_dir>/trials/<trial_id>/workdir`, a link farm of `model_dir`
+      (see `hpt_core.executors.workdir`) made at the trial's first launch and reused by restarts.
+    - Environment: the controller's own, then hpt's defaults (thread limits sized so that the
+      trials running at once share the CPU cores; `PYTHONPYCACHEPREFIX` so that bytecode of the
+      user's modules is not written into the model directory; `PYTHONUNBUFFERED`), then the
+      spec's `env` (so the experiment's variables win), then `CUDA_VISIBLE_DEVICES`, which this
+      executor owns: to limit the GPUs hpt uses, set it where hpt runs.
+    - GPUs: each trial holds `spec.slots` GPUs of its own until all of its processes have ended;
+      `can_launch` says whether they are free, and `launch` raises `ResourcesUnavailable` when not.
+      A machine without GPUs runs trials with `CUDA_VISIBLE_DEVICES=""` and says so once in
+      `notices()`.
+    - Ending: an attempt ends when its whole process group has. Processes left behind by a
+      command that ended on its own are killed at once; a terminated trial's processes get the
+      grace period. The exit status is the shell's (128 + N read as killed by signal N).
+
+    The SIGKILL that ends a grace period is sent by the first `poll`, `running`, `can_launch`,
+    `launch` or `ensure_stopped` after the deadline, so the controller should poll regularly.
+    POSIX only.
+    """
+
+    name = "local"
+
+    def __init__(
+        self,
+        experiment_dir: str | Path,
+        model_dir: str | Path,
+        max_concurrent: int,
+        cpu_count: int | None = None,
+        *,
+        max_trials: int | None = None,
+        gpus: Sequence[str] | None = None,
+    ) -> None:
+        """`max_concurrent` (0 = no limit) and `max_trials` bound the trials running at once, which
+        sizes their threads; `cpu_count` defaults to the cores this process may use, `gpus` to
+        those found by `detect_gpus`."""
+        if max_concurrent < 0:
+            raise ValueError(f"max_concurrent must be >= 0 (0 = no limit), but got {max_concurrent}")
+        if cpu_count is not None and cpu_count < 1:
+            raise ValueError(f"cpu_count must be >= 1 (or None to count the cores), but got {cpu_count}")
+        if max_trials is not None and max_trials < 1:
+            raise ValueError(f"max_trials must be >= 1 (or None when unknown), but got {max_trials}")
+        self.experiment_dir = Path(experiment_dir).absolute()
+        self.model_dir = Path(model_dir).absolute()
+        if not self.model_dir.is_dir():
+            raise ValueError(f"model_dir must be an existing directory, but got {str(model_dir)!r}")
+        self.cores = cpu_count or cpu_cores()
+        self.max_concurrent = max_concurrent
+        self.max_trials = max_trials
+        self.gpus = GpuPool(detect_gpus(os.environ) if gpus is None else gpus)
+        self._attempts: dict[int, _Attempt] = {}
+        self._exits: list[TrialExit] = []
+        self._notices = [] if self.gpus.devices else [NO_GPUS_NOTICE]
+
+    def workdir(self, trial_id: int) -> Path:
+        """The trial's working directory (it exists once the trial has been launched)."""
+        return self.experiment_dir / "trials" / str(trial_id) / "workdir"
+
+    def can_launch(self, spec: LaunchSpec) -> bool:
+        """Whether `spec`'s GPUs are free now; raises `ExecutorError` if this machine has too few for it."""
+        self._collect()
+        return self._gpus_needed(spec) <= self.gpus.free
+
+    def launch(self, spec: LaunchSpec) -> None:
+        self._collect()
+        earlier = self._attempts.get(spec.trial_id)
+        if earlier is not None:
+            raise ExecutorError(
+                f"trial {spec.trial_id} still has processes of attempt {earlier.spec.attempt}; "
+                f"call ensure_stopped({spec.trial_id}) before launching attempt {spec.attempt}"
+            )
+        gpus = self.gpus.acquire(self._gpus_needed(spec))
+        if gpus is None:
+            raise ResourcesUnavailable(
+                f"trial {spec.trial_id} needs {spec.slots} GPU(s) but only {self.gpus.free} of "
+                f"{len(self.gpus.devices)} are free; launch it after another trial ends"
+            )
+        try:
+            self._attempts[spec.trial_id] = _Attempt(spec, self._start(spec, gpus), gpus)
+        except BaseException:
+            self.gpus.release(gpus)
+            raise
+
+    def poll(self) -> list[TrialExit]:
+        self._collect()
+        exits, self._exits = self._exits, []
+        return exits
+
+    def running(self) -> set[int]:
+        self._collect()
+        return set(self._attempts)
+
+    def terminate(self, trial_id: int, grace_seconds: float = 10.0) -> None:
+        if grace_seconds < 0:
+            raise ValueError(f"grace_seconds must be >= 0, but got {grace_seconds}")
+        attempt = self._attempts.get(trial_id)
+        if attempt is None:
+            return
+        deadline = time.monotonic() + grace_seconds
+        if attempt.kill_at is None:
+            signal_group(attempt.pgid, signal.SIGTERM)
+            attempt.kill_at = deadline
+        else:
+            attempt.kill_at = min(attempt.kill_at, deadline)
+        self._collect()
+
+    def ensure_stopped(self, trial_id: int, grace_seconds: float = 10.0) -> None:
+        attempt = self._attempts.get(trial_id)
+        if attempt is None:
+            return
+        if attempt.kill_at is None:
+            self.terminate(trial_id, grace_seconds)
+        while not self._advance(attempt):
+            time.sleep(_WAIT_STEP_SECONDS)
+        self._collect()
+
+    def shutdown(self, grace_seconds: float = 10.0) -> None:
+        for trial_id in list(self._attempts):
+            self.terminate(trial_id, grace_seconds)
+        while self._attempts:
+            time.sleep(_WAIT_STEP_SECONDS)
+            self._collect()
+
+    def notices(self) -> list[str]:
+        notices, self._notices = self._notices, []
+        return notices
+
+    def _gpus_needed(self, spec: LaunchSpec) -> int:
+        if not self.gpus.devices:
+            return 0
+        if spec.slots > len(self.gpus.devices):
+            raise ExecutorError(
+                f"trial {spec.trial_id} needs {spec.slots} GPUs (resources.slots_per_trial) but this "
+                f"machine has {len(self.gpus.devices)}: {', '.join(self.gpus.devices)}"
+            )
+        return spec.slots
+
+    def _start(self, spec: LaunchSpec, gpus: tuple[str, ...]) -> subprocess.Popen[bytes]:
+        workdir = self.workdir(spec.trial_id)
+        if not workdir.exists():
+            workdir.parent.mkdir(parents=True, exist_ok=True)
+            make_link_farm(self.model_dir, workdir, exclude=[self.experiment_dir])
+        log_path = Path(spec.log_path)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        started = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        with open(log_path, "ab") as log:
+            log.write(f"=== attempt {spec.attempt} started {started} ===\n".encode())
+            log.flush()
+            return subprocess.Popen(
+                spec.command,
+                shell=True,
+                cwd=workdir,
+                env=self._environment(spec, gpus),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def _environment(self, spec: LaunchSpec, gpus: tuple[str, ...]) -> dict[str, str]:
+        gpu_bound = len(self.gpus.devices) // spec.slots if self.gpus.devices and spec.slots else 0
+        threads = threads_per_trial(self.cores, [self.max_concurrent, self.max_trials or 0, gpu_bound])
+        return {
+            **os.environ,
+            **thread_limits(threads),
+            "PYTHONPYCACHEPREFIX": str(self.experiment_dir / "pycache"),
+            "PYTHONUNBUFFERED": "1",
+            **spec.env,
+            "CUDA_VISIBLE_DEVICES": ",".join(gpus),
+        }
+
+    def _advance(self, attempt: _Attempt) -> bool:
+        """Reap, escalate and check one attempt; True once all of its processes have ended."""
+        if attempt.returncode is None:
+            returncode = attempt.process.poll()
+            if returncode is not None:
+                attempt.returncode = shell_returncode(returncode)
+                if attempt.kill_at is None:
+                    attempt.kill_at = time.monotonic()
+        if attempt.returncode is not None and not group_alive(attempt.pgid):
+            return True
+        if attempt.kill_at is not None and time.monotonic() >= attempt.kill_at:
+            signal_group(attempt.pgid, signal.SIGKILL)
+        return False
+
+    def _collect(self) -> None:
+        for trial_id, attempt in list(self._attempts.items()):
+            if self._advance(attempt):
+                del self._attempts[trial_id]
+                self.gpus.release(attempt.gpus)
+                self._exits.append(TrialExit(trial_id, attempt.spec.attempt, attempt.returncode))

@@ -1,0 +1,114 @@
+"""What `hpt experiment describe` shows: the experiment, every trial, and the best trial."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from hpt_core.space import flatten
+from hpt_core.storage import Storage
+
+
+def describe_experiment(storage: Storage, experiment_id: int) -> dict[str, Any]:
+    """Plain data (JSON-ready) about an experiment and its trials."""
+    experiment = storage.get_experiment(experiment_id)
+    searcher = experiment.config["searcher"]
+    metric, smaller_is_better = searcher["metric"], searcher.get("smaller_is_better", True)
+    validations = _validations_by_trial(storage, experiment_id, metric)
+    checkpoints = _checkpoints_by_trial(storage, experiment_id)
+    trials = []
+    for trial in storage.list_trials(experiment_id):
+        values = validations.get(trial.id, [])
+        best = _best(values, smaller_is_better)
+        trials.append({
+            "id": trial.id,
+            "request_id": trial.request_id,
+            "state": trial.state,
+            "end_reason": trial.end_reason,
+            "hparams": trial.hparams,
+            "restarts": trial.restarts,
+            "parent_request_id": trial.parent_request_id,
+            "length_trained": trial.length_done,
+            "target_length": trial.target_length,
+            "best_validation": best,
+            "latest_validation": values[-1] if values else None,
+            "checkpoints": checkpoints.get(trial.id, []),
+        })
+    scored = [trial for trial in trials if trial["best_validation"] is not None]
+    best_trial = None
+    if scored:
+        sign = 1 if smaller_is_better else -1
+        best_trial = min(scored, key=lambda trial: (sign * trial["best_validation"]["value"], trial["id"]))["id"]
+    return {
+        "id": experiment.id,
+        "name": experiment.name,
+        "state": experiment.state,
+        "searcher": searcher["name"],
+        "metric": metric,
+        "smaller_is_better": smaller_is_better,
+        "length_unit": next(iter(searcher.get("max_length") or searcher.get("length_per_round") or {"batches": 0})),
+        "progress": experiment.progress,
+        "model_dir": experiment.model_dir,
+        "experiment_dir": experiment.experiment_dir,
+        "created_at": experiment.created_at.isoformat(),
+        "ended_at": experiment.ended_at.isoformat() if experiment.ended_at else None,
+        "trials": trials,
+        "best_trial": best_trial,
+    }
+
+
+def render_description(description: dict[str, Any], console: Console) -> None:
+    metric = description["metric"]
+    console.print(f"experiment {description['id']} {description['name']!r}: {description['state']}, "
+                  f"searcher {description['searcher']}, progress {description['progress']:.0%}")
+    console.print(f"results in {description['experiment_dir']}")
+    table = Table(show_header=True)
+    for column in ("trial", "state", "why it ended", "hyperparameters", "restarts", "length",
+                   f"best {metric}", f"latest {metric}", "checkpoints"):
+        table.add_column(column)
+    for trial in description["trials"]:
+        hparams = ", ".join(f"{name}={_short(value)}" for name, value in flatten(trial["hparams"]).items())
+        table.add_row(
+            str(trial["id"]), trial["state"], trial["end_reason"] or "", hparams, str(trial["restarts"]),
+            str(trial["length_trained"]), _value(trial["best_validation"]), _value(trial["latest_validation"]),
+            str(len(trial["checkpoints"])),
+        )
+    console.print(table)
+    if description["best_trial"] is not None:
+        console.print(f"best trial: {description['best_trial']}")
+
+
+def _validations_by_trial(storage: Storage, experiment_id: int, metric: str) -> dict[int, list[dict[str, Any]]]:
+    by_trial: dict[int, list[dict[str, Any]]] = {}
+    for record in storage.metrics(experiment_id=experiment_id, kind="validation"):
+        value = record.metrics.get(metric)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            by_trial.setdefault(record.trial_id, []).append(
+                {"value": value, "batches": record.batches, "epochs": record.epochs})
+    return by_trial
+
+
+def _checkpoints_by_trial(storage: Storage, experiment_id: int) -> dict[int, list[dict[str, Any]]]:
+    by_trial: dict[int, list[dict[str, Any]]] = {}
+    for checkpoint in storage.checkpoints(experiment_id=experiment_id):
+        by_trial.setdefault(checkpoint.trial_id, []).append(
+            {"id": checkpoint.id, "batches": checkpoint.batches, "epochs": checkpoint.epochs,
+             "path": checkpoint.path, "state": checkpoint.state})
+    return by_trial
+
+
+def _best(values: list[dict[str, Any]], smaller_is_better: bool) -> dict[str, Any] | None:
+    if not values:
+        return None
+    return (min if smaller_is_better else max)(values, key=lambda entry: entry["value"])
+
+
+def _value(entry: dict[str, Any] | None) -> str:
+    return "-" if entry is None else f"{entry['value']:.6g}"
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -1,0 +1,75 @@
+"""Create an experiment's records and directories, and run its controller on an executor."""
+
+from __future__ import annotations
+
+import secrets
+import signal
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from hpt_core.config import ExperimentConfig
+from hpt_core.controller import Controller
+from hpt_core.errors import ConfigError, Problem
+from hpt_core.plugins import create_searcher, executors, load_config
+from hpt_core.storage import Storage, experiment_dir, hpt_home
+
+
+def create_experiment(config: ExperimentConfig, model_dir: str | Path, storage: Storage) -> int:
+    """Record a new experiment (ACTIVE) and make its directory; returns its id."""
+    model_dir = Path(model_dir).resolve()
+    if not model_dir.is_dir():
+        raise ConfigError([Problem("model_dir", "must be an existing directory", str(model_dir))])
+    if not config.entrypoint:
+        raise ConfigError([Problem("entrypoint", "required to run an experiment, e.g. `python train.py`")])
+    seed = config.reproducibility.experiment_seed
+    if seed is None:
+        seed = secrets.randbelow(2**32)
+    experiment_id = storage.create_experiment(
+        name=config.name or model_dir.name, config=config.to_dict(), model_dir=str(model_dir), seed=seed,
+        secret=secrets.token_hex(32), description=config.description,
+    )
+    directory = experiment_dir(hpt_home(), experiment_id)
+    (directory / "trials").mkdir(parents=True, exist_ok=True)
+    storage.set_experiment_dir(experiment_id, str(directory))
+    return experiment_id
+
+
+def build_controller(
+    storage: Storage, experiment_id: int, *, host: str = "127.0.0.1",
+    on_tick: Callable[[Controller], None] | None = None,
+) -> Controller:
+    """The controller of a recorded experiment, with its search method and executor."""
+    record = storage.get_experiment(experiment_id)
+    config = load_config(record.config)
+    searcher = create_searcher(config, seed=record.seed)
+    executor_class = executors()["local"]
+    executor = executor_class(record.experiment_dir, record.model_dir, config.searcher.max_concurrent_trials)
+    return Controller(
+        storage, experiment_id, config, searcher, executor, secret=record.secret, seed=record.seed,
+        checkpoint_root=str(checkpoint_root(config, record.experiment_dir, experiment_id)), host=host,
+        on_tick=on_tick,
+    )
+
+
+def checkpoint_root(config: ExperimentConfig, directory: str, experiment_id: int) -> Path:
+    """Where trials save checkpoints: `checkpoint_storage.path/<experiment id>`, or the experiment's directory."""
+    if config.checkpoint_storage.path:
+        return Path(config.checkpoint_storage.path).expanduser() / str(experiment_id)
+    return Path(directory) / "checkpoints"
+
+
+def run_in_foreground(controller: Controller) -> str:
+    """Run until the experiment ends; the first Ctrl-C cancels gracefully, trials checkpoint and exit."""
+    if threading.current_thread() is not threading.main_thread():
+        return controller.run()
+
+    def cancel(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGINT, previous)
+        controller.cancel()
+
+    previous = signal.signal(signal.SIGINT, cancel)
+    try:
+        return controller.run()
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -1,0 +1,65 @@
+"""A small plain-Python trial whose behaviour the tests choose through hyperparameters.
+
+It "trains" epoch by epoch (the loss falls at a rate set by `quality`), reports, checkpoints a
+JSON state, and writes its own log of every report and checkpoint to $TRIAL_LOG (JSON lines),
+so the tests can compare what the trial did with what storage holds.
+"""
+
+import json
+import math
+import os
+import signal
+import time
+
+import hpt_core
+
+ctx = hpt_core.init()
+behaviour = ctx.get_hparam("behaviour", "normal")
+quality = ctx.get_hparam("quality", 1.0)
+attempt = int(os.environ.get("HPT_ATTEMPT", "0"))
+
+
+def log(event, **fields):
+    with open(os.environ["TRIAL_LOG"], "a") as handle:
+        handle.write(json.dumps({"event": event, "trial_id": ctx.trial_id, "attempt": attempt, "pid": os.getpid(),
+                                 "time": time.time(), **fields}) + "\n")
+
+
+log("start", restore=None if ctx.restore is None else {
+    "checkpoint_id": ctx.restore.checkpoint_id, "epochs": ctx.restore.epochs, "warm_start": ctx.restore.warm_start,
+    "state": json.loads(open(os.path.join(ctx.restore.path, "state.json")).read())})
+if behaviour == "invalid":
+    raise hpt_core.InvalidHP("this configuration cannot train")
+
+epoch, weight = 0, 0.0
+if ctx.restore is not None:
+    weight = json.loads(open(os.path.join(ctx.restore.path, "state.json")).read())["weight"]
+    if not ctx.restore.warm_start:
+        epoch = ctx.restore.epochs
+
+for target in ctx.targets():
+    while epoch < target and not ctx.should_stop():
+        time.sleep(float(os.environ.get("EPOCH_SECONDS", "0.02")))
+        epoch += 1
+        weight += quality
+        if behaviour == "die" or (behaviour == "die_once" and attempt == 1 and epoch == 2):
+            log("dying", epochs=epoch)
+            os.kill(os.getpid(), signal.SIGKILL)
+        metrics = {"loss": 1.0 / (1.0 + weight), "<b>odd name</b>": epoch}
+        ctx.report_training(metrics, batches=epoch * 10, epochs=epoch)
+        log("report", kind="training", metrics=metrics, batches=epoch * 10, epochs=epoch)
+        if behaviour == "stop" and epoch >= 2:
+            ctx.set_stop_requested(True)
+        if ctx.get_hparam("checkpoint_each_epoch", False) and not ctx.should_stop():
+            with ctx.save_checkpoint(batches=epoch * 10, epochs=epoch) as path:
+                (path / "state.json").write_text(json.dumps({"weight": weight, "epochs": epoch}))
+            log("checkpoint", epochs=epoch, weight=weight)
+    value = float("nan") if behaviour == "nan" else 1.0 / (1.0 + weight)
+    metrics = {"val_loss": value, "accuracy": 1.0 - (0 if math.isnan(value) else value)}
+    ctx.report_validation(metrics, batches=epoch * 10, epochs=epoch)
+    log("report", kind="validation", metrics=metrics, batches=epoch * 10, epochs=epoch)
+    if ctx.should_checkpoint():
+        with ctx.save_checkpoint(batches=epoch * 10, epochs=epoch) as path:
+            (path / "state.json").write_text(json.dumps({"weight": weight, "epochs": epoch}))
+        log("checkpoint", epochs=epoch, weight=weight)
+log("exit", epochs=epoch)

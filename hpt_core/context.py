@@ -174,7 +174,7 @@ class TrialContext(Context):
 
     def set_stop_requested(self, stop: bool = True) -> None:
         super().set_stop_requested(stop)
-        with contextlib.suppress(ChannelRefused, ControllerUnreachable):
+        with contextlib.suppress(ChannelRefused):
             self._apply(self._call("status", {"stop_requested": self._stop_requested}, retry_seconds=1.0))
 
     # --- checkpoints --------------------------------------------------------------------------
@@ -197,22 +197,28 @@ class TrialContext(Context):
 
     def report_invalid_hp(self, message: str = "") -> None:
         """Tell the controller the hyperparameters cannot be trained (also done for an uncaught InvalidHP)."""
-        with contextlib.suppress(ChannelRefused, ControllerUnreachable):
+        with contextlib.suppress(ChannelRefused):
             self._call("exit", {"reason": "INVALID_HP", "message": message}, retry_seconds=2.0)
 
     def report_error(self, message: str) -> None:
-        with contextlib.suppress(ChannelRefused, ControllerUnreachable):
+        with contextlib.suppress(ChannelRefused):
             self._call("exit", {"reason": "ERRORED", "message": message}, retry_seconds=2.0)
 
     # --- plumbing -----------------------------------------------------------------------------
 
     def _call(self, name: str, body: dict[str, Any], retry_seconds: float | None = None) -> dict[str, Any]:
+        """Send a request; once the controller is gone, nothing is sent and the trial winds down."""
+        if self._controller_gone:
+            return {}
         try:
             return self._client.call(name, {**self._identity, **body}, retry_seconds=retry_seconds)
         except ChannelRefused as refused:
             if refused.status == 409:  # a newer attempt of this trial exists: this process must end
                 self._preempted = True
             raise
+        except ControllerUnreachable:
+            self._controller_gone = True
+            return {}
 
     def _apply(self, reply: Mapping[str, Any]) -> None:
         with self._lock:

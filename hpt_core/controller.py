@@ -387,14 +387,26 @@ class Controller:
         }
 
     def _restore_for(self, trial: TrialRuntime) -> dict[str, Any] | None:
+        """The trial's own latest checkpoint, else its parent's, else the experiment's warm start (if any)."""
         own = self.storage.latest_checkpoint(trial.trial_id)
         checkpoint, warm_start = (own, False) if own is not None else (None, True)
         if checkpoint is None and trial.parent_request_id is not None:
             checkpoint = self._parent_checkpoint(trial)
         if checkpoint is None:
+            checkpoint = self._warm_start_checkpoint()
+        if checkpoint is None:
             return None
         return {"checkpoint_id": checkpoint.id, "path": checkpoint.path, "batches": checkpoint.batches,
                 "epochs": checkpoint.epochs, "metadata": checkpoint.metadata, "warm_start": warm_start}
+
+    def _warm_start_checkpoint(self) -> Any:
+        """`searcher.source_checkpoint`, or the latest checkpoint of `searcher.source_trial_id`."""
+        searcher = self.config.searcher
+        if searcher.source_checkpoint is not None:
+            return self.storage.get_checkpoint(searcher.source_checkpoint)
+        if searcher.source_trial_id is not None:
+            return self.storage.latest_checkpoint(searcher.source_trial_id)
+        return None
 
     def _on_report(self, trial: TrialRuntime, body: Mapping[str, Any]) -> dict[str, Any]:
         kind = body["kind"]

@@ -22,6 +22,7 @@ def create_experiment(config: ExperimentConfig, model_dir: str | Path, storage: 
         raise ConfigError([Problem("model_dir", "must be an existing directory", str(model_dir))])
     if not config.entrypoint:
         raise ConfigError([Problem("entrypoint", "required to run an experiment, e.g. `python train.py`")])
+    _check_warm_start(config, storage)
     seed = config.reproducibility.experiment_seed
     if seed is None:
         seed = secrets.randbelow(2**32)
@@ -33,6 +34,21 @@ def create_experiment(config: ExperimentConfig, model_dir: str | Path, storage: 
     (directory / "trials").mkdir(parents=True, exist_ok=True)
     storage.set_experiment_dir(experiment_id, str(directory))
     return experiment_id
+
+
+def _check_warm_start(config: ExperimentConfig, storage: Storage) -> None:
+    """A warm start must name a checkpoint or trial that storage knows (and that has a checkpoint)."""
+    searcher = config.searcher
+    try:
+        if searcher.source_checkpoint is not None:
+            storage.get_checkpoint(searcher.source_checkpoint)
+        if searcher.source_trial_id is not None and storage.latest_checkpoint(searcher.source_trial_id) is None:
+            raise ConfigError([Problem("searcher.source_trial_id", "this trial has no checkpoint to start from",
+                                       searcher.source_trial_id)])
+    except LookupError:
+        field = "source_checkpoint" if searcher.source_checkpoint is not None else "source_trial_id"
+        raise ConfigError([Problem(f"searcher.{field}", "no such checkpoint or trial in this storage",
+                                   getattr(searcher, field))]) from None
 
 
 def build_controller(

@@ -1,5 +1,7 @@
 """The `hpt` command's skeleton: help, version, config check, preview."""
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -46,3 +48,31 @@ def test_config_check_lists_every_error_and_exits_2(tmp_path):
 def test_config_check_of_a_missing_file():
     result = hpt("config", "check", "no-such-file.yaml")
     assert result.returncode == 2 and "no such file: no-such-file.yaml" in result.stderr
+
+
+def test_preview_of_the_asha_example():
+    # aggressive, divisor 4, max_length 16 epochs, 16 trials: R = min(5, log4(16) + 1, log4(16) + 1) = 3 rungs at
+    # 16 / 4^2 = 1, 16 / 4 = 4 and 16 epochs. Rung 0 promotes floor(16 / 4) = 4, rung 1 floor(4 / 4) = 1:
+    # 12 trials stop at 1 epoch, 3 at 4, 1 trains to 16.
+    result = hpt("preview", str(EXAMPLES / "digits_sgd" / "adaptive_asha.yaml"))
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines()]
+    assert ["12", "|", "1", "epoch"] in rows and ["3", "|", "4", "epochs"] in rows and ["1", "|", "16", "epochs"] in rows
+
+
+def test_experiment_create_runs_the_example_end_to_end(tmp_path):
+    env_home = {"HPT_HOME": str(tmp_path / "home")}
+    result = subprocess.run([sys.executable, "-m", "hpt_core.cli", "experiment", "create",
+                             str(EXAMPLES / "digits_sgd" / "random.yaml")], capture_output=True, text=True,
+                            timeout=600, env={**os.environ, **env_home})
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("experiment 1 created; its results go to ") and str(tmp_path / "home") in lines[0]
+    assert "experiment 1 COMPLETED" in result.stdout and "best trial " in result.stdout
+    described = subprocess.run([sys.executable, "-m", "hpt_core.cli", "experiment", "describe", "1", "--json"],
+                               capture_output=True, text=True, timeout=120,
+                               env={**os.environ, **env_home})
+    description = json.loads(described.stdout)
+    assert description["state"] == "COMPLETED" and len(description["trials"]) == 6
+    assert all(trial["state"] == "COMPLETED" and trial["length_trained"] == 8 for trial in description["trials"])
+    assert description["best_trial"] in [trial["id"] for trial in description["trials"]]

@@ -287,3 +287,27 @@ def post(url, name, body, secret):
             return response.status
     except urllib.error.HTTPError as error:
         return error.code
+
+
+def test_a_warm_start_begins_every_trial_from_the_source_trials_checkpoint(home):
+    storage, first_experiment, _ = run(
+        experiment_config({"name": "single", "max_length": {"epochs": 2}}, {"quality": 1.0}), home)
+    (source,) = trials_of(storage, first_experiment)
+    source_checkpoint = storage.latest_checkpoint(source.id)
+    _, second_experiment, state = run(experiment_config(
+        {"name": "random", "max_length": {"epochs": 1}, "max_trials": 2, "source_trial_id": source.id},
+        {"quality": 0.5}), home)
+    assert state == "COMPLETED"
+    starts = [e for e in trial_log(home) if e["event"] == "start" and e["trial_id"] != source.id]
+    assert len(starts) == 2
+    for start in starts:
+        assert start["restore"]["checkpoint_id"] == source_checkpoint.id and start["restore"]["warm_start"] is True
+
+
+def test_a_warm_start_from_an_unknown_trial_is_refused_before_anything_runs(home):
+    storage = Storage(f"sqlite:///{home}/hpt.db")
+    config = experiment_config({"name": "single", "max_length": 1, "source_trial_id": 99}, {"quality": 1.0})
+    with pytest.raises(hpt_core.ConfigError) as caught:
+        create_experiment(config, MODEL_DIR, storage)
+    assert caught.value.problems[0].path == "searcher.source_trial_id"
+    assert storage.list_experiments() == []

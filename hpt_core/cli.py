@@ -31,8 +31,7 @@ def _preview(args: argparse.Namespace) -> int:
 
 
 def _experiment_create(args: argparse.Namespace) -> int:
-    from hpt_core.progress import ProgressView
-    from hpt_core.runner import build_controller, create_experiment, run_in_foreground
+    from hpt_core.runner import create_experiment, run_detached
     from hpt_core.storage import open_storage
 
     config = hpt_core.load_config(Path(args.config))
@@ -41,15 +40,62 @@ def _experiment_create(args: argparse.Namespace) -> int:
     experiment_id = create_experiment(config, model_dir, storage)
     experiment = storage.get_experiment(experiment_id)
     print(f"experiment {experiment_id} created; its results go to {experiment.experiment_dir} "
-          f"(storage {storage.url})", flush=True)
-    view = ProgressView(experiment_id, config.searcher.metric, quiet=args.quiet)
-    controller = build_controller(storage, experiment_id, on_tick=view.update)
+          f"(storage {storage})", flush=True)
+    if args.detach:
+        pid = run_detached(storage, experiment_id)
+        print(f"experiment {experiment_id} runs in the background (process {pid}, log "
+              f"{experiment.experiment_dir}/controller.log); follow it with `hpt experiment describe {experiment_id}`")
+        return 0
+    return _run_controller(storage, experiment_id, args.quiet)
+
+
+def _experiment_resume(args: argparse.Namespace) -> int:
+    from hpt_core.runner import check_resumable
+    from hpt_core.storage import open_storage
+
+    storage = open_storage(args.storage)
+    check_resumable(storage, args.experiment_id)
+    print(f"resuming experiment {args.experiment_id}", flush=True)
+    return _run_controller(storage, args.experiment_id, args.quiet)
+
+
+def _run_controller(storage: object, experiment_id: int, quiet: bool) -> int:
+    from hpt_core.progress import ProgressView
+    from hpt_core.runner import build_controller, run_in_foreground
+
+    controller = build_controller(storage, experiment_id)
+    view = ProgressView(experiment_id, controller.config.searcher.metric, quiet=quiet)
+    controller.on_tick = view.update
     for notice in controller.executor.notices():
         print(notice, flush=True)
     state = run_in_foreground(controller)
     view.close(controller)
     _print_outcome(storage, experiment_id, state)
     return 0 if state == "COMPLETED" else 1
+
+
+def _experiment_set_state(args: argparse.Namespace) -> int:
+    """pause, activate and cancel: the running controller follows the state in storage."""
+    from hpt_core.runner import controller_alive
+    from hpt_core.storage import open_storage
+
+    storage = open_storage(args.storage)
+    experiment = storage.get_experiment(args.experiment_id)
+    wanted = {"pause": "PAUSED", "activate": "ACTIVE", "cancel": "CANCELED"}[args.experiment_command]
+    if experiment.state not in ("ACTIVE", "PAUSED"):
+        raise ConfigError([hpt_core.Problem("experiment", f"experiment {args.experiment_id} has ended",
+                                            experiment.state)])
+    running = controller_alive(storage, args.experiment_id)
+    if wanted == "CANCELED" and not running:
+        for trial in storage.list_trials(args.experiment_id):
+            if trial.state not in ("COMPLETED", "CANCELED", "ERROR"):
+                storage.update_trial(trial.id, state="CANCELED", end_reason="cancelled")
+    storage.set_experiment_state(args.experiment_id, wanted)
+    note = "" if running else (" (no controller is running it" +
+                               ("" if wanted == "CANCELED" else f"; `hpt experiment resume {args.experiment_id}` "
+                                "runs it") + ")")
+    print(f"experiment {args.experiment_id} is {wanted}{note}")
+    return 0
 
 
 def _print_outcome(storage: object, experiment_id: int, state: str) -> None:
@@ -104,7 +150,18 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("config", help="the experiment file (YAML)")
     create.add_argument("model_dir", nargs="?", help="the directory holding the entrypoint (default: the file's)")
     create.add_argument("--quiet", action="store_true", help="print only the start and the end")
+    create.add_argument("--detach", action="store_true", help="run the controller in the background")
     create.set_defaults(handler=_experiment_create)
+    resume = experiment_commands.add_parser("resume", parents=[storage],
+                                            help="continue an experiment whose controller stopped (e.g. killed)")
+    resume.add_argument("experiment_id", type=int)
+    resume.add_argument("--quiet", action="store_true", help="print only the start and the end")
+    resume.set_defaults(handler=_experiment_resume)
+    for name, text in (("pause", "pause: running trials checkpoint and wait"), ("activate", "continue a paused one"),
+                       ("cancel", "end every trial gracefully; the experiment is CANCELED")):
+        command = experiment_commands.add_parser(name, parents=[storage], help=text)
+        command.add_argument("experiment_id", type=int)
+        command.set_defaults(handler=_experiment_set_state)
     describe = experiment_commands.add_parser("describe", parents=[storage], help="state, trials and best trial")
     describe.add_argument("experiment_id", type=int)
     describe.add_argument("--json", action="store_true", help="print JSON instead of tables")

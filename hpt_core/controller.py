@@ -18,12 +18,17 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
+import json
+import shutil
+from pathlib import Path
+
 from hpt_core.channel import ChannelRefused, ChannelServer
 from hpt_core.config import ExperimentConfig, Length
 from hpt_core.errors import SearcherError
 from hpt_core.executors.base import Executor, LaunchSpec, TrialExit
 from hpt_core.operations import Close, Create, ExitedReason, Operation, Shutdown, ValidateAfter, operation_to_dict
 from hpt_core.plugins import notify
+from hpt_core.replay import EventLog
 from hpt_core.searchers.base import SearchMethod, searcher_metric_value
 from hpt_core.storage import Storage
 
@@ -31,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 TERMINAL_TRIAL_STATES = ("COMPLETED", "CANCELED", "ERROR")
 LOOP_SECONDS = 0.05
+FOLLOW_STORAGE_SECONDS = 0.5
+CHECKPOINT_METADATA_FILE = "hpt_checkpoint.json"
 
 
 class EndReason:
@@ -110,19 +117,29 @@ class Controller:
         self._dispatching = False
         self._shutdown: Shutdown | None = None
         self._cancelling = False
+        self._paused = False
+        self._followed_at = 0.0
+        self._replay: EventLog | None = None
         self._lock = threading.RLock()
         self.channel: ChannelServer | None = None
 
     # --- the loop ---------------------------------------------------------------------------
 
     def run(self) -> str:
+        """Start the experiment, or resume it from its record if it has one; returns its final state."""
         self.channel = ChannelServer(self._handle, self.secret, host=self.host).start()
+        self.storage.set_controller_pid(self.experiment_id, os.getpid())
         notify("hpt_experiment_started", experiment_id=self.experiment_id, config=self.config)
         try:
             with self._lock:
-                self._dispatch("initial_operations")
+                records = self.storage.searcher_records(self.experiment_id)
+                if records:
+                    self._resume(EventLog(records))
+                else:
+                    self._dispatch("initial_operations")
             while not self._finished():
                 with self._lock:
+                    self._follow_storage()
                     for trial_exit in self.executor.poll():
                         self._on_process_exit(trial_exit)
                     self._launch_pending()
@@ -135,6 +152,7 @@ class Controller:
             raise
         finally:
             self.channel.stop()
+            self.storage.set_controller_pid(self.experiment_id, None)
         state = self._final_state()
         self.executor.shutdown()
         self.storage.set_experiment_state(self.experiment_id, state)
@@ -154,12 +172,24 @@ class Controller:
                     self._end_trial(trial, "CANCELED", EndReason.CANCELED, ExitedReason.USER_CANCELED)
             self._pending.clear()
 
+    def _follow_storage(self) -> None:
+        """Carry out `hpt experiment pause / activate / cancel`, which change the state in storage."""
+        if time.monotonic() - self._followed_at < FOLLOW_STORAGE_SECONDS:
+            return
+        self._followed_at = time.monotonic()
+        state = self.storage.get_experiment(self.experiment_id).state
+        if state == "CANCELED" and not self._cancelling:
+            self.cancel()
+        self._paused = state == "PAUSED"
+
     def _finished(self) -> bool:
         with self._lock:
             if any(trial.process_alive for trial in self.trials.values()):
                 return False
             if self._cancelling:
                 return True
+            if self._paused:
+                return False
             if self._shutdown is not None:
                 return True
             if not self._pending and not self._events and self.trials:
@@ -188,13 +218,20 @@ class Controller:
         try:
             while self._events:
                 name, event_args = self._events.popleft()
-                self.storage.append_searcher_record(self.experiment_id, "event", {"name": name, "args": list(event_args)})
+                replaying = bool(self._replay)
+                if not replaying:
+                    self.storage.append_searcher_record(self.experiment_id, "event",
+                                                        {"name": name, "args": list(event_args)})
                 operations = getattr(self.searcher, name)(*event_args)
-                for operation in operations:
+                new_operations = self._replay.consume(name, event_args, operations) if replaying else operations
+                for operation in new_operations:
                     self.storage.append_searcher_record(self.experiment_id, "operation", operation_to_dict(operation))
                 self.storage.save_searcher_state(self.experiment_id, self.searcher.state_dict(), self.searcher.progress())
                 for operation in operations:
-                    self._apply(operation)
+                    if replaying and operation not in new_operations:
+                        self._replay_operation(operation)
+                    else:
+                        self._apply(operation)
         finally:
             self._dispatching = False
 
@@ -208,7 +245,7 @@ class Controller:
         elif isinstance(operation, Shutdown):
             self._shutdown = operation
 
-    def _create_trial(self, operation: Create) -> None:
+    def _create_trial(self, operation: Create, announce: bool = True) -> None:
         seed = (self.seed * 1_000_003 + operation.request_id) % (2**31)
         trial_id = self.storage.create_trial(self.experiment_id, operation.request_id, operation.hparams, seed=seed,
                                              parent_request_id=operation.checkpoint)
@@ -219,7 +256,8 @@ class Controller:
             trial.parent_length = parent.length_done
         self.trials[operation.request_id] = trial
         self._by_trial_id[trial_id] = trial
-        self._dispatch("on_trial_created", operation.request_id)
+        if announce:
+            self._dispatch("on_trial_created", operation.request_id)
 
     def _validate_after(self, operation: ValidateAfter) -> None:
         trial = self.trials[operation.request_id]
@@ -258,7 +296,112 @@ class Controller:
 
     # --- processes --------------------------------------------------------------------------
 
+    # --- resuming ----------------------------------------------------------------------------
+
+    def _resume(self, log: EventLog) -> None:
+        """Rebuild from storage and the record: replay the search method, then settle what the crash cut off."""
+        self._load_trials()
+        self._register_checkpoints_left_on_disk()
+        self._replay = log
+        while self._replay:
+            step = self._replay.next_step()
+            self._dispatch(step.name, *step.args)
+        self._replay = None
+        for request_id in sorted(self.trials):
+            if request_id not in log.created:
+                self._dispatch("on_trial_created", request_id)
+        for request_id in sorted(self.trials):
+            self._settle(self.trials[request_id], log)
+
+    def _load_trials(self) -> None:
+        """Trials as storage has them; any process an earlier controller left is stopped first."""
+        for row in self.storage.list_trials(self.experiment_id):
+            trial = TrialRuntime(row.id, row.request_id, row.hparams, row.seed, row.parent_request_id,
+                                 state=row.state, target=row.target_length, restarts=row.restarts,
+                                 attempt=self.executor.recover(row.id))
+            self.trials[row.request_id] = trial
+            self._by_trial_id[row.id] = trial
+        for trial in self.trials.values():
+            if trial.parent_request_id is not None and trial.parent_request_id in self.trials:
+                trial.parent_length = self.trials[trial.parent_request_id].length_done
+
+    def _register_checkpoints_left_on_disk(self) -> None:
+        """Checkpoints that trials finished saving while no controller could register them."""
+        root = Path(self.checkpoint_root)
+        if not root.is_dir():
+            return
+        known = {checkpoint.id for checkpoint in self.storage.checkpoints(experiment_id=self.experiment_id,
+                                                                           include_deleted=True)}
+        for directory in sorted(root.iterdir()):
+            if directory.name.endswith(".partial"):
+                shutil.rmtree(directory, ignore_errors=True)
+                continue
+            metadata_path = directory / CHECKPOINT_METADATA_FILE
+            if directory.name in known or not metadata_path.is_file():
+                continue
+            metadata = json.loads(metadata_path.read_text())
+            if metadata.get("trial_id") not in self._by_trial_id:
+                continue
+            batches, epochs = int(metadata["batches"]), int(metadata["epochs"])
+            self.storage.add_checkpoint(metadata["trial_id"], directory.name, path=str(directory), batches=batches,
+                                        epochs=epochs, length=self._searcher_units(batches, epochs),
+                                        metadata=metadata.get("metadata") or {})
+
+    def _replay_operation(self, operation: Operation) -> None:
+        """An operation that had taken effect before the crash: rebuild the controller's view, touch nothing."""
+        if isinstance(operation, Create):
+            if operation.request_id not in self.trials:
+                self._create_trial(operation, announce=False)
+        elif isinstance(operation, ValidateAfter):
+            self.trials[operation.request_id].target = operation.length
+        elif isinstance(operation, Close):
+            self.trials[operation.request_id].close_requested = True
+        elif isinstance(operation, Shutdown):
+            self._shutdown = operation
+
+    def _settle(self, trial: TrialRuntime, log: EventLog) -> None:
+        """Give a trial the events the crash kept from the search method, then make it PENDING or PAUSED."""
+        trial.length_done = log.validated.get(trial.request_id, 0)
+        if trial.ended:
+            if trial.request_id not in log.closed:
+                row = self.storage.get_trial(trial.trial_id)
+                early = _exited_reason(row.end_reason or "")
+                if early is not None:
+                    self._dispatch("on_trial_exited_early", trial.request_id, early.value)
+                self._dispatch("on_trial_closed", trial.request_id)
+            return
+        self._dispatch_unheard_validation(trial)
+        if trial.ended:
+            return
+        if trial.close_requested:
+            self._end_trial(trial, "COMPLETED", self._closed_reason(trial))
+        elif trial.target is not None and trial.target > trial.length_done:
+            trial.state = "PENDING"
+            if trial.request_id not in self._pending:
+                self._pending.append(trial.request_id)
+            self.storage.update_trial(trial.trial_id, state="PENDING")
+        else:
+            trial.state = "PAUSED"
+            self.storage.update_trial(trial.trial_id, state="PAUSED")
+
+    def _dispatch_unheard_validation(self, trial: TrialRuntime) -> None:
+        """A validation that reached the trial's target was stored, but the search method never heard of it."""
+        if trial.target is None or trial.length_done >= trial.target:
+            return
+        for record in self.storage.metrics(trial_id=trial.trial_id, kind="validation"):
+            if self._searcher_units(record.batches, record.epochs) >= trial.target:
+                value = searcher_metric_value(record.metrics, self.config.searcher.metric)
+                trial.length_done = trial.target
+                self.storage.update_trial(trial.trial_id, length_done=trial.length_done)
+                self._track_best(trial, value)
+                self._dispatch("on_validation_completed", trial.request_id, value, trial.target)
+                return
+
+    # --- processes --------------------------------------------------------------------------
+
     def _launch_pending(self) -> None:
+        if self._paused:
+            return
         limit = self.config.searcher.max_concurrent_trials or math.inf
         running = sum(trial.process_alive for trial in self.trials.values())
         for request_id in list(self._pending):
@@ -470,6 +613,8 @@ class Controller:
         """What the trial should do now: `continue` to `target`, `pause` (wait for promotion) or `stop`."""
         if self._cancelling or trial.close_requested or trial.invalid_hp or trial.fatal_error or trial.ended:
             decision = "stop"
+        elif self._paused:
+            decision = "pause"
         elif trial.target is not None and trial.target > trial.length_done:
             decision = "continue"
         else:
@@ -510,6 +655,21 @@ class Controller:
                 best = {"value": value, "trial_id": self.best[1]}
             return {"states": dict(counts), "best": best, "progress": self.searcher.progress(),
                     "elapsed": time.monotonic() - self.started_at}
+
+
+_EXITED_REASONS = {
+    EndReason.INVALID_HP: ExitedReason.INVALID_HP,
+    EndReason.EARLY_STOP: ExitedReason.USER_REQUESTED_STOP,
+    EndReason.CANCELED: ExitedReason.USER_CANCELED,
+    EndReason.ERROR_AFTER_RESTARTS: ExitedReason.ERRORED,
+}
+
+
+def _exited_reason(end_reason: str) -> ExitedReason | None:
+    """What the search method was told when a trial ended for `end_reason` (None: it was closed)."""
+    if end_reason.startswith(EndReason.INVALID_METRIC):
+        return ExitedReason.ERRORED
+    return _EXITED_REASONS.get(end_reason)
 
 
 def _searcher_length(config: ExperimentConfig) -> Length:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any, Callable
@@ -66,6 +69,42 @@ def build_controller(
         checkpoint_root=str(checkpoint_root(config, record.experiment_dir, experiment_id)), host=host,
         on_tick=on_tick,
     )
+
+
+def check_resumable(storage: Storage, experiment_id: int) -> None:
+    """An experiment can be resumed when it has not ended and no controller is running it."""
+    experiment = storage.get_experiment(experiment_id)
+    if experiment.state not in ("ACTIVE", "PAUSED"):
+        raise ConfigError([Problem("experiment", f"experiment {experiment_id} has ended; only an ACTIVE or PAUSED "
+                                   "experiment can be resumed", experiment.state)])
+    if controller_alive(storage, experiment_id):
+        raise ConfigError([Problem("experiment", f"experiment {experiment_id} is already run by process "
+                                   f"{experiment.controller_pid}", experiment.controller_pid)])
+
+
+def controller_alive(storage: Storage, experiment_id: int) -> bool:
+    """Whether the process recorded as the experiment's controller is still running hpt."""
+    pid = storage.get_experiment(experiment_id).controller_pid
+    if pid is None:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X") and b"hpt" in command
+
+
+def run_detached(storage: Storage, experiment_id: int) -> int:
+    """Run the experiment's controller in the background (its output in `controller.log`); returns its pid."""
+    directory = Path(storage.get_experiment(experiment_id).experiment_dir)
+    with open(directory / "controller.log", "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "hpt_core.cli", "experiment", "resume", str(experiment_id), "--quiet"],
+            env={**os.environ, "HPT_STORAGE": storage.url},  # not on the command line: it may hold a password
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    return process.pid
 
 
 def checkpoint_root(config: ExperimentConfig, directory: str, experiment_id: int) -> Path:

@@ -89,6 +89,11 @@ class Executor(abc.ABC):
     def shutdown(self, grace_seconds: float = 10.0) -> None:
         """Terminate every trial still running and wait until all of their processes have ended."""
 
+    def recover(self, trial_id: int, grace_seconds: float = 10.0) -> int:
+        """After a controller restart: stop any process of the trial that an earlier controller left
+        running (gracefully first) and return the last attempt number launched for it (0 if none)."""
+        return 0
+
     def can_launch(self, spec: LaunchSpec) -> bool:
         """Whether `launch(spec)` would find its resources free now (by default: always)."""
         return True

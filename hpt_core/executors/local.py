@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Sequence
 
 from hpt_core.executors.base import ExecutorError, Executor, LaunchSpec, ResourcesUnavailable, TrialExit
-from hpt_core.executors.process_group import group_alive, shell_returncode, signal_group
+from hpt_core.executors.process_group import group_alive, group_environment_has, shell_returncode, signal_group
 from hpt_core.executors.resources import GpuPool, cpu_cores, detect_gpus, thread_limits, threads_per_trial
 from hpt_core.executors.workdir import make_link_farm
 
@@ -131,6 +132,8 @@ class LocalExecutor(Executor):
         except BaseException:
             self.gpus.release(gpus)
             raise
+        self._process_record(spec.trial_id).write_text(
+            json.dumps({"pgid": self._attempts[spec.trial_id].pgid, "attempt": spec.attempt}))
 
     def poll(self) -> list[TrialExit]:
         self._collect()
@@ -165,6 +168,32 @@ class LocalExecutor(Executor):
             time.sleep(_WAIT_STEP_SECONDS)
         self._collect()
 
+    def recover(self, trial_id: int, grace_seconds: float = 10.0) -> int:
+        """Stop a process group that an earlier controller left for this trial; the last attempt launched.
+
+        Each launch records its process group in `<trial dir>/process.json`; the group is signalled only
+        while one of its processes still carries this trial's and this experiment's marks in its
+        environment, so a reused process id is never hit.
+        """
+        record_path = self._process_record(trial_id)
+        if not record_path.exists():
+            return 0
+        record = json.loads(record_path.read_text())
+        pgid = record["pgid"]
+        if trial_id not in self._attempts and self._is_left_over(pgid, trial_id):
+            signal_group(pgid, signal.SIGTERM)
+            deadline = time.monotonic() + grace_seconds
+            while group_alive(pgid) and time.monotonic() < deadline:
+                time.sleep(_WAIT_STEP_SECONDS)
+            signal_group(pgid, signal.SIGKILL)
+            while group_alive(pgid):
+                time.sleep(_WAIT_STEP_SECONDS)
+        return int(record["attempt"])
+
+    def _is_left_over(self, pgid: int, trial_id: int) -> bool:
+        return (group_alive(pgid) and group_environment_has(pgid, f"HPT_TRIAL_ID={trial_id}")
+                and group_environment_has(pgid, f"PYTHONPYCACHEPREFIX={self._pycache_dir()}"))
+
     def shutdown(self, grace_seconds: float = 10.0) -> None:
         for trial_id in list(self._attempts):
             self.terminate(trial_id, grace_seconds)
@@ -175,6 +204,12 @@ class LocalExecutor(Executor):
     def notices(self) -> list[str]:
         notices, self._notices = self._notices, []
         return notices
+
+    def _process_record(self, trial_id: int) -> Path:
+        return self.experiment_dir / "trials" / str(trial_id) / "process.json"
+
+    def _pycache_dir(self) -> Path:
+        return self.experiment_dir / "pycache"
 
     def _gpus_needed(self, spec: LaunchSpec) -> int:
         if not self.gpus.devices:
@@ -214,7 +249,7 @@ class LocalExecutor(Executor):
         return {
             **os.environ,
             **thread_limits(threads),
-            "PYTHONPYCACHEPREFIX": str(self.experiment_dir / "pycache"),
+            "PYTHONPYCACHEPREFIX": str(self._pycache_dir()),
             "PYTHONUNBUFFERED": "1",
             **spec.env,
             "CUDA_VISIBLE_DEVICES": ",".join(gpus),

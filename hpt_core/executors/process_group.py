@@ -42,6 +42,21 @@ def _live_member_of(pid: str, pgid: int) -> bool:
     return int(group) == pgid and state not in ("Z", "X")
 
 
+def group_environment_has(pgid: int, marker: str) -> bool:
+    """Whether a live process of group `pgid` has `marker` (`NAME=value`) in its environment."""
+    if not (_PROC / "self" / "environ").exists():
+        return False
+    with os.scandir(_PROC) as entries:
+        for entry in entries:
+            if entry.name.isdigit() and _live_member_of(entry.name, pgid):
+                try:
+                    if marker.encode() in (_PROC / entry.name / "environ").read_bytes().split(b"\0"):
+                        return True
+                except OSError:
+                    continue
+    return False
+
+
 def shell_returncode(returncode: int) -> int:
     """A shell's exit status with "killed by signal N" (128 + N, as shells report it) made -N, as subprocess does.
 

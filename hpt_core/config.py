@@ -180,6 +180,7 @@ class ExperimentConfig(ExperimentSettings):
 class _ConstSpec(StrictModel):
     type: Literal["const"]
     val: Any
+    default: Any = None
 
 
 class _IntSpec(StrictModel):
@@ -272,6 +273,8 @@ def _parse_node(value: Any, path: str, problems: list[Problem]) -> Node | None:
 
 def _build_hyperparameter(spec: StrictModel, path: str, problems: list[Problem]) -> Node | None:
     if isinstance(spec, _ConstSpec):
+        if "default" in spec.model_fields_set and spec.default != spec.val:
+            problems.append(Problem(f"{path}.default", f"a const's default must be its val {spec.val!r}", spec.default))
         return Const(spec.val)
     if isinstance(spec, _CategoricalSpec):
         has_default = "default" in spec.model_fields_set

@@ -103,10 +103,15 @@ class SearcherConfig(StrictModel):
     max_concurrent_trials: NonNegativeInt = 16
     source_trial_id: Optional[NonNegativeInt] = None
     source_checkpoint: Optional[StrictStr] = None
+    points_to_evaluate: Optional[list[dict[StrictStr, Any]]] = None
 
     def check_space(self, space: Space) -> list[Problem]:
-        """Problems with the hyperparameters that only this search method cares about."""
-        return []
+        """Problems with the hyperparameters that only this search method cares about (subclasses extend it)."""
+        return [
+            Problem(f"searcher.points_to_evaluate.{index}.{name}", message, value)
+            for index, point in enumerate(self.points_to_evaluate or [])
+            for name, message, value in space.point_problems(point)
+        ]
 
 
 def _variables_from_list(value: Any) -> Any:

@@ -253,6 +253,28 @@ class Space:
         """PBT's explore step: resample each hyperparameter (a group as a whole) or perturb it."""
         return _perturb_group(self.root, hparams, rng, resample_probability, perturb_factor)
 
+    def point_problems(self, point: Mapping[str, Any]) -> list[tuple[str, str, Any]]:
+        """What is wrong with a full or partial assignment (nested, or with dotted names): (name, problem, value)."""
+        leaves = {PATH_SEPARATOR.join(path): hp for path, hp in self.leaves()}
+        groups = {PATH_SEPARATOR.join(path[:depth]) for path in map(tuple, (p for p, _ in self.leaves()))
+                  for depth in range(1, len(path))}
+        problems = []
+        for name, value in flatten(nest(point)).items():
+            if name in leaves:
+                if not leaves[name].contains(value):
+                    problems.append((name, f"not a value of this {leaves[name].type} hyperparameter", value))
+            elif name in groups:
+                problems.append((name, "is a group of hyperparameters; give its members", value))
+            else:
+                problems.append((name, f"no such hyperparameter; known: {', '.join(leaves)}", value))
+        return problems
+
+    def complete(self, point: Mapping[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+        """A full configuration: `point`'s values, and samples for the names it leaves out."""
+        given = flatten(nest(point))
+        sampled = flatten(self.sample(rng))
+        return _unflatten((tuple(name.split(PATH_SEPARATOR)), given.get(name, value)) for name, value in sampled.items())
+
     def contains(self, hparams: Mapping[str, Any]) -> bool:
         """Whether a nested configuration names exactly this space's hyperparameters, each in range."""
         flat = flatten(hparams)
@@ -269,6 +291,11 @@ def _as_node(value: Any) -> Node:
     if isinstance(value, Mapping):
         return Group({name: _as_node(child) for name, child in value.items()})
     return Const(value)
+
+
+def nest(hparams: Mapping[str, Any]) -> dict[str, Any]:
+    """Dotted names (`{"optimizer.lr": 0.1}`) -> nested mappings; nested input is kept as it is."""
+    return _unflatten((tuple(name.split(PATH_SEPARATOR)), value) for name, value in flatten(hparams).items())
 
 
 def flatten(hparams: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -249,7 +249,7 @@ class AdaptiveASHASearch(SearchMethod):
         return self._bracket(self._bracket_index(request_id))
 
     def _new_trial(self, bracket_index: int) -> Create:
-        hparams = self.space.sample(self.rng)
+        hparams = self.sample_hparams()
         request_id = self.new_request_id()
         self.trial_brackets[str(request_id)] = bracket_index
         return Create(request_id, hparams)

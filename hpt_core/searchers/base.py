@@ -52,6 +52,7 @@ class SearchMethod(abc.ABC):
         self.next_request_id = 1
         self.exits: dict[str, str] = {}
         self.created: list[int] = []
+        self.points_used = 0
 
     @classmethod
     def create(cls, config: SearcherConfig, space: Space, seed: int) -> "SearchMethod":
@@ -108,6 +109,15 @@ class SearchMethod(abc.ABC):
         if self.config.max_length is None:
             raise SearcherError(f"searcher {self.name!r} needs searcher.max_length")
         return self.config.max_length.value
+
+    def sample_hparams(self) -> dict[str, Any]:
+        """The next configuration: `searcher.points_to_evaluate` first, in order (names they leave out
+        sampled), then samples of the space."""
+        points = self.config.points_to_evaluate or []
+        if self.points_used < len(points):
+            self.points_used += 1
+            return self.space.complete(points[self.points_used - 1], self.rng)
+        return self.space.sample(self.rng)
 
     def new_request_id(self) -> int:
         request_id = self.next_request_id

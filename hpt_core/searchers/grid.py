@@ -15,13 +15,18 @@ class GridConfig(SearcherConfig):
     max_length: Length
 
     def check_space(self, space: Space) -> list[Problem]:
-        """Grid search needs `count` on every int, double and log hyperparameter."""
-        return [
+        """Grid search needs `count` on every int, double and log hyperparameter, and takes no extra points."""
+        problems = [
             Problem(f"hyperparameters.{PATH_SEPARATOR.join(path)}.count",
                     f"grid search needs `count` on every {hp.type} hyperparameter (a positive integer)")
             for path, hp in space.leaves()
             if not isinstance(hp, (Const, Categorical)) and hp.count is None
         ]
+        if self.points_to_evaluate:
+            problems.append(Problem("searcher.points_to_evaluate", "grid search tries exactly the grid's points; "
+                                    "use random, adaptive_asha or pbt to try chosen points first",
+                                    self.points_to_evaluate))
+        return problems
 
 
 class GridSearch(RandomSearch):

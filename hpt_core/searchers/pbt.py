@@ -82,7 +82,7 @@ class PBTSearch(SearchMethod):
     def initial_operations(self) -> list[Operation]:
         operations: list[Operation] = []
         for _ in range(self.config.population_size):
-            operations += self._add_member(self.space.sample(self.rng), parent=None)
+            operations += self._add_member(self.sample_hparams(), parent=None)
         return operations
 
     def on_validation_completed(self, request_id: int, metric: Any, length: int) -> list[Operation]:

@@ -62,7 +62,7 @@ class RandomSearch(SearchMethod):
 
     def next_hparams(self) -> dict[str, Any]:
         """The hyperparameters of the next trial."""
-        return self.space.sample(self.rng)
+        return self.sample_hparams()
 
     # --- events --------------------------------------------------------------------------------
 

@@ -311,3 +311,15 @@ def test_a_warm_start_from_an_unknown_trial_is_refused_before_anything_runs(home
         create_experiment(config, MODEL_DIR, storage)
     assert caught.value.problems[0].path == "searcher.source_trial_id"
     assert storage.list_experiments() == []
+
+
+def test_points_to_evaluate_are_the_first_trials_in_order(home):
+    storage, experiment_id, state = run(experiment_config(
+        {"name": "random", "max_length": 1, "max_trials": 4, "max_concurrent_trials": 1,
+         "points_to_evaluate": [{"quality": 1.5}, {"quality": 0.25}]},
+        {"quality": {"type": "double", "minval": 0.1, "maxval": 2.0}}), home)
+    assert state == "COMPLETED"
+    trials = trials_of(storage, experiment_id)
+    assert [t.hparams["quality"] for t in trials[:2]] == [1.5, 0.25] and len(trials) == 4
+    started = [e["trial_id"] for e in trial_log(home) if e["event"] == "start"]
+    assert started[:2] == [trials[0].id, trials[1].id]

@@ -150,6 +150,8 @@ class ExperimentSettings(StrictModel):
     entrypoint: Optional[StrictStr] = None
     environment: EnvironmentConfig = Field(default_factory=EnvironmentConfig)
     max_restarts: NonNegativeInt = 5
+    max_trial_time: Optional[Annotated[StrictFloat, Field(gt=0)]] = None
+    max_time: Optional[Annotated[StrictFloat, Field(gt=0)]] = None
     reproducibility: ReproducibilityConfig = Field(default_factory=ReproducibilityConfig)
     min_validation_period: Optional[Length] = None
     min_checkpoint_period: Optional[Length] = None

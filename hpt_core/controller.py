@@ -50,6 +50,8 @@ class EndReason:
     ERROR_AFTER_RESTARTS = "error after restarts"
     INVALID_METRIC = "invalid searcher metric"
     CANCELED = "cancelled"
+    TRIAL_TIME_LIMIT = "max_trial_time exceeded"
+    TIME_LIMIT = "experiment time limit (max_time)"
 
 
 @dataclass
@@ -74,6 +76,8 @@ class TrialRuntime:
     fatal_error: str | None = None
     checkpoint_requested: bool = False
     told_to_end: bool = False
+    launched_at: float = 0.0
+    timed_out: bool = False
 
     @property
     def ended(self) -> bool:
@@ -118,6 +122,8 @@ class Controller:
         self._shutdown: Shutdown | None = None
         self._cancelling = False
         self._paused = False
+        self._deadline = math.inf
+        self._declined: set[int] = set()
         self._followed_at = 0.0
         self._replay: EventLog | None = None
         self._lock = threading.RLock()
@@ -129,6 +135,9 @@ class Controller:
         """Start the experiment, or resume it from its record if it has one; returns its final state."""
         self.channel = ChannelServer(self._handle, self.secret, host=self.host).start()
         self.storage.set_controller_pid(self.experiment_id, os.getpid())
+        if self.config.max_time is not None:
+            age = (_now() - self.storage.get_experiment(self.experiment_id).created_at).total_seconds()
+            self._deadline = time.monotonic() + self.config.max_time - age
         notify("hpt_experiment_started", experiment_id=self.experiment_id, config=self.config)
         try:
             with self._lock:
@@ -140,6 +149,7 @@ class Controller:
             while not self._finished():
                 with self._lock:
                     self._follow_storage()
+                    self._enforce_trial_time_limit()
                     for trial_exit in self.executor.poll():
                         self._on_process_exit(trial_exit)
                     self._launch_pending()
@@ -182,11 +192,39 @@ class Controller:
             self.cancel()
         self._paused = state == "PAUSED"
 
+    @property
+    def time_is_up(self) -> bool:
+        """`max_time` has passed: no new trials; running ones finish their current unit."""
+        return time.monotonic() >= self._deadline
+
+    def _enforce_trial_time_limit(self) -> None:
+        """A trial attempt running longer than `max_trial_time` is stopped; it counts as an error (restartable)."""
+        limit = self.config.max_trial_time
+        if limit is None:
+            return
+        for trial in self.trials.values():
+            if trial.process_alive and not trial.timed_out and time.monotonic() - trial.launched_at > limit:
+                logger.warning("trial %d ran longer than max_trial_time (%ss); stopping it", trial.trial_id, limit)
+                trial.timed_out = True
+                self.executor.terminate(trial.trial_id)
+
+    def _end_at_time_limit(self) -> None:
+        """Close the books when `max_time` is up: paused trials are COMPLETED, waiting ones CANCELED."""
+        for trial in self.trials.values():
+            if not trial.ended:
+                trial.state = "COMPLETED" if trial.state == "PAUSED" else "CANCELED"
+                self.storage.update_trial(trial.trial_id, state=trial.state, end_reason=EndReason.TIME_LIMIT,
+                                          ended_at=_now())
+        self._pending.clear()
+
     def _finished(self) -> bool:
         with self._lock:
             if any(trial.process_alive for trial in self.trials.values()):
                 return False
             if self._cancelling:
+                return True
+            if self.time_is_up and self._shutdown is None:
+                self._end_at_time_limit()
                 return True
             if self._paused:
                 return False
@@ -202,7 +240,7 @@ class Controller:
         if self._cancelling:
             return "CANCELED"
         if self._shutdown is None:
-            return "ERROR"
+            return "COMPLETED" if self.time_is_up else "ERROR"
         if self._shutdown.failure:
             return "ERROR"
         return "CANCELED" if self._shutdown.cancel else "COMPLETED"
@@ -246,6 +284,9 @@ class Controller:
             self._shutdown = operation
 
     def _create_trial(self, operation: Create, announce: bool = True) -> None:
+        if self.time_is_up:
+            self._declined.add(operation.request_id)
+            return
         seed = (self.seed * 1_000_003 + operation.request_id) % (2**31)
         trial_id = self.storage.create_trial(self.experiment_id, operation.request_id, operation.hparams, seed=seed,
                                              parent_request_id=operation.checkpoint)
@@ -260,6 +301,8 @@ class Controller:
             self._dispatch("on_trial_created", operation.request_id)
 
     def _validate_after(self, operation: ValidateAfter) -> None:
+        if operation.request_id in self._declined or self.time_is_up:
+            return
         trial = self.trials[operation.request_id]
         if trial.ended:
             return
@@ -271,6 +314,8 @@ class Controller:
             self._pending.append(operation.request_id)
 
     def _close(self, operation: Close) -> None:
+        if operation.request_id in self._declined:
+            return
         trial = self.trials[operation.request_id]
         trial.close_requested = True
         if trial.ended or trial.process_alive:
@@ -352,9 +397,9 @@ class Controller:
         if isinstance(operation, Create):
             if operation.request_id not in self.trials:
                 self._create_trial(operation, announce=False)
-        elif isinstance(operation, ValidateAfter):
+        elif isinstance(operation, ValidateAfter) and operation.request_id in self.trials:
             self.trials[operation.request_id].target = operation.length
-        elif isinstance(operation, Close):
+        elif isinstance(operation, Close) and operation.request_id in self.trials:
             self.trials[operation.request_id].close_requested = True
         elif isinstance(operation, Shutdown):
             self._shutdown = operation
@@ -400,7 +445,7 @@ class Controller:
     # --- processes --------------------------------------------------------------------------
 
     def _launch_pending(self) -> None:
-        if self._paused:
+        if self._paused or self.time_is_up:
             return
         limit = self.config.searcher.max_concurrent_trials or math.inf
         running = sum(trial.process_alive for trial in self.trials.values())
@@ -433,6 +478,8 @@ class Controller:
         self.executor.ensure_stopped(trial.trial_id)
         trial.attempt += 1
         trial.told_to_end = False
+        trial.timed_out = False
+        trial.launched_at = time.monotonic()
         trial.state = "RUNNING"
         trial.process_alive = True
         self.storage.update_trial(trial.trial_id, state="RUNNING", started_at=_now(), restarts=trial.restarts)
@@ -466,6 +513,8 @@ class Controller:
             self._end_trial(trial, "ERROR", trial.fatal_error, ExitedReason.ERRORED)
         elif self._cancelling:
             self._end_trial(trial, "CANCELED", EndReason.CANCELED, ExitedReason.USER_CANCELED)
+        elif trial.timed_out:
+            self._on_crash(trial, trial_exit.returncode, EndReason.TRIAL_TIME_LIMIT)
         elif clean and trial.stop_requested:
             self._end_trial(trial, "COMPLETED", EndReason.EARLY_STOP, ExitedReason.USER_REQUESTED_STOP)
         elif clean and trial.close_requested:
@@ -484,7 +533,7 @@ class Controller:
             trial.state = "PAUSED"
         self.storage.update_trial(trial.trial_id, state=trial.state)
 
-    def _on_crash(self, trial: TrialRuntime, returncode: int) -> None:
+    def _on_crash(self, trial: TrialRuntime, returncode: int, reason: str = EndReason.ERROR_AFTER_RESTARTS) -> None:
         if trial.restarts < self.config.max_restarts:
             trial.restarts += 1
             trial.state = "PENDING"
@@ -493,7 +542,7 @@ class Controller:
             logger.warning("trial %d exited with %d; restart %d of %d", trial.trial_id, returncode, trial.restarts,
                            self.config.max_restarts)
         else:
-            self._end_trial(trial, "ERROR", EndReason.ERROR_AFTER_RESTARTS, ExitedReason.ERRORED)
+            self._end_trial(trial, "ERROR", reason, ExitedReason.ERRORED)
 
     # --- the channel ------------------------------------------------------------------------
 
@@ -662,6 +711,7 @@ _EXITED_REASONS = {
     EndReason.EARLY_STOP: ExitedReason.USER_REQUESTED_STOP,
     EndReason.CANCELED: ExitedReason.USER_CANCELED,
     EndReason.ERROR_AFTER_RESTARTS: ExitedReason.ERRORED,
+    EndReason.TRIAL_TIME_LIMIT: ExitedReason.ERRORED,
 }
 
 

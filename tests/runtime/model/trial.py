@@ -30,6 +30,8 @@ log("start", restore=None if ctx.restore is None else {
     "state": json.loads(open(os.path.join(ctx.restore.path, "state.json")).read())})
 if behaviour == "invalid":
     raise hpt_core.InvalidHP("this configuration cannot train")
+if behaviour == "hang":
+    time.sleep(3600)
 
 epoch, weight = 0, 0.0
 if ctx.restore is not None:

@@ -22,6 +22,8 @@ from hpt_core.errors import SearcherError
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
+CHECKPOINT_METADATA_FILE = "hpt_checkpoint.json"
+"""Written last into a checkpoint directory: a directory holding it is a complete checkpoint."""
 API_PREFIX = "/v1/"
 
 

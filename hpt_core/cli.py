@@ -15,8 +15,24 @@ import hpt_core
 from hpt_core.errors import ConfigError
 
 
+def _load(path: str, overrides: list[str] | None) -> hpt_core.ExperimentConfig:
+    """The experiment file at `path` with the `--config KEY=VALUE` overrides applied."""
+    from hpt_core.config import apply_overrides
+    from hpt_core.safe_yaml import load_yaml
+
+    if not overrides:
+        return hpt_core.load_config(Path(path))
+    data = load_yaml(Path(path).read_bytes(), path)
+    if not isinstance(data, dict):
+        return hpt_core.load_config(Path(path))
+    try:
+        return hpt_core.load_config(apply_overrides(data, overrides))
+    except ConfigError as error:
+        raise ConfigError(error.problems, f"{path} with --config {' '.join(overrides)}") from None
+
+
 def _config_check(args: argparse.Namespace) -> int:
-    config = hpt_core.load_config(args.file)
+    config = _load(args.file, args.config)
     print(f"# {args.file}: valid; normalised with every default filled in")
     print(yaml.safe_dump(config.to_dict(), sort_keys=False, allow_unicode=True), end="")
     return 0
@@ -25,7 +41,7 @@ def _config_check(args: argparse.Namespace) -> int:
 def _preview(args: argparse.Namespace) -> int:
     from hpt_core.preview import preview
 
-    config = hpt_core.load_config(args.file)
+    config = _load(args.file, args.config)
     print(preview(hpt_core.create_searcher(config)).render())
     return 0
 
@@ -34,7 +50,7 @@ def _experiment_create(args: argparse.Namespace) -> int:
     from hpt_core.runner import create_experiment, run_detached
     from hpt_core.storage import open_storage
 
-    config = hpt_core.load_config(Path(args.config))
+    config = _load(args.config, args.overrides)
     model_dir = Path(args.model_dir) if args.model_dir else Path(args.config).resolve().parent
     storage = open_storage(args.storage)
     experiment_id = create_experiment(config, model_dir, storage)
@@ -72,6 +88,26 @@ def _run_controller(storage: object, experiment_id: int, quiet: bool) -> int:
     view.close(controller)
     _print_outcome(storage, experiment_id, state)
     return 0 if state == "COMPLETED" else 1
+
+
+def _experiment_delete(args: argparse.Namespace) -> int:
+    from hpt_core.runner import delete_experiment
+    from hpt_core.storage import open_storage
+
+    storage = open_storage(args.storage)
+    experiment = storage.get_experiment(args.experiment_id)
+    if not args.yes:
+        trials = len(storage.list_trials(args.experiment_id))
+        question = (f"delete experiment {args.experiment_id} {experiment.name!r} ({experiment.state}, {trials} trials) "
+                    f"with its checkpoints and logs in {experiment.experiment_dir}? [y/N] ")
+        if not sys.stdin.isatty():
+            raise ConfigError([hpt_core.Problem("--yes", "deleting without a terminal to confirm needs --yes")])
+        if input(question).strip().lower() not in ("y", "yes"):
+            print("nothing deleted")
+            return 1
+    removed = delete_experiment(storage, args.experiment_id)
+    print(f"experiment {args.experiment_id} deleted" + "".join(f"; removed {folder}" for folder in removed))
+    return 0
 
 
 def _experiment_set_state(args: argparse.Namespace) -> int:
@@ -133,11 +169,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     config = commands.add_parser("config", help="work with experiment files")
     config_commands = config.add_subparsers(dest="config_command", metavar="COMMAND")
-    check = config_commands.add_parser("check", help="validate an experiment file and print it normalised")
+    overrides = argparse.ArgumentParser(add_help=False)
+    overrides.add_argument("--config", dest="config", action="append", metavar="KEY=VALUE",
+                           help="override a field of the file (dotted KEY, YAML VALUE); repeatable")
+    check = config_commands.add_parser("check", parents=[overrides],
+                                       help="validate an experiment file and print it normalised")
     check.add_argument("file", help="the experiment file (YAML)")
     check.set_defaults(handler=_config_check)
 
-    preview = commands.add_parser("preview", help="show how many trials train to which length, without running")
+    preview = commands.add_parser("preview", parents=[overrides],
+                                  help="show how many trials train to which length, without running")
     preview.add_argument("file", help="the experiment file (YAML)")
     preview.set_defaults(handler=_preview)
 
@@ -148,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     experiment_commands = experiment.add_subparsers(dest="experiment_command", metavar="COMMAND")
     create = experiment_commands.add_parser("create", parents=[storage], help="run an experiment in the foreground")
     create.add_argument("config", help="the experiment file (YAML)")
+    create.add_argument("--config", dest="overrides", action="append", metavar="KEY=VALUE",
+                        help="override a field of the file (dotted KEY, YAML VALUE); repeatable")
     create.add_argument("model_dir", nargs="?", help="the directory holding the entrypoint (default: the file's)")
     create.add_argument("--quiet", action="store_true", help="print only the start and the end")
     create.add_argument("--detach", action="store_true", help="run the controller in the background")
@@ -157,6 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("experiment_id", type=int)
     resume.add_argument("--quiet", action="store_true", help="print only the start and the end")
     resume.set_defaults(handler=_experiment_resume)
+    delete = experiment_commands.add_parser("delete", parents=[storage],
+                                            help="delete an experiment with its checkpoints and logs")
+    delete.add_argument("experiment_id", type=int)
+    delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    delete.set_defaults(handler=_experiment_delete)
     for name, text in (("pause", "pause: running trials checkpoint and wait"), ("activate", "continue a paused one"),
                        ("cancel", "end every trial gracefully; the experiment is CANCELED")):
         command = experiment_commands.add_parser(name, parents=[storage], help=text)

@@ -9,6 +9,7 @@ subclass), so a plugin's method is validated like a built-in one.
 from __future__ import annotations
 
 import difflib
+import json
 import math
 import types
 import typing
@@ -381,6 +382,35 @@ def parse_config(
     )
     config.__dict__["space"] = space
     return config
+
+
+def apply_overrides(data: Mapping[str, Any], assignments: list[str]) -> dict[str, Any]:
+    """`KEY=VALUE` assignments (a dotted KEY, a YAML VALUE) applied over a parsed experiment file.
+
+    >>> apply_overrides({"searcher": {"max_trials": 4}}, ["searcher.max_trials=8", "hyperparameters.lr=1e-3"])
+    {'searcher': {'max_trials': 8}, 'hyperparameters': {'lr': 0.001}}
+    """
+    result = json.loads(json.dumps(dict(data)))
+    problems = []
+    for assignment in assignments:
+        key, equals, raw = assignment.partition("=")
+        parts = key.strip().split(PATH_SEPARATOR)
+        if not equals or not all(parts):
+            problems.append(Problem("--config", "must be KEY=VALUE with a dotted KEY, e.g. searcher.max_trials=8",
+                                    assignment))
+            continue
+        target = result
+        for depth, part in enumerate(parts[:-1]):
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                problems.append(Problem(".".join(parts[: depth + 1]), "is not a mapping, so it has no fields to set",
+                                        target))
+                break
+        else:
+            target[parts[-1]] = load_yaml(raw, f"--config {key}") if raw.strip() else ""
+    if problems:
+        raise ConfigError(problems, "--config")
+    return result
 
 
 def load_config(

@@ -40,14 +40,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from hpt_core.channel import ChannelClient, ChannelRefused, ControllerUnreachable
+from hpt_core.channel import CHECKPOINT_METADATA_FILE, ChannelClient, ChannelRefused, ControllerUnreachable
 from hpt_core.config import Length
 from hpt_core.config import space_from_dict
 from hpt_core.errors import ConfigError, InvalidHP, Problem
 from hpt_core.safe_yaml import load_yaml
 from hpt_core.space import PATH_SEPARATOR
 
-CHECKPOINT_METADATA_FILE = "hpt_checkpoint.json"
 POLL_SECONDS = 1.0
 CONTROLLER_GONE_SECONDS = 5.0
 FORCED_EXIT_SECONDS = 60.0

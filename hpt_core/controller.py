@@ -8,21 +8,21 @@ controller over the channel; their processes are started and watched through an 
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import math
 import os
+import re
+import shutil
 import sys
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import json
-import shutil
-from pathlib import Path
-
-from hpt_core.channel import ChannelRefused, ChannelServer
+from hpt_core.channel import CHECKPOINT_METADATA_FILE, ChannelRefused, ChannelServer
 from hpt_core.config import ExperimentConfig, Length
 from hpt_core.errors import SearcherError
 from hpt_core.executors.base import Executor, LaunchSpec, TrialExit
@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 TERMINAL_TRIAL_STATES = ("COMPLETED", "CANCELED", "ERROR")
 LOOP_SECONDS = 0.05
 FOLLOW_STORAGE_SECONDS = 0.5
-CHECKPOINT_METADATA_FILE = "hpt_checkpoint.json"
+CHECKPOINT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class EndReason:
@@ -382,7 +382,7 @@ class Controller:
                 shutil.rmtree(directory, ignore_errors=True)
                 continue
             metadata_path = directory / CHECKPOINT_METADATA_FILE
-            if directory.name in known or not metadata_path.is_file():
+            if directory.name in known or not CHECKPOINT_ID.fullmatch(directory.name) or not metadata_path.is_file():
                 continue
             metadata = json.loads(metadata_path.read_text())
             if metadata.get("trial_id") not in self._by_trial_id:
@@ -640,8 +640,13 @@ class Controller:
             trial.checkpoint_requested = True
 
     def _on_checkpoint(self, trial: TrialRuntime, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Register a finished checkpoint; its path is ours (the checkpoint root and its id), never the request's."""
+        checkpoint_id = str(body["checkpoint_id"])
+        path = Path(self.checkpoint_root) / checkpoint_id
+        if not CHECKPOINT_ID.fullmatch(checkpoint_id) or not (path / CHECKPOINT_METADATA_FILE).is_file():
+            raise ValueError(f"checkpoint {checkpoint_id!r} is not a finished checkpoint in {self.checkpoint_root}")
         batches, epochs = int(body["batches"]), int(body.get("epochs") or 0)
-        self.storage.add_checkpoint(trial.trial_id, str(body["checkpoint_id"]), path=str(body["path"]),
+        self.storage.add_checkpoint(trial.trial_id, checkpoint_id, path=str(path),
                                     batches=batches, epochs=epochs, length=self._searcher_units(batches, epochs),
                                     metadata=dict(body.get("metadata") or {}))
         trial.checkpoint_requested = False

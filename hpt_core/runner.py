@@ -1,9 +1,11 @@
-"""Create an experiment's records and directories, and run its controller on an executor."""
+"""An experiment's life outside the controller: create its records and directories, run or resume its
+controller on an executor (in the foreground or the background), and delete it."""
 
 from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -105,6 +107,21 @@ def run_detached(storage: Storage, experiment_id: int) -> int:
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     return process.pid
+
+
+def delete_experiment(storage: Storage, experiment_id: int) -> list[Path]:
+    """Remove the experiment's rows and folders (its directory and checkpoint root); returns the folders removed."""
+    experiment = storage.get_experiment(experiment_id)
+    if controller_alive(storage, experiment_id):
+        raise ConfigError([Problem("experiment", f"experiment {experiment_id} is running; cancel it first "
+                                   f"(`hpt experiment cancel {experiment_id}`)", experiment.state)])
+    folders = [Path(experiment.experiment_dir)] if experiment.experiment_dir else []
+    folders.append(checkpoint_root(load_config(experiment.config), experiment.experiment_dir or "", experiment_id))
+    removed = [folder for folder in dict.fromkeys(folders) if folder.exists()]
+    for folder in removed:
+        shutil.rmtree(folder)
+    storage.delete_experiment(experiment_id)
+    return removed
 
 
 def checkpoint_root(config: ExperimentConfig, directory: str, experiment_id: int) -> Path:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table, func, insert, inspect, select, text, update
+from sqlalchemy import Connection, Select, Table, delete, func, insert, inspect, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
@@ -432,6 +432,17 @@ class Storage:
             )
             if result.rowcount == 0:
                 raise RecordNotFound(f"checkpoint {checkpoint_id!r} does not exist")
+
+    def delete_experiment(self, experiment_id: int) -> None:
+        """Remove every row of the experiment (its files are the caller's); RecordNotFound if there is none."""
+        with write_transaction(self._engine) as connection:
+            _lock_experiment(connection, experiment_id)
+            trial_ids = select(schema.trials.c.id).where(schema.trials.c.experiment_id == experiment_id)
+            for table in (schema.metrics, schema.checkpoints):
+                connection.execute(delete(table).where(table.c.trial_id.in_(trial_ids)))
+            for table in (schema.searcher_records, schema.trials):
+                connection.execute(delete(table).where(table.c.experiment_id == experiment_id))
+            connection.execute(delete(schema.experiments).where(schema.experiments.c.id == experiment_id))
 
     # schema
 

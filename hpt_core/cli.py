@@ -52,6 +52,8 @@ def _experiment_create(args: argparse.Namespace) -> int:
 
     config = _load(args.config, args.overrides)
     model_dir = Path(args.model_dir) if args.model_dir else Path(args.config).resolve().parent
+    if args.test:
+        return _smoke_test(config, model_dir)
     storage = open_storage(args.storage)
     experiment_id = create_experiment(config, model_dir, storage)
     experiment = storage.get_experiment(experiment_id)
@@ -63,6 +65,18 @@ def _experiment_create(args: argparse.Namespace) -> int:
               f"{experiment.experiment_dir}/controller.log); follow it with `hpt experiment describe {experiment_id}`")
         return 0
     return _run_controller(storage, experiment_id, args.quiet)
+
+
+def _smoke_test(config: hpt_core.ExperimentConfig, model_dir: Path) -> int:
+    from hpt_core.smoke import smoke_test
+
+    print(f"testing {config.name or model_dir.name}: one short trial, then one that restores its checkpoint", flush=True)
+    findings = smoke_test(config, model_dir)
+    for finding in findings:
+        print(finding)
+    passed = all(finding.passed for finding in findings)
+    print("the experiment is ready to run" if passed else "fix the problems above before running the experiment")
+    return 0 if passed else 1
 
 
 def _experiment_resume(args: argparse.Namespace) -> int:
@@ -194,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("model_dir", nargs="?", help="the directory holding the entrypoint (default: the file's)")
     create.add_argument("--quiet", action="store_true", help="print only the start and the end")
     create.add_argument("--detach", action="store_true", help="run the controller in the background")
+    create.add_argument("--test", action="store_true",
+                        help="run one short trial (and a checkpoint restore) and report what would break")
     create.set_defaults(handler=_experiment_create)
     resume = experiment_commands.add_parser("resume", parents=[storage],
                                             help="continue an experiment whose controller stopped (e.g. killed)")

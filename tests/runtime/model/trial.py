@@ -32,6 +32,8 @@ if behaviour == "invalid":
     raise hpt_core.InvalidHP("this configuration cannot train")
 if behaviour == "hang":
     time.sleep(3600)
+if behaviour == "bad_restore" and ctx.restore is not None:
+    raise RuntimeError("this script cannot load its own checkpoints")
 
 epoch, weight = 0, 0.0
 if ctx.restore is not None:
@@ -58,6 +60,8 @@ for target in ctx.targets():
             log("checkpoint", epochs=epoch, weight=weight)
     value = float("nan") if behaviour == "nan" else 1.0 / (1.0 + weight)
     metrics = {"val_loss": value, "accuracy": 1.0 - (0 if math.isnan(value) else value)}
+    if behaviour == "no_metric":
+        metrics.pop("val_loss")
     ctx.report_validation(metrics, batches=epoch * 10, epochs=epoch)
     log("report", kind="validation", metrics=metrics, batches=epoch * 10, epochs=epoch)
     if ctx.should_checkpoint():

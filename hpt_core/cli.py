@@ -89,11 +89,32 @@ def _experiment_resume(args: argparse.Namespace) -> int:
     return _run_controller(storage, args.experiment_id, args.quiet)
 
 
-def _run_controller(storage: object, experiment_id: int, quiet: bool) -> int:
+def _experiment_continue(args: argparse.Namespace) -> int:
+    from hpt_core.runner import controller_alive
+    from hpt_core.storage import open_storage
+
+    storage = open_storage(args.storage)
+    experiment = storage.get_experiment(args.experiment_id)
+    if experiment.state in ("ACTIVE", "PAUSED") or controller_alive(storage, args.experiment_id):
+        raise ConfigError([hpt_core.Problem("experiment", f"experiment {args.experiment_id} has not ended; "
+                                            "continue extends a finished search", experiment.state)])
+    searcher = hpt_core.create_searcher(experiment.config)
+    if not searcher.extensible:
+        raise ConfigError([hpt_core.Problem("searcher.name", "this search method has a fixed set of trials and "
+                                            "cannot be continued; random and adaptive_asha can", searcher.name)])
+    if args.max_trials < 1:
+        raise ConfigError([hpt_core.Problem("--max-trials", "must be at least 1", args.max_trials)])
+    storage.set_experiment_state(args.experiment_id, "ACTIVE")
+    print(f"continuing experiment {args.experiment_id} with {args.max_trials} more trials", flush=True)
+    return _run_controller(storage, args.experiment_id, args.quiet, additional_trials=args.max_trials)
+
+
+def _run_controller(storage: object, experiment_id: int, quiet: bool, additional_trials: int = 0) -> int:
     from hpt_core.progress import ProgressView
     from hpt_core.runner import build_controller, run_in_foreground
 
     controller = build_controller(storage, experiment_id)
+    controller.add_trials(additional_trials)
     view = ProgressView(experiment_id, controller.config.searcher.metric, quiet=quiet)
     controller.on_tick = view.update
     for notice in controller.executor.notices():
@@ -216,6 +237,12 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("experiment_id", type=int)
     resume.add_argument("--quiet", action="store_true", help="print only the start and the end")
     resume.set_defaults(handler=_experiment_resume)
+    extend = experiment_commands.add_parser("continue", parents=[storage],
+                                            help="extend a finished search with more trials")
+    extend.add_argument("experiment_id", type=int)
+    extend.add_argument("--max-trials", type=int, required=True, metavar="N", help="how many trials to add")
+    extend.add_argument("--quiet", action="store_true", help="print only the start and the end")
+    extend.set_defaults(handler=_experiment_continue)
     delete = experiment_commands.add_parser("delete", parents=[storage],
                                             help="delete an experiment with its checkpoints and logs")
     delete.add_argument("experiment_id", type=int)

@@ -126,6 +126,7 @@ class Controller:
         self._declined: set[int] = set()
         self._followed_at = 0.0
         self._replay: EventLog | None = None
+        self._additional_trials = 0
         self._lock = threading.RLock()
         self.channel: ChannelServer | None = None
 
@@ -146,6 +147,8 @@ class Controller:
                     self._resume(EventLog(records))
                 else:
                     self._dispatch("initial_operations")
+                if self._additional_trials:
+                    self._dispatch("extend", self._additional_trials)
             while not self._finished():
                 with self._lock:
                     self._follow_storage()
@@ -170,6 +173,10 @@ class Controller:
         if self.on_tick is not None:
             self.on_tick(self)
         return state
+
+    def add_trials(self, count: int) -> None:
+        """Extend the search by `count` trials when `run()` starts (`hpt experiment continue`)."""
+        self._additional_trials = count
 
     def cancel(self) -> None:
         """End every trial gracefully (they checkpoint and exit); the experiment ends CANCELED."""
@@ -256,6 +263,8 @@ class Controller:
         try:
             while self._events:
                 name, event_args = self._events.popleft()
+                if name == "extend":
+                    self._shutdown = None  # the search goes on with more trials
                 replaying = bool(self._replay)
                 if not replaying:
                     self.storage.append_searcher_record(self.experiment_id, "event",

@@ -173,6 +173,7 @@ class AdaptiveASHASearch(SearchMethod):
 
     name: ClassVar[str] = "adaptive_asha"
     config_model: ClassVar[type[SearcherConfig]] = AdaptiveASHAConfig
+    extensible: ClassVar[bool] = True
 
     def __init__(self, config: AdaptiveASHAConfig, space: Space, seed: int = 0) -> None:
         super().__init__(config, space, seed)
@@ -206,6 +207,22 @@ class AdaptiveASHASearch(SearchMethod):
             return []
         self.is_shut_down = True
         return [self.shutdown()]
+
+    def extend(self, additional_trials: int) -> list[Operation]:
+        """Share `additional_trials` between the brackets in proportion to divisor^(rungs-1)/rungs (as max_trials
+        was shared, but exactly that many in all) and start as many as each bracket's concurrency allows."""
+        weights = [Fraction(self.config.divisor) ** (len(state["rung_lengths"]) - 1) / len(state["rung_lengths"])
+                   for state in self.bracket_states]
+        shares = [int(weight / sum(weights) * additional_trials) for weight in weights]
+        shares[0] += additional_trials - sum(shares)  # exactly `additional_trials`, the rest to the first bracket
+        operations: list[Operation] = []
+        for index, (state, share) in enumerate(zip(self.bracket_states, shares)):
+            state["max_trials"] += share
+            bracket = self._bracket(index)
+            room = max(state["max_concurrent_trials"] - bracket.in_flight(), 0)
+            operations += [operation for _ in range(min(room, share)) for operation in bracket.add_trial()]
+        self.is_shut_down = False
+        return operations
 
     def progress(self) -> float:
         """Bottom-rung results (early exits included) over the trials planned; 1.0 only once shut down."""

@@ -88,6 +88,10 @@ class Bracket(abc.ABC):
         count = min(self.state["max_concurrent_trials"], self.state["max_trials"])
         return [operation for _ in range(count) for operation in self._create_trial()]
 
+    def add_trial(self) -> list[Operation]:
+        """Create one more trial now (`hpt experiment continue` has raised the bracket's budget)."""
+        return self._create_trial()
+
     def on_validation(self, request_id: int, loss: float, length: int) -> list[Operation]:
         """A training trial reached `length`; a report short of its rung's length is ignored."""
         trial = self.trials[str(request_id)]

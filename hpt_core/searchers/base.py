@@ -44,6 +44,8 @@ class SearchMethod(abc.ABC):
 
     name: ClassVar[str] = ""
     config_model: ClassVar[type[SearcherConfig]] = SearcherConfig
+    extensible: ClassVar[bool] = False
+    """Whether `extend()` can add trials (`hpt experiment continue`)."""
 
     def __init__(self, config: SearcherConfig, space: Space, seed: int = 0) -> None:
         self.config = config
@@ -84,6 +86,13 @@ class SearchMethod(abc.ABC):
     @abc.abstractmethod
     def progress(self) -> float:
         """How far the search has come, in [0, 1]."""
+
+    def extend(self, additional_trials: int) -> list[Operation]:
+        """Add trials to the search, even one that has shut down (`hpt experiment continue`).
+
+        Methods that can grow set `extensible = True` and override this; the default refuses.
+        """
+        raise SearcherError(f"the {self.name} search method cannot be extended with more trials")
 
     # --- state ---------------------------------------------------------------------------------
 

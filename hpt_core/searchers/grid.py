@@ -51,6 +51,7 @@ class GridSearch(RandomSearch):
 
     name: ClassVar[str] = "grid"
     config_model: ClassVar[type[SearcherConfig]] = GridConfig
+    extensible: ClassVar[bool] = False
     replaces_invalid_trials: ClassVar[bool] = False
 
     @property

@@ -42,6 +42,7 @@ class RandomSearch(SearchMethod):
 
     name: ClassVar[str] = "random"
     config_model: ClassVar[type[SearcherConfig]] = RandomConfig
+    extensible: ClassVar[bool] = True
     replaces_invalid_trials: ClassVar[bool] = True
 
     def __init__(self, config: SearcherConfig, space: Space, seed: int = 0) -> None:
@@ -52,13 +53,14 @@ class RandomSearch(SearchMethod):
         self.uncounted: list[int] = []
         self.lengths: dict[str, int] = {}
         self.is_shut_down = False
+        self.extra_trials = 0
 
     # --- what subclasses change ----------------------------------------------------------------
 
     @property
     def trial_budget(self) -> int:
         """How many trials the search trains (trials replaced after INVALID_HP not included)."""
-        return self.config.max_trials
+        return self.config.max_trials + self.extra_trials
 
     def next_hparams(self) -> dict[str, Any]:
         """The hyperparameters of the next trial."""
@@ -95,6 +97,12 @@ class RandomSearch(SearchMethod):
             self.is_shut_down = True
             operations.append(self.shutdown())
         return operations
+
+    def extend(self, additional_trials: int) -> list[Operation]:
+        """`additional_trials` more trials, sampled as before (the random generator goes on where it was)."""
+        self.extra_trials += additional_trials
+        self.is_shut_down = False
+        return self._fill_free_slots()
 
     def progress(self) -> float:
         """Mean completion of the budgeted trials: reported length / max_length, 1 once ended."""

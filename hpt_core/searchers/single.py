@@ -30,6 +30,7 @@ class SingleSearch(RandomSearch):
     name: ClassVar[str] = "single"
     config_model: ClassVar[type[SearcherConfig]] = SingleConfig
     replaces_invalid_trials: ClassVar[bool] = False
+    extensible: ClassVar[bool] = False
 
     @property
     def trial_budget(self) -> int:

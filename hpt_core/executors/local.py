@@ -24,7 +24,14 @@ from pathlib import Path
 from typing import Sequence
 
 from hpt_core.executors.base import ExecutorError, Executor, LaunchSpec, ResourcesUnavailable, TrialExit
-from hpt_core.executors.process_group import group_alive, group_environment_has, shell_returncode, signal_group
+from hpt_core.executors.process_group import (
+    group_alive,
+    group_works_in,
+    process_start_time,
+    shell_returncode,
+    signal_group,
+)
+from hpt_core.executors.warm_start import ForkedProcess, ForkServer, warm_start_wanted
 from hpt_core.executors.resources import GpuPool, cpu_cores, detect_gpus, thread_limits, threads_per_trial
 from hpt_core.executors.workdir import make_link_farm
 
@@ -103,6 +110,8 @@ class LocalExecutor(Executor):
         self._attempts: dict[int, _Attempt] = {}
         self._exits: list[TrialExit] = []
         self._notices = [] if self.gpus.devices else [NO_GPUS_NOTICE]
+        self._fork_server: ForkServer | None = None
+        self.starts = {"warm": 0, "cold": 0}
 
     def workdir(self, trial_id: int) -> Path:
         """The trial's working directory (it exists once the trial has been launched)."""
@@ -132,8 +141,9 @@ class LocalExecutor(Executor):
         except BaseException:
             self.gpus.release(gpus)
             raise
+        pgid = self._attempts[spec.trial_id].pgid
         self._process_record(spec.trial_id).write_text(
-            json.dumps({"pgid": self._attempts[spec.trial_id].pgid, "attempt": spec.attempt}))
+            json.dumps({"pgid": pgid, "attempt": spec.attempt, "started": process_start_time(pgid)}))
 
     def poll(self) -> list[TrialExit]:
         self._collect()
@@ -171,16 +181,16 @@ class LocalExecutor(Executor):
     def recover(self, trial_id: int, grace_seconds: float = 10.0) -> int:
         """Stop a process group that an earlier controller left for this trial; the last attempt launched.
 
-        Each launch records its process group in `<trial dir>/process.json`; the group is signalled only
-        while one of its processes still carries this trial's and this experiment's marks in its
-        environment, so a reused process id is never hit.
+        Each launch records its process group and its leader's start time in `<trial dir>/process.json`;
+        the group is signalled only while its leader is that same process, or one of its members still
+        works in this trial's directory, so a reused process id is never hit.
         """
         record_path = self._process_record(trial_id)
         if not record_path.exists():
             return 0
         record = json.loads(record_path.read_text())
         pgid = record["pgid"]
-        if trial_id not in self._attempts and self._is_left_over(pgid, trial_id):
+        if trial_id not in self._attempts and self._is_left_over(pgid, trial_id, record.get("started")):
             signal_group(pgid, signal.SIGTERM)
             deadline = time.monotonic() + grace_seconds
             while group_alive(pgid) and time.monotonic() < deadline:
@@ -190,9 +200,11 @@ class LocalExecutor(Executor):
                 time.sleep(_WAIT_STEP_SECONDS)
         return int(record["attempt"])
 
-    def _is_left_over(self, pgid: int, trial_id: int) -> bool:
-        return (group_alive(pgid) and group_environment_has(pgid, f"HPT_TRIAL_ID={trial_id}")
-                and group_environment_has(pgid, f"PYTHONPYCACHEPREFIX={self._pycache_dir()}"))
+    def _is_left_over(self, pgid: int, trial_id: int, started: int | None) -> bool:
+        if not group_alive(pgid):
+            return False
+        return (started is not None and process_start_time(pgid) == started) or group_works_in(
+            pgid, self.workdir(trial_id))
 
     def shutdown(self, grace_seconds: float = 10.0) -> None:
         for trial_id in list(self._attempts):
@@ -200,6 +212,9 @@ class LocalExecutor(Executor):
         while self._attempts:
             time.sleep(_WAIT_STEP_SECONDS)
             self._collect()
+        if self._fork_server is not None:
+            self._fork_server.stop()
+            self._fork_server = None
 
     def notices(self) -> list[str]:
         notices, self._notices = self._notices, []
@@ -221,7 +236,15 @@ class LocalExecutor(Executor):
             )
         return spec.slots
 
-    def _start(self, spec: LaunchSpec, gpus: tuple[str, ...]) -> subprocess.Popen[bytes]:
+    def warm_start_state(self) -> str:
+        """Whether trials start warm (forked from a server that preloaded their imports), and why not."""
+        if self._fork_server is None:
+            return "not started (the entrypoint is not a plain Python script, or no trial ran yet)"
+        if self._fork_server.ready:
+            return f"warm: {', '.join(self._fork_server.modules) or 'nothing'} preloaded"
+        return f"cold: {self._fork_server.unusable_reason or 'the fork server is still importing'}"
+
+    def _start(self, spec: LaunchSpec, gpus: tuple[str, ...]) -> subprocess.Popen[bytes] | ForkedProcess:
         workdir = self.workdir(spec.trial_id)
         if not workdir.exists():
             workdir.parent.mkdir(parents=True, exist_ok=True)
@@ -229,19 +252,34 @@ class LocalExecutor(Executor):
         log_path = Path(spec.log_path)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         started = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        environment = self._environment(spec, gpus)
         with open(log_path, "ab") as log:
             log.write(f"=== attempt {spec.attempt} started {started} ===\n".encode())
             log.flush()
+            argv = warm_start_wanted(spec.command, self.model_dir)
+            if argv is not None:
+                server = self._server(argv[0], environment)
+                if server.ready:
+                    self.starts["warm"] += 1
+                    return server.launch(argv, workdir, environment, str(log_path))
+            self.starts["cold"] += 1
             return subprocess.Popen(
                 spec.command,
                 shell=True,
                 cwd=workdir,
-                env=self._environment(spec, gpus),
+                env=environment,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+
+    def _server(self, script: str, environment: dict[str, str]) -> ForkServer:
+        """The experiment's fork server, started (in the background) by the first Python trial."""
+        if self._fork_server is None:
+            shared = {name: value for name, value in environment.items() if not name.startswith("HPT_")}
+            self._fork_server = ForkServer(self.experiment_dir, self.model_dir / script, shared)
+        return self._fork_server
 
     def _environment(self, spec: LaunchSpec, gpus: tuple[str, ...]) -> dict[str, str]:
         gpu_bound = len(self.gpus.devices) // spec.slots if self.gpus.devices and spec.slots else 0

@@ -42,15 +42,21 @@ def _live_member_of(pid: str, pgid: int) -> bool:
     return int(group) == pgid and state not in ("Z", "X")
 
 
-def group_environment_has(pgid: int, marker: str) -> bool:
-    """Whether a live process of group `pgid` has `marker` (`NAME=value`) in its environment."""
-    if not (_PROC / "self" / "environ").exists():
-        return False
+def process_start_time(pid: int) -> int | None:
+    """When the process started (clock ticks since boot, from /proc), to tell it from a later one with its id."""
+    try:
+        return int((_PROC / str(pid) / "stat").read_text().rpartition(")")[2].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def group_works_in(pgid: int, directory: Path) -> bool:
+    """Whether a live process of group `pgid` has `directory` as its working directory."""
     with os.scandir(_PROC) as entries:
         for entry in entries:
             if entry.name.isdigit() and _live_member_of(entry.name, pgid):
                 try:
-                    if marker.encode() in (_PROC / entry.name / "environ").read_bytes().split(b"\0"):
+                    if Path(os.readlink(_PROC / entry.name / "cwd")) == directory:
                         return True
                 except OSError:
                     continue

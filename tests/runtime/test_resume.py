@@ -56,13 +56,13 @@ def outcome(home):
 
 
 def processes_of(home):
-    """Processes still alive that belong to experiments under `home`."""
-    mark = f"PYTHONPYCACHEPREFIX={home}".encode()
+    """Trial processes still alive under `home` (they work in a trial's directory there)."""
     alive = []
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and any(item.startswith(mark) for item in (entry / "environ").read_bytes().split(b"\0")):
-                if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
+            if entry.name.isdigit() and os.readlink(entry / "cwd").startswith(f"{home}/experiments/"):
+                if "/trials/" in os.readlink(entry / "cwd") and \
+                        (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
                     alive.append(int(entry.name))
         except OSError:
             continue

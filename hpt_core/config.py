@@ -115,6 +115,10 @@ class SearcherConfig(StrictModel):
         ]
 
 
+class LoggerOptions(StrictModel):
+    """The options of one logger (`loggers.<name>` in the experiment file); each logger subclasses it."""
+
+
 def _variables_from_list(value: Any) -> Any:
     """Determined's `["NAME=value", ...]` form of environment variables."""
     if isinstance(value, list) and all(isinstance(item, str) and "=" in item for item in value):
@@ -169,6 +173,7 @@ class ExperimentConfig(ExperimentSettings):
 
     searcher: SearcherConfig
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    loggers: dict[str, LoggerOptions] = Field(default_factory=dict)
 
     @cached_property
     def space(self) -> Space:
@@ -176,9 +181,11 @@ class ExperimentConfig(ExperimentSettings):
 
     def to_dict(self) -> dict[str, Any]:
         """The normalised config with every default filled in (plain YAML/JSON types)."""
-        data = self.model_dump(mode="json", by_alias=True, exclude={"searcher", "hyperparameters"})
+        data = self.model_dump(mode="json", by_alias=True, exclude={"searcher", "hyperparameters", "loggers"})
         data["searcher"] = self.searcher.model_dump(mode="json", by_alias=True)
         data["hyperparameters"] = self.hyperparameters
+        data["loggers"] = {name: options.model_dump(mode="json", by_alias=True)
+                           for name, options in self.loggers.items()}
         return _drop_empty_lengths(data)
 
 
@@ -349,8 +356,9 @@ def parse_config(
     data: Any,
     search_methods: Mapping[str, type[SearcherConfig]],
     source: str | None = None,
+    loggers: Mapping[str, type[LoggerOptions]] | None = None,
 ) -> ExperimentConfig:
-    """Validate a parsed experiment file against the registered search methods' configs."""
+    """Validate a parsed experiment file against the registered search methods' and loggers' models."""
     if not isinstance(data, Mapping):
         raise ConfigError([Problem("", "an experiment config must be a mapping of fields", type(data).__name__)],
                           source)
@@ -358,9 +366,12 @@ def parse_config(
     problems: list[Problem] = []
     searcher_data = data.pop("searcher", None)
     hyperparameters_data = data.pop("hyperparameters", {})
+    loggers_data = data.pop("loggers", None)
 
-    settings = _validate(ExperimentSettings, data, "", problems, extra_allowed=("searcher", "hyperparameters"))
+    settings = _validate(ExperimentSettings, data, "", problems,
+                         extra_allowed=("searcher", "hyperparameters", "loggers"))
     searcher = _parse_searcher(searcher_data, search_methods, problems)
+    logger_options = _parse_loggers(loggers_data, loggers or {}, problems)
     space = None
     if not isinstance(hyperparameters_data, Mapping):
         problems.append(Problem("hyperparameters", "must be a mapping of names to hyperparameters",
@@ -375,10 +386,11 @@ def parse_config(
     if problems:
         raise ConfigError(problems, source)
     config = ExperimentConfig.model_construct(
-        _fields_set=settings.model_fields_set | {"searcher", "hyperparameters"},
+        _fields_set=settings.model_fields_set | {"searcher", "hyperparameters", "loggers"},
         **dict(settings),
         searcher=searcher,
         hyperparameters=hyperparameters_to_dict(space.root),
+        loggers=logger_options,
     )
     config.__dict__["space"] = space
     return config
@@ -416,6 +428,7 @@ def apply_overrides(data: Mapping[str, Any], assignments: list[str]) -> dict[str
 def load_config(
     source: str | Path | Mapping[str, Any],
     search_methods: Mapping[str, type[SearcherConfig]],
+    loggers: Mapping[str, type[LoggerOptions]] | None = None,
 ) -> ExperimentConfig:
     """Read an experiment file and validate it.
 
@@ -423,11 +436,37 @@ def load_config(
     already-parsed mapping.
     """
     if isinstance(source, Mapping):
-        return parse_config(source, search_methods)
+        return parse_config(source, search_methods, loggers=loggers)
     if isinstance(source, str) and ("\n" in source or source.lstrip().startswith("{")):
-        return parse_config(load_yaml(source), search_methods)
+        return parse_config(load_yaml(source), search_methods, loggers=loggers)
     path = Path(source)
-    return parse_config(load_yaml(path.read_bytes(), str(path)), search_methods, str(path))
+    return parse_config(load_yaml(path.read_bytes(), str(path)), search_methods, str(path), loggers)
+
+
+def _parse_loggers(
+    data: Any, loggers: Mapping[str, type[LoggerOptions]], problems: list[Problem]
+) -> dict[str, LoggerOptions]:
+    """`loggers: {name: options}`: each name a registered logger, its options (none = defaults) validated by it."""
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        problems.append(Problem("loggers", "must be a mapping of logger names to their options, "
+                                "e.g. {tensorboard: {}}", data))
+        return {}
+    enabled: dict[str, LoggerOptions] = {}
+    for name, options in data.items():
+        model = loggers.get(name) if isinstance(name, str) else None
+        if model is None:
+            problems.append(Problem(f"loggers.{name}", f"unknown logger; allowed: {', '.join(sorted(loggers))}"
+                                    + _did_you_mean(name, loggers), name))
+            continue
+        if options is not None and not isinstance(options, Mapping):
+            problems.append(Problem(f"loggers.{name}", "must be a mapping of the logger's options, or empty", options))
+            continue
+        validated = _validate(model, options or {}, f"loggers.{name}", problems)
+        if validated is not None:
+            enabled[name] = validated
+    return enabled
 
 
 def _parse_searcher(

@@ -27,7 +27,7 @@ from hpt_core.config import ExperimentConfig, Length
 from hpt_core.errors import SearcherError
 from hpt_core.executors.base import Executor, LaunchSpec, TrialExit
 from hpt_core.operations import Close, Create, ExitedReason, Operation, Shutdown, ValidateAfter, operation_to_dict
-from hpt_core.plugins import notify
+from hpt_core.plugins import experiment_loggers, notify
 from hpt_core.replay import EventLog
 from hpt_core.searchers.base import SearchMethod, searcher_metric_value
 from hpt_core.storage import Storage
@@ -134,12 +134,17 @@ class Controller:
 
     def run(self) -> str:
         """Start the experiment, or resume it from its record if it has one; returns its final state."""
+        with experiment_loggers(self.experiment_id, self.config):
+            return self._run()
+
+    def _run(self) -> str:
         self.channel = ChannelServer(self._handle, self.secret, host=self.host).start()
         self.storage.set_controller_pid(self.experiment_id, os.getpid())
         if self.config.max_time is not None:
             age = (_now() - self.storage.get_experiment(self.experiment_id).created_at).total_seconds()
             self._deadline = time.monotonic() + self.config.max_time - age
-        notify("hpt_experiment_started", experiment_id=self.experiment_id, config=self.config)
+        notify("hpt_experiment_started", experiment_id=self.experiment_id, config=self.config,
+               experiment_dir=self.storage.get_experiment(self.experiment_id).experiment_dir)
         try:
             with self._lock:
                 records = self.storage.searcher_records(self.experiment_id)
@@ -682,7 +687,7 @@ class Controller:
             decision = "continue"
         else:
             decision = "pause"
-        trial.told_to_end = decision != "continue"
+        trial.told_to_end = trial.told_to_end or decision != "continue"  # once told, a later promotion is a resume
         reply: dict[str, Any] = {"decision": decision, "checkpoint": trial.checkpoint_requested}
         if trial.target is not None:
             reply["target"] = self._trial_units(trial.target)

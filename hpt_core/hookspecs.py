@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from hpt_core.loggers import Logger
     from hpt_core.searchers.base import SearchMethod
 
 hookspec = pluggy.HookspecMarker("hpt")
+hookimpl = pluggy.HookimplMarker("hpt")
 
 # --- registries ----------------------------------------------------------------------------------
 
@@ -40,12 +42,26 @@ def hpt_executors() -> list[type]:
     """Return executor classes to register, each named by its `name` (as in `executor.type`)."""
 
 
+@hookspec
+def hpt_loggers() -> list[type[Logger]]:
+    """Return logger classes to register, each named by its `name` (as under `loggers:`).
+
+    A class's `options_model` (a `hpt_core.config.LoggerOptions` subclass) validates its options
+    in the experiment file. A logger is off unless the experiment file names it; then one
+    instance, made with `(experiment_id, options)`, is registered for the experiment's run and
+    observes it through the event hooks below. Two plugins registering one name is an error.
+    """
+
+
 # --- events --------------------------------------------------------------------------------------
 
 
 @hookspec
-def hpt_experiment_started(experiment_id: int, config: Any) -> None:
-    """An experiment has started (or resumed) with this validated `ExperimentConfig`."""
+def hpt_experiment_started(experiment_id: int, config: Any, experiment_dir: str) -> None:
+    """An experiment has started (or resumed) with this validated `ExperimentConfig`.
+
+    `experiment_dir` is the experiment's own folder (`$HPT_HOME/experiments/<id>`).
+    """
 
 
 @hookspec

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.metadata
 import logging
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import pluggy
 
 from hpt_core import hookspecs
-from hpt_core.config import ExperimentConfig, SearcherConfig
+from hpt_core.config import ExperimentConfig, LoggerOptions, SearcherConfig
 from hpt_core.config import load_config as _load_config
 from hpt_core.errors import ConfigError, Problem
 from hpt_core.executors.local import LocalExecutor
+from hpt_core.hookspecs import hookimpl
+from hpt_core.loggers import Logger
+from hpt_core.loggers.mlflow import MLflowLogger
+from hpt_core.loggers.tensorboard import TensorBoardLogger
 from hpt_core.searchers.adaptive_asha import AdaptiveASHASearch
 from hpt_core.searchers.base import SearchMethod
 from hpt_core.searchers.custom import CustomSearch
@@ -24,7 +29,6 @@ from hpt_core.searchers.random import RandomSearch
 from hpt_core.searchers.single import SingleSearch
 
 ENTRY_POINT_GROUP = "hpt"
-hookimpl = pluggy.HookimplMarker("hpt")
 logger = logging.getLogger(__name__)
 
 
@@ -44,6 +48,14 @@ class BuiltinExecutors:
         return [LocalExecutor]
 
 
+class BuiltinLoggers:
+    """hpt's own loggers (TensorBoard, MLflow), each off unless an experiment file enables it."""
+
+    @hookimpl
+    def hpt_loggers(self) -> list[type[Logger]]:
+        return [TensorBoardLogger, MLflowLogger]
+
+
 @functools.lru_cache(maxsize=1)
 def get_plugin_manager() -> pluggy.PluginManager:
     """The process-wide plugin manager: built-ins plus every entry point of group `hpt`."""
@@ -51,6 +63,7 @@ def get_plugin_manager() -> pluggy.PluginManager:
     manager.add_hookspecs(hookspecs)
     manager.register(BuiltinSearchMethods(), name="hpt-builtin-search-methods")
     manager.register(BuiltinExecutors(), name="hpt-builtin-executors")
+    manager.register(BuiltinLoggers(), name="hpt-builtin-loggers")
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         if manager.get_plugin(entry_point.name) is not None:
             continue
@@ -71,6 +84,11 @@ def executors() -> dict[str, type]:
     return _registry(get_plugin_manager().hook.hpt_executors(), "executor")
 
 
+def loggers() -> dict[str, type[Logger]]:
+    """Every registered logger by name."""
+    return _registry(get_plugin_manager().hook.hpt_loggers(), "logger")
+
+
 def _registry(registered: list[list[Any]], kind: str) -> dict[str, Any]:
     by_name: dict[str, Any] = {}
     for classes in registered:
@@ -85,11 +103,39 @@ def search_method_configs() -> dict[str, type[SearcherConfig]]:
     return {name: method.config_model for name, method in search_methods().items()}
 
 
+def logger_options_models() -> dict[str, type[LoggerOptions]]:
+    return {name: logger_class.options_model for name, logger_class in loggers().items()}
+
+
 def load_config(source: str | Path | Mapping[str, Any]) -> ExperimentConfig:
     """Read and validate an experiment file (a path, YAML text or a mapping)."""
     if isinstance(source, ExperimentConfig):
         return source
-    return _load_config(source, search_method_configs())
+    return _load_config(source, search_method_configs(), logger_options_models())
+
+
+@contextlib.contextmanager
+def experiment_loggers(experiment_id: int, config: ExperimentConfig) -> Iterator[list[Logger]]:
+    """Register the loggers the experiment file enables for the time of the block.
+
+    A logger that cannot start (e.g. its extra is not installed) is logged and left out.
+    """
+    manager = get_plugin_manager()
+    registered: list[Logger] = []
+    for name, options in config.loggers.items():
+        try:
+            instance = loggers()[name](experiment_id, options)
+            manager.register(instance, name=f"{name} logger of experiment {experiment_id}")
+        except Exception:
+            logger.exception("the hpt logger %r could not start; experiment %s goes on without it", name,
+                             experiment_id)
+            continue
+        registered.append(instance)
+    try:
+        yield registered
+    finally:
+        for instance in registered:
+            manager.unregister(instance)
 
 
 def create_searcher(config: ExperimentConfig | str | Path | Mapping[str, Any], seed: int | None = None) -> SearchMethod:

@@ -1,0 +1,144 @@
+"""The tensorboard logger, on real experiments, read back with TensorBoard's own reader and HParams plugin."""
+
+import logging
+import sys
+from pathlib import Path
+
+import pytest
+from tensorboard import context as tensorboard_context
+from tensorboard.backend.event_processing import data_provider, event_accumulator, plugin_event_multiplexer
+from tensorboard.plugins import base_plugin
+from tensorboard.plugins.hparams import api_pb2, backend_context, get_experiment, list_session_groups
+
+import hpt_core
+from hpt_core.runner import build_controller, create_experiment
+from hpt_core.storage import Storage
+
+MODEL_DIR = Path(__file__).parents[1] / "runtime" / "model"
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("HPT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TRIAL_LOG", str(tmp_path / "trial-log.jsonl"))
+    monkeypatch.setenv("EPOCH_SECONDS", "0.01")
+    return tmp_path
+
+
+def run_experiment(home, hyperparameters, loggers=None, epochs=2):
+    fields = {"loggers": loggers} if loggers is not None else {}
+    config = hpt_core.load_config({
+        "entrypoint": f"{sys.executable} trial.py",
+        "reproducibility": {"experiment_seed": 1},
+        "searcher": {"name": "grid", "metric": "val_loss", "max_length": {"epochs": epochs}},
+        "hyperparameters": hyperparameters,
+        **fields,
+    })
+    storage = Storage(f"sqlite:///{home}/hpt.db")
+    experiment_id = create_experiment(config, MODEL_DIR, storage)
+    state = build_controller(storage, experiment_id).run()
+    return storage, experiment_id, state
+
+
+class HParamsView:
+    """What TensorBoard's HParams dashboard asks its plugin for, over one log directory."""
+
+    def __init__(self, logdir):
+        multiplexer = plugin_event_multiplexer.EventMultiplexer()
+        multiplexer.AddRunsFromDirectory(str(logdir))
+        multiplexer.Reload()
+        provider = data_provider.MultiplexerDataProvider(multiplexer, str(logdir))
+        tb_context = base_plugin.TBContext(logdir=str(logdir), data_provider=provider)
+        self.backend = backend_context.Context(tb_context)
+        self.request = tensorboard_context.RequestContext()
+
+    def experiment(self):
+        return get_experiment.Handler(self.request, self.backend, "",
+                                      api_pb2.GetExperimentRequest(include_metrics=True)).run()
+
+    def session_groups(self):
+        request = api_pb2.ListSessionGroupsRequest(start_index=0, slice_size=100, include_metrics=True,
+                                                   allowed_statuses=api_pb2.Status.values())
+        return list_session_groups.Handler(self.request, self.backend, "", request).run().session_groups
+
+
+def scalars(run_dir, tag):
+    accumulator = event_accumulator.EventAccumulator(str(run_dir))
+    accumulator.Reload()
+    return [(event.step, event.value) for event in accumulator.Scalars(tag)]
+
+
+def test_each_trial_is_a_run_with_its_hparams_and_metrics_in_the_hparams_view(home):
+    storage, experiment_id, state = run_experiment(home, {
+        "quality": {"type": "categorical", "vals": [0.5, 2.0]},
+        "optimizer": {"kind": "sgd", "nesterov": True},
+    }, loggers={"tensorboard": {}})
+    assert state == "COMPLETED"
+    logdir = Path(storage.get_experiment(experiment_id).experiment_dir) / "tensorboard"
+    trials = storage.list_trials(experiment_id)
+
+    view = HParamsView(logdir)
+    experiment = view.experiment()
+    assert {info.name for info in experiment.hparam_infos} == {"quality", "optimizer.kind", "optimizer.nesterov"}
+    assert {(info.name.group, info.name.tag) for info in experiment.metric_infos} == {
+        ("training", "loss"), ("training", "<b>odd name</b>"), ("validation", "val_loss"), ("validation", "accuracy")}
+
+    groups = {group.name: group for group in view.session_groups()}
+    assert set(groups) == {f"trial_{trial.id}" for trial in trials}
+    for trial in trials:
+        group = groups[f"trial_{trial.id}"]
+        assert group.hparams["quality"].number_value == trial.hparams["quality"]
+        assert group.hparams["optimizer.kind"].string_value == "sgd"
+        assert group.hparams["optimizer.nesterov"].bool_value is True
+        (session,) = group.sessions
+        assert session.status == api_pb2.STATUS_SUCCESS
+        last_validation = storage.metrics(trial_id=trial.id, kind="validation")[-1].metrics
+        metric_values = {(value.name.group, value.name.tag): value.value for value in session.metric_values}
+        assert metric_values[("validation", "val_loss")] == pytest.approx(last_validation["val_loss"])
+
+        stored = [(record.batches, record.metrics["loss"]) for record in storage.metrics(trial_id=trial.id,
+                                                                                         kind="training")]
+        logged = scalars(logdir / f"trial_{trial.id}" / "training", "loss")
+        assert [step for step, _ in logged] == [batches for batches, _ in stored] == [10, 20]
+        assert [value for _, value in logged] == pytest.approx([loss for _, loss in stored])
+
+
+def test_a_trial_that_errors_ends_its_session_as_a_failure(home):
+    storage, experiment_id, state = run_experiment(
+        home, {"behaviour": {"type": "categorical", "vals": ["nan", "normal"]}}, loggers={"tensorboard": {}})
+    assert state == "COMPLETED"
+    logdir = Path(storage.get_experiment(experiment_id).experiment_dir) / "tensorboard"
+    status = {group.hparams["behaviour"].string_value: group.sessions[0].status
+              for group in HParamsView(logdir).session_groups()}
+    assert status == {"nan": api_pb2.STATUS_FAILURE, "normal": api_pb2.STATUS_SUCCESS}
+
+
+def test_path_holds_one_folder_per_experiment(home, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    storage, experiment_id, state = run_experiment(home, {"quality": 1.0}, loggers={"tensorboard": {"path": "tb"}},
+                                                   epochs=1)
+    assert state == "COMPLETED"
+    (trial,) = storage.list_trials(experiment_id)
+    assert scalars(tmp_path / "tb" / str(experiment_id) / f"trial_{trial.id}" / "validation", "val_loss")
+    assert not (Path(storage.get_experiment(experiment_id).experiment_dir) / "tensorboard").exists()
+
+
+def test_the_logger_is_off_unless_the_experiment_file_enables_it(home):
+    storage, experiment_id, state = run_experiment(home, {"quality": 1.0}, epochs=1)
+    assert state == "COMPLETED"
+    assert not (Path(storage.get_experiment(experiment_id).experiment_dir) / "tensorboard").exists()
+
+
+def test_a_logger_that_fails_leaves_the_experiment_completed(home, caplog):
+    not_a_folder = home / "a-file"
+    not_a_folder.write_text("TensorBoard cannot write under a file")
+    with caplog.at_level(logging.ERROR, logger="hpt_core.plugins"):
+        storage, experiment_id, state = run_experiment(
+            home, {"quality": {"type": "categorical", "vals": [0.5, 2.0]}},
+            loggers={"tensorboard": {"path": str(not_a_folder)}})
+    assert state == "COMPLETED"
+    assert [trial.state for trial in storage.list_trials(experiment_id)] == ["COMPLETED", "COMPLETED"]
+    failures = [record.getMessage() for record in caplog.records]
+    assert f"the hpt plugin 'tensorboard logger of experiment {experiment_id}' failed in hpt_trial_started" \
+        in failures
+    assert any("failed in hpt_metrics_reported" in failure for failure in failures)

@@ -61,8 +61,9 @@ class LocalExecutor(Executor):
     - Working directory: `<experiment_dir>/trials/<trial_id>/workdir`, a link farm of `model_dir`
       (see `hpt_core.executors.workdir`) made at the trial's first launch and reused by restarts.
     - Environment: the controller's own, then hpt's defaults (thread limits sized so that the
-      trials running at once share the CPU cores; `PYTHONPYCACHEPREFIX` so that bytecode of the
-      user's modules is not written into the model directory; `PYTHONUNBUFFERED`), then the
+      trials running at once share the CPU cores; `PYTHONDONTWRITEBYTECODE` so that bytecode of
+      the user's modules is not written into the model directory, while installed packages keep
+      using their compiled bytecode; `PYTHONUNBUFFERED`), then the
       spec's `env` (so the experiment's variables win), then `CUDA_VISIBLE_DEVICES`, which this
       executor owns: to limit the GPUs hpt uses, set it where hpt runs.
     - GPUs: each trial holds `spec.slots` GPUs of its own until all of its processes have ended;
@@ -223,9 +224,6 @@ class LocalExecutor(Executor):
     def _process_record(self, trial_id: int) -> Path:
         return self.experiment_dir / "trials" / str(trial_id) / "process.json"
 
-    def _pycache_dir(self) -> Path:
-        return self.experiment_dir / "pycache"
-
     def _gpus_needed(self, spec: LaunchSpec) -> int:
         if not self.gpus.devices:
             return 0
@@ -287,7 +285,7 @@ class LocalExecutor(Executor):
         return {
             **os.environ,
             **thread_limits(threads),
-            "PYTHONPYCACHEPREFIX": str(self._pycache_dir()),
+            "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONUNBUFFERED": "1",
             **spec.env,
             "CUDA_VISIBLE_DEVICES": ",".join(gpus),

@@ -1,0 +1,3 @@
+"""The trial script under model/ is run by experiments, never imported by pytest."""
+
+collect_ignore_glob = ["model/*"]

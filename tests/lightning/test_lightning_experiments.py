@@ -1,0 +1,253 @@
+"""Real Lightning training inside real experiments: reports, pauses and resumes, early stopping, restarts,
+invalid hyperparameters, PBT warm starts, and DDP with two processes.
+
+Each experiment runs `model/lightning_trial.py` (a tiny classifier on scikit-learn's digits, 4 training
+batches per epoch) in real trial processes; the trial's `Probe` callback logs what its Trainer did.
+"""
+
+import json
+import math
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+import hpt_core
+from hpt_core.runner import build_controller, create_experiment
+from hpt_core.storage import Storage
+from hpt_lightning import CHECKPOINT_FILE
+
+MODEL_DIR = Path(__file__).parent / "model"
+BATCHES_PER_EPOCH = 4
+
+
+@dataclass
+class Experiment:
+    storage: Storage
+    experiment_id: int
+    state: str
+    log_path: Path
+
+    @property
+    def log(self):
+        return [json.loads(line) for line in self.log_path.read_text().splitlines()] if self.log_path.exists() else []
+
+    def trials(self):
+        return self.storage.list_trials(self.experiment_id)
+
+    def trial(self, **hparams):
+        (trial,) = [t for t in self.trials() if all(t.hparams.get(k) == v for k, v in hparams.items())]
+        return trial
+
+    def metrics(self, trial, kind):
+        return [m for m in self.storage.metrics(trial_id=trial.id) if m.kind == kind]
+
+    def events(self, trial, event):
+        return [e for e in self.log if e["trial_id"] == trial.id and e["event"] == event]
+
+    def searcher_events(self):
+        return [r.payload for r in self.storage.searcher_records(self.experiment_id) if r.kind == "event"]
+
+
+def run_experiment(directory, searcher, hyperparameters, while_running=None, **fields):
+    """Run an experiment of `lightning_trial.py` to its end; `while_running(controller)` runs in a thread."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HPT_HOME", str(directory / "home"))
+        patch.setenv("TRIAL_LOG", str(directory / "trial-log.jsonl"))
+        storage = Storage(f"sqlite:///{directory}/hpt.db")
+        config = hpt_core.load_config({
+            "entrypoint": f"{sys.executable} lightning_trial.py",
+            "max_restarts": fields.pop("max_restarts", 1),
+            "reproducibility": {"experiment_seed": fields.pop("seed", 1)},
+            "searcher": {"metric": "val_loss", **searcher},
+            "hyperparameters": hyperparameters,
+            **fields,
+        })
+        experiment_id = create_experiment(config, MODEL_DIR, storage)
+        controller = build_controller(storage, experiment_id)
+        helper = threading.Thread(target=while_running, args=(controller,)) if while_running else None
+        if helper is not None:
+            helper.start()
+        state = controller.run()
+        if helper is not None:
+            helper.join()
+    return Experiment(storage, experiment_id, state, directory / "trial-log.jsonl")
+
+
+def checkpoint_state(checkpoint):
+    return torch.load(Path(checkpoint.path) / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
+
+
+# --- one grid experiment, one trial per behaviour ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def behaviours(tmp_path_factory):
+    return run_experiment(
+        tmp_path_factory.mktemp("behaviours"),
+        {"name": "grid", "max_length": {"epochs": 3}, "max_concurrent_trials": 2},
+        {"behaviour": {"type": "categorical", "vals": ["normal", "early_stop", "die_once", "invalid"]}, "lr": 0.1},
+        checkpoint_policy="all")
+
+
+def test_validation_and_training_metrics_arrive_in_storage_with_batches_and_epochs(behaviours):
+    assert behaviours.state == "COMPLETED"
+    trial = behaviours.trial(behaviour="normal")
+    assert (trial.state, trial.length_done) == ("COMPLETED", 3)
+    validations = behaviours.metrics(trial, "validation")
+    assert [(m.batches, m.epochs) for m in validations] == [(4, 1), (8, 2), (12, 3)]  # no sanity-check report
+    probed = [e["val_loss"] for e in behaviours.events(trial, "validation")]
+    assert [m.metrics["val_loss"] for m in validations] == pytest.approx(probed)
+    assert all({"val_loss", "val_accuracy"} <= set(m.metrics) for m in validations)
+    trainings = behaviours.metrics(trial, "training")
+    assert [(m.batches, m.epochs) for m in trainings] == [(4, 1), (8, 2), (12, 3)]
+    assert all("loss" in m.metrics and "val_loss" not in m.metrics for m in trainings)
+
+
+def test_the_search_method_sets_the_length_not_the_trainers_max_epochs(behaviours):
+    trial = behaviours.trial(behaviour="normal")
+    (end,) = behaviours.events(trial, "train_end")
+    assert (end["epoch"], end["global_step"], end["should_stop"]) == (3, 12, True)  # Trainer(max_epochs=20)
+    assert behaviours.events(trial, "fit_returned"), "fit returns normally when hpt stops the Trainer"
+
+
+def test_a_trial_is_seeded_from_its_trial_seed(behaviours):
+    trial = behaviours.trial(behaviour="normal")
+    (start,) = behaviours.events(trial, "train_start")
+    assert start["seed"] == trial.seed
+
+
+def test_early_stopping_ends_the_trial_completed_with_a_checkpoint(behaviours):
+    trial = behaviours.trial(behaviour="early_stop")
+    assert (trial.state, trial.end_reason) == ("COMPLETED", "early-stop request")
+    checkpoint = behaviours.storage.latest_checkpoint(trial.id)
+    assert (checkpoint.epochs, checkpoint.batches) == (2, 8)
+    assert checkpoint_state(checkpoint)["global_step"] == 8
+    assert {"name": "on_trial_exited_early", "args": [trial.request_id, "USER_REQUESTED_STOP"]} in \
+        behaviours.searcher_events()
+
+
+def test_a_trial_killed_mid_epoch_restarts_from_its_last_checkpoint(behaviours):
+    trial = behaviours.trial(behaviour="die_once")
+    assert (trial.state, trial.restarts, trial.length_done) == ("COMPLETED", 1, 3)
+    (died,) = behaviours.events(trial, "dying")
+    assert (died["attempt"], died["epoch"], died["global_step"]) == (1, 1, 6)
+    first, second = behaviours.events(trial, "train_start")
+    assert (first["restore"], second["attempt"]) == (None, 2)
+    assert second["restore"]["epochs"] == 1 and second["restore"]["warm_start"] is False
+    assert (second["epoch"], second["batches"], second["global_step"]) == (1, 4, 4)  # continues after epoch 1
+    assert [m.epochs for m in behaviours.metrics(trial, "training")] == [1, 2, 3]
+
+
+def test_invalid_hp_raised_in_the_module_ends_the_trial_as_invalid(behaviours):
+    trial = behaviours.trial(behaviour="invalid")
+    assert (trial.state, trial.end_reason, trial.restarts) == ("CANCELED", "invalid hyperparameters", 0)
+
+
+def test_a_cancelled_trial_checkpoints_and_fit_returns_normally(tmp_path):
+    def cancel_after_the_first_validation(controller):
+        deadline = time.monotonic() + 120
+        while not controller.storage.metrics(experiment_id=controller.experiment_id, kind="validation"):
+            assert time.monotonic() < deadline, "the trial never validated"
+            time.sleep(0.1)
+        controller.cancel()  # SIGTERM to the trial, as Ctrl-C on `hpt experiment create` does
+
+    experiment = run_experiment(tmp_path, {"name": "single", "max_length": {"epochs": 100}},
+                                {"behaviour": "slow", "lr": 0.1}, while_running=cancel_after_the_first_validation)
+    assert experiment.state == "CANCELED"
+    (trial,) = experiment.trials()
+    assert (trial.state, trial.restarts) == ("CANCELED", 0)
+    (end,) = experiment.events(trial, "train_end")
+    checkpoint = experiment.storage.latest_checkpoint(trial.id)
+    assert checkpoint.batches == end["global_step"] >= BATCHES_PER_EPOCH
+    assert experiment.events(trial, "fit_returned"), "Lightning's SIGTERM exception did not escape fit"
+
+
+def test_a_trainer_that_cannot_validate_at_every_epoch_is_a_clear_error(tmp_path):
+    experiment = run_experiment(tmp_path, {"name": "single", "max_length": {"epochs": 2}},
+                                {"check_val_every_n_epoch": 2}, max_restarts=0)
+    (trial,) = experiment.trials()
+    assert (trial.state, trial.end_reason) == ("ERROR", "error after restarts")
+    output = (Path(experiment.storage.get_experiment(experiment.experiment_id).experiment_dir) / "trials" /
+              str(trial.id) / "output.log").read_text()
+    assert "`Trainer(check_val_every_n_epoch=...)` must be 1 or None, but got 2" in output
+
+
+# --- adaptive ASHA: a paused trial resumes where it stopped -------------------------------------
+
+
+def test_asha_pauses_a_trial_and_resumes_it_with_its_epochs_continuing(tmp_path):
+    # One at a time, 2 trials, rungs at 1 and 2 epochs. With seed 1 trial 1 draws lr 0.1 and trial 2
+    # lr 1e-5: trial 1 reaches rung 0 alone and pauses, trial 2 does worse, so trial 1 is promoted and
+    # resumed from its checkpoint. The trial uses `pytorch_lightning` (the other tests `lightning.pytorch`).
+    experiment = run_experiment(tmp_path, {
+        "name": "adaptive_asha", "max_length": {"epochs": 2}, "max_trials": 2, "max_concurrent_trials": 1,
+        "mode": "aggressive", "divisor": 2,
+    }, {"lr": {"type": "categorical", "vals": [0.1, 0.00001]}, "package": "pytorch_lightning"})
+    assert experiment.state == "COMPLETED"
+    promoted, closed = experiment.trials()
+    assert (promoted.hparams["lr"], promoted.state, promoted.length_done, promoted.restarts) == (0.1, "COMPLETED", 2, 0)
+    assert (closed.state, closed.end_reason, closed.length_done) == ("COMPLETED", "closed at a rung", 1)
+    first, resumed = experiment.events(promoted, "train_start")
+    assert first["restore"] is None
+    assert resumed["restore"]["warm_start"] is False and resumed["restore"]["epochs"] == 1
+    assert (resumed["epoch"], resumed["batches"]) == (1, 4)
+    assert [(m.epochs, m.batches) for m in experiment.metrics(promoted, "validation")] == [(1, 4), (2, 8)]
+    assert [m.epochs for m in experiment.metrics(promoted, "training")] == [1, 2]
+
+
+# --- PBT: a child starts from its parent's weights with its own learning rate ------------------
+
+
+def test_a_pbt_child_starts_from_its_parents_weights_and_trains_with_its_own_learning_rate(tmp_path):
+    # Rounds of 6 batches (an epoch is 4): each round ends mid-epoch, where hpt validates and checkpoints.
+    experiment = run_experiment(tmp_path, {
+        "name": "pbt", "population_size": 2, "num_rounds": 2, "length_per_round": {"batches": 6},
+        "replace_function": {"truncate_fraction": 0.5},
+        "explore_function": {"resample_probability": 0.0, "perturb_factor": 0.5},
+    }, {"lr": {"type": "log", "minval": -2, "maxval": -1}})
+    assert experiment.state == "COMPLETED"
+    trials = experiment.trials()
+    (child,) = [t for t in trials if t.parent_request_id is not None]
+    parent = next(t for t in trials if t.request_id == child.parent_request_id)
+    assert child.hparams["lr"] in (pytest.approx(parent.hparams["lr"] * 0.5),
+                                   pytest.approx(min(parent.hparams["lr"] * 1.5, 0.1)))
+    for trial in trials:  # a validation at each target, mid-epoch, besides those at the epochs' ends
+        validated = {(m.batches, m.epochs) for m in experiment.metrics(trial, "validation")}
+        assert (6, 1) in validated and ((12, 3) in validated) == (trial.length_done == 12)
+
+    (start,) = experiment.events(child, "train_start")
+    assert start["restore"]["warm_start"] is True
+    parent_checkpoint = experiment.storage.get_checkpoint(start["restore"]["checkpoint_id"])
+    assert (parent_checkpoint.trial_id, parent_checkpoint.batches) == (parent.id, 6)
+    parent_state = checkpoint_state(parent_checkpoint)
+    assert start["weights"] == pytest.approx([float(t.double().sum()) for t in parent_state["state_dict"].values()])
+    assert parent_state["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(parent.hparams["lr"])
+    assert start["lr"] == pytest.approx(child.hparams["lr"])  # not the parent's, held in its optimizer state
+    assert all(e["lr"] == pytest.approx(child.hparams["lr"]) for e in experiment.events(child, "epoch_end"))
+    assert (start["epoch"], start["batches"]) == (0, 0)
+    assert [(m.batches, m.epochs) for m in experiment.metrics(child, "validation")] == [(4, 1), (6, 1)]
+
+
+# --- DDP: two processes, one voice ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "ddp_spawn"])
+def test_ddp_with_two_processes_reports_once_and_stops_every_rank(tmp_path, strategy):
+    experiment = run_experiment(tmp_path, {"name": "single", "max_length": {"epochs": 2}},
+                                {"strategy": strategy, "devices": 2, "lr": 0.1}, checkpoint_policy="none")
+    assert experiment.state == "COMPLETED"
+    (trial,) = experiment.trials()
+    assert (trial.state, trial.restarts, trial.length_done) == ("COMPLETED", 0, 2)
+    assert [(m.batches, m.epochs) for m in experiment.metrics(trial, "validation")] == [(4, 1), (8, 2)]
+    assert [(m.batches, m.epochs) for m in experiment.metrics(trial, "training")] == [(4, 1), (8, 2)]
+    (checkpoint,) = experiment.storage.checkpoints(trial_id=trial.id)
+    assert checkpoint.epochs == 2 and (Path(checkpoint.path) / CHECKPOINT_FILE).is_file()
+    ends = experiment.events(trial, "train_end")
+    assert sorted(e["rank"] for e in ends) == [0, 1]
+    assert all((e["epoch"], e["should_stop"]) == (2, True) for e in ends)  # Trainer(max_epochs=20)
+    assert not math.isnan(experiment.metrics(trial, "validation")[-1].metrics["val_loss"])

@@ -100,8 +100,9 @@ def preview(searcher: SearchMethod, max_operations: int = MAX_OPERATIONS) -> Pre
     for more than `max_operations` operations.
     """
     lengths = _simulate(searcher, max_operations)
-    unit = searcher.config.max_length.unit if searcher.config.max_length is not None else "units"
-    return Preview(_group(searcher, lengths), unit)
+    length = searcher.config.max_length or getattr(searcher.config, "length_per_round", None)
+    unit = length.unit if length is not None else "units"
+    return Preview(group_lengths(searcher, lengths), unit)
 
 
 def _simulate(searcher: SearchMethod, max_operations: int) -> dict[int, int]:
@@ -136,7 +137,9 @@ def _simulate(searcher: SearchMethod, max_operations: int) -> dict[int, int]:
             pending.extend(searcher.on_trial_closed(operation.request_id))
 
 
-def _group(searcher: SearchMethod, lengths: dict[int, int]) -> tuple[PreviewGroup, ...]:
+def group_lengths(searcher: SearchMethod, lengths: dict[int, int]) -> tuple[PreviewGroup, ...]:
+    """The trials' training lengths (per request id) as table rows: one group per bracket of a
+    `BracketedSearch`, else one untitled group."""
     if not isinstance(searcher, BracketedSearch):
         return (PreviewGroup("", _rows(lengths.values())),)
     placements = searcher.placements()

@@ -10,11 +10,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConfigError",
+    "Experiment",
     "Context",
     "LocalContext",
     "Restore",
     "TrialContext",
     "init",
+    "list_experiments",
     "ExperimentConfig",
     "InvalidHP",
     "Problem",
@@ -24,3 +26,12 @@ __all__ = [
     "hookimpl",
     "load_config",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """`Experiment` and `list_experiments` load on first use, so trial processes stay light."""
+    if name in ("Experiment", "list_experiments"):
+        from hpt_core import results
+
+        return getattr(results, name)
+    raise AttributeError(f"module 'hpt_core' has no attribute {name!r}")

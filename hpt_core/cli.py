@@ -178,8 +178,10 @@ def _print_outcome(storage: object, experiment_id: int, state: str) -> None:
     best = next((trial for trial in description["trials"] if trial["id"] == description["best_trial"]), None)
     if best is not None:
         hparams = ", ".join(f"{name}={value}" for name, value in flatten(best["hparams"]).items())
-        print(f"best trial {best['id']}: {description['metric']} {best['best_validation']['value']:.6g} "
-              f"after {best['length_trained']} {description['length_unit']} ({hparams})")
+        validation = best["best_validation"]
+        at = f"{validation['epochs']} epochs" if description["length_unit"] != "batches" else \
+            f"{validation['batches']} batches"
+        print(f"best trial {best['id']}: {description['metric']} {validation['value']:.6g} at {at} ({hparams})")
     print(f"every trial: hpt experiment describe {experiment_id}", flush=True)
 
 
@@ -257,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     describe.add_argument("experiment_id", type=int)
     describe.add_argument("--json", action="store_true", help="print JSON instead of tables")
     describe.set_defaults(handler=_experiment_describe)
+    from hpt_core.commands.results import add_result_commands
+
+    add_result_commands(commands, experiment_commands, storage)
     return parser
 
 

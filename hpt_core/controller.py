@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from hpt_core.channel import CHECKPOINT_METADATA_FILE, ChannelRefused, ChannelServer
+from hpt_core.checkpoint_gc import collect_garbage
 from hpt_core.config import ExperimentConfig, Length
 from hpt_core.errors import SearcherError
 from hpt_core.executors.base import Executor, LaunchSpec, TrialExit
@@ -173,6 +174,7 @@ class Controller:
             self.storage.set_controller_pid(self.experiment_id, None)
         state = self._final_state()
         self.executor.shutdown()
+        collect_garbage(self.storage, self.experiment_id, self.config)
         self.storage.set_experiment_state(self.experiment_id, state)
         notify("hpt_experiment_ended", experiment_id=self.experiment_id, state=state)
         if self.on_tick is not None:
@@ -587,6 +589,7 @@ class Controller:
             "records_per_epoch": self.config.records_per_epoch,
             "metric": self.config.searcher.metric,
             "checkpoint_policy": self.config.checkpoint_policy,
+            "max_length": self._longest_length(),
             "checkpoint_root": self.checkpoint_root,
             "restore": self._restore_for(trial),
             **self._decision(trial),
@@ -696,6 +699,14 @@ class Controller:
         return reply
 
     # --- units ------------------------------------------------------------------------------
+
+    def _longest_length(self) -> int | None:
+        """The most a trial may be asked to train, in its own unit (None when the search method does not say)."""
+        searcher = self.config.searcher
+        if searcher.max_length is not None:
+            return self._trial_units(searcher.max_length.value)
+        rounds = getattr(searcher, "num_rounds", None)
+        return self._trial_units(self.length.value * rounds) if rounds else None
 
     def _trial_unit(self) -> str:
         return "epochs" if self.length.unit == "records" else self.length.unit

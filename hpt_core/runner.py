@@ -45,8 +45,9 @@ def _check_warm_start(config: ExperimentConfig, storage: Storage) -> None:
     """A warm start must name a checkpoint or trial that storage knows (and that has a checkpoint)."""
     searcher = config.searcher
     try:
-        if searcher.source_checkpoint is not None:
-            storage.get_checkpoint(searcher.source_checkpoint)
+        if searcher.source_checkpoint is not None and storage.get_checkpoint(searcher.source_checkpoint).state != "COMPLETED":
+            raise ConfigError([Problem("searcher.source_checkpoint", "this checkpoint was deleted",
+                                       searcher.source_checkpoint)])
         if searcher.source_trial_id is not None and storage.latest_checkpoint(searcher.source_trial_id) is None:
             raise ConfigError([Problem("searcher.source_trial_id", "this trial has no checkpoint to start from",
                                        searcher.source_trial_id)])

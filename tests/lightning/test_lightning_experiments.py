@@ -209,7 +209,8 @@ def test_a_pbt_child_starts_from_its_parents_weights_and_trains_with_its_own_lea
         "name": "pbt", "population_size": 2, "num_rounds": 2, "length_per_round": {"batches": 6},
         "replace_function": {"truncate_fraction": 0.5},
         "explore_function": {"resample_probability": 0.0, "perturb_factor": 0.5},
-    }, {"lr": {"type": "log", "minval": -2, "maxval": -1}})
+    }, {"lr": {"type": "log", "minval": -2, "maxval": -1}},
+        checkpoint_storage={"save_trial_latest": 100})  # keep the parent's checkpoint to compare with
     assert experiment.state == "COMPLETED"
     trials = experiment.trials()
     (child,) = [t for t in trials if t.parent_request_id is not None]

@@ -247,7 +247,7 @@ def test_every_reported_metric_is_in_storage(home, storage_url):
                     for m in storage.metrics(experiment_id=experiment_id))
     assert stored == logged and len(stored) > 8
     checkpoints = {(e["trial_id"], e["epochs"]) for e in trial_log(home) if e["event"] == "checkpoint"}
-    assert {(c.trial_id, c.epochs) for c in storage.checkpoints(experiment_id=experiment_id)} == checkpoints
+    assert {(c.trial_id, c.epochs) for c in storage.checkpoints(experiment_id=experiment_id, include_deleted=True)} == checkpoints
 
 
 def test_a_report_from_outside_the_experiment_is_refused(home, monkeypatch):

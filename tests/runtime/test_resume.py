@@ -120,7 +120,7 @@ def test_resume_after_kill_equals_an_uninterrupted_run(tmp_path, uninterrupted, 
     assert all(validations.count(key) == 1 for key in completed)  # no completed unit of work was redone
     logged = {(e["trial_id"], e["epochs"]) for e in map(json.loads, (home / "trial-log.jsonl").read_text().splitlines())
               if e["event"] == "checkpoint"}
-    stored = {(c.trial_id, c.epochs) for c in storage.checkpoints(experiment_id=1)}
+    stored = {(c.trial_id, c.epochs) for c in storage.checkpoints(experiment_id=1, include_deleted=True)}
     assert logged <= stored  # every checkpoint a trial finished saving is registered, even during the outage
     assert processes_of(home) == []  # no trial process outlives its experiment
 

@@ -1,1 +1,18 @@
-"""Keras integration for hpt: the `HptCallback` arrives with the Keras issue; nothing here yet."""
+"""Keras integration for hpt: `HptCallback` makes one `model.fit` call an hpt trial.
+
+    import hpt_core
+    from hpt_keras import HptCallback
+
+    ctx = hpt_core.init()
+    callback = HptCallback(ctx)                      # seeds Keras with the trial seed
+    model = build_model(ctx.get_hparams())
+    model.fit(x, y, validation_data=(x_val, y_val), epochs=callback.epochs,
+              initial_epoch=callback.initial_epoch, callbacks=[callback])
+
+See docs/keras.md.
+"""
+
+from hpt_keras.callback import UNBOUNDED_EPOCHS, HptCallback
+from hpt_keras.checkpoints import WEIGHTS_FILE, load_training_state, save_training_state
+
+__all__ = ["HptCallback", "UNBOUNDED_EPOCHS", "WEIGHTS_FILE", "load_training_state", "save_training_state"]

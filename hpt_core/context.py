@@ -114,6 +114,7 @@ class TrialContext(Context):
         self.searcher_metric: str = start["metric"]
         self.records_per_epoch: int | None = start.get("records_per_epoch")
         self.checkpoint_policy: str = start["checkpoint_policy"]
+        self.max_length: int | None = start.get("max_length")
         self._checkpoint_root = Path(start["checkpoint_root"])
         restore = start.get("restore")
         self.restore = Restore(**restore) if restore else None
@@ -261,7 +262,9 @@ class LocalContext(Context):
         self.request_id = None
         self.restore: Restore | None = None
         self._max_length = max_length
+        self.max_length = max_length
         self._checkpoint_root = checkpoint_root
+        self._target_validated = False
         self.preempted = False
 
     @property
@@ -275,16 +278,18 @@ class LocalContext(Context):
             yield target
 
     def should_stop(self) -> bool:
-        return False
+        return self._stop_requested
 
     def should_checkpoint(self) -> bool:
-        """Outside an experiment a checkpoint is saved once, after the one target."""
-        return True
+        """Outside an experiment a checkpoint is saved once: after the target's validation, or on a stop."""
+        return self._target_validated or self._stop_requested
 
     def report_training(self, metrics: Mapping[str, Any], *, batches: int, epochs: int = 0) -> None:
         pass
 
     def report_validation(self, metrics: Mapping[str, Any], *, batches: int, epochs: int = 0) -> None:
+        done = epochs if self.unit == "epochs" else batches
+        self._target_validated = self._max_length is None or done >= self._max_length
         shown = ", ".join(f"{name}={value}" for name, value in _plain_metrics(metrics).items())
         print(f"[hpt local] validation after {batches} batches, {epochs} epochs: {shown}", flush=True)
 

@@ -121,12 +121,20 @@ def _reap(children: set[int], stream: Any) -> None:
 
 
 def _fork_trial(request: dict[str, Any], server_fds: list[int]) -> int:
+    """Fork a child for the trial; returns once the child leads its own session (so it can be signalled)."""
+    ready_read, ready_write = os.pipe()
     pid = os.fork()
     if pid:
+        os.close(ready_write)
+        os.read(ready_read, 1)
+        os.close(ready_read)
         return pid
     code = 1
     try:
         os.setsid()
+        os.close(ready_read)
+        os.write(ready_write, b"1")
+        os.close(ready_write)
         signal.set_wakeup_fd(-1)
         for fd in server_fds:
             os.close(fd)

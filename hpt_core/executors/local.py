@@ -113,6 +113,7 @@ class LocalExecutor(Executor):
         self._notices = [] if self.gpus.devices else [NO_GPUS_NOTICE]
         self._fork_server: ForkServer | None = None
         self.starts = {"warm": 0, "cold": 0}
+        self.start_kinds: dict[int, str] = {}  # each trial's latest start: "warm" or "cold"
 
     def workdir(self, trial_id: int) -> Path:
         """The trial's working directory (it exists once the trial has been launched)."""
@@ -259,8 +260,10 @@ class LocalExecutor(Executor):
                 server = self._server(argv[0], environment)
                 if server.ready:
                     self.starts["warm"] += 1
+                    self.start_kinds[spec.trial_id] = "warm"
                     return server.launch(argv, workdir, environment, str(log_path))
             self.starts["cold"] += 1
+            self.start_kinds[spec.trial_id] = "cold"
             return subprocess.Popen(
                 spec.command,
                 shell=True,

@@ -73,10 +73,19 @@ def serve(socket_path: str, modules: list[str]) -> None:
             importlib.import_module(name)
         except Exception as error:  # a module that fails to import is the trial's business, not the server's
             print(f"hpt fork server: could not preload {name}: {error}", file=sys.stderr, flush=True)
+    parent = os.getppid()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(socket_path)
     listener.listen(1)
-    connection, _ = listener.accept()
+    listener.settimeout(1.0)
+    while True:
+        try:
+            connection, _ = listener.accept()
+            break
+        except TimeoutError:
+            if os.getppid() != parent:
+                return  # the executor's process is gone before it connected
+    connection.settimeout(None)
     stream = connection.makefile("rw", buffering=1)
     reason = _unsafe_to_fork()
     _send(stream, {"ready": reason is None, "reason": reason or ""})
@@ -90,7 +99,7 @@ def serve(socket_path: str, modules: list[str]) -> None:
     selector = selectors.DefaultSelector()
     selector.register(connection, selectors.EVENT_READ)
     selector.register(wakeup_read, selectors.EVENT_READ)
-    while True:
+    while os.getppid() == parent:
         for key, _ in selector.select(timeout=1.0):
             if key.fileobj is wakeup_read:
                 os.read(wakeup_read, 4096)

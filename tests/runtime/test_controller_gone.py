@@ -21,6 +21,18 @@ def is_running(pid):
         return False
 
 
+def processes_mentioning(path):
+    """Live processes whose command line names something under `path`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and str(path).encode() in (entry / "cmdline").read_bytes() and is_running(entry.name):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
 def test_trial_checkpoints_and_exits_after_its_controller_is_killed(tmp_path):
     config = {"entrypoint": f"{sys.executable} trial.py", "searcher": {"name": "single", "metric": "val_loss",
               "max_length": {"epochs": 1000}}, "hyperparameters": {"quality": 1.0}}
@@ -44,6 +56,10 @@ def test_trial_checkpoints_and_exits_after_its_controller_is_killed(tmp_path):
             time.sleep(0.2)
     finally:
         controller.kill()
+        deadline = time.monotonic() + 30
+        while processes_mentioning(tmp_path):  # the fork server goes with its controller too
+            assert time.monotonic() < deadline, processes_mentioning(tmp_path)
+            time.sleep(0.2)
     entries = [json.loads(line) for line in log_path.read_text().splitlines()]
     assert entries[-1]["event"] == "exit"
     checkpoint = next(entry for entry in reversed(entries) if entry["event"] == "checkpoint")

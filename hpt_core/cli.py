@@ -260,8 +260,10 @@ def build_parser() -> argparse.ArgumentParser:
     describe.add_argument("--json", action="store_true", help="print JSON instead of tables")
     describe.set_defaults(handler=_experiment_describe)
     from hpt_core.commands.results import add_result_commands
+    from hpt_core.simulator.cli import add_simulate_command
 
     add_result_commands(commands, experiment_commands, storage)
+    add_simulate_command(commands)
     return parser
 
 

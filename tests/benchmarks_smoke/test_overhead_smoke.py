@@ -1,0 +1,22 @@
+"""A smoke test of benchmarks/overhead.py with a tiny budget (Ray Tune left out: its start costs seconds)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "overhead.py"
+
+
+def test_the_overhead_benchmark_writes_its_tables(tmp_path):
+    finished = subprocess.run([sys.executable, str(SCRIPT), "--trials", "4", "--reports", "20", "--framework-trials",
+                               "1", "--skip-ray", "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    results = json.loads((tmp_path / "overhead.json").read_text())
+    systems = [row["system"] for row in results["overhead"]]
+    assert systems == ["hpt local executor (warm starts)", "hpt local executor (cold starts)",
+                       "Optuna (SQLite, 2 worker processes)"]
+    assert results["ingestion"]["reports_stored"] == results["ingestion"]["reports_sent"] == 40
+    assert [row["framework"] for row in results["frameworks"]] == ["lightning", "keras"]
+    assert all(row["cold_median_s"] > 0 for row in results["frameworks"])
+    assert "## System overhead" in (tmp_path / "overhead.md").read_text()

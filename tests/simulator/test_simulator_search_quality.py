@@ -1,0 +1,70 @@
+"""A smoke test of benchmarks/search_quality.py: every method on two tasks, a tiny budget, one seed."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hpt_core.simulator import default_data_dir
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "search_quality.py"
+MISSING = [name for name in ("onnxruntime", "optuna", "matplotlib") if importlib.util.find_spec(name) is None]
+HAS_RAY = importlib.util.find_spec("ray") is not None
+
+pytestmark = [
+    pytest.mark.skipif(bool(MISSING), reason=f"the benchmarks extra is not installed (missing: {', '.join(MISSING)})"),
+    pytest.mark.skipif(not (default_data_dir() / "nasbench201").is_dir() or
+                       not (default_data_dir() / "yahpo" / "lcbench").is_dir(),
+                       reason=f"no benchmark data at {default_data_dir()}"),
+]
+
+
+def test_the_search_quality_benchmark_writes_its_tables_and_plots(tmp_path: Path) -> None:
+    docs = tmp_path / "benchmarks.md"
+    docs.write_text("# Benchmarks\n\n<!-- search-quality:begin -->\nold\n<!-- search-quality:end -->\n\n## Overhead\n")
+    argv = [sys.executable, str(SCRIPT), "--seeds", "1", "--budget", "3", "--processes", "2",
+            "--tasks", "lcbench:167168", "nasbench201:cifar10", "--out", str(tmp_path / "results"), "--docs", str(docs)]
+    if not HAS_RAY:
+        argv.append("--no-ray")
+    finished = subprocess.run(argv, capture_output=True, text=True, timeout=240)
+    assert finished.returncode == 0, finished.stderr
+
+    results = tmp_path / "results"
+    assert sorted(path.name for path in results.iterdir()) == [
+        "final_regret.png", "regret_over_time.png", "search_quality.csv", "search_quality.md"]
+    with (results / "search_quality.csv").open() as handle:
+        runs = list(csv.DictReader(handle))
+    methods = {row["method"] for row in runs}
+    assert {"hpt random", "hpt adaptive_asha", "hpt adaptive_asha stop_once", "optuna tpe + sh",
+            "optuna tpe + hyperband", "optuna random + sh", "optuna random + hyperband"} <= methods
+    assert ("ray asha" in methods) == HAS_RAY
+    assert {row["task"] for row in runs} == {"lcbench:167168", "nasbench201:cifar10"}
+    assert all(float(row["final_regret"]) >= 0 for row in runs)
+
+    tables = (results / "search_quality.md").read_text()
+    assert "| method | lcbench:167168 | nasbench201:cifar10 | speed-up (geo. mean) |" in tables
+    assert "Not run on this task: hpt grid (the grid does not fit the budget)." in tables
+    written = docs.read_text()
+    assert written.startswith("# Benchmarks\n\n<!-- search-quality:begin -->\nMedian final regret per task")
+    assert written.endswith("<!-- search-quality:end -->\n\n## Overhead\n") and "\nold\n" not in written
+
+
+def test_one_seed_gives_one_result_for_every_method(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    from search_quality_methods import METHODS, Run
+
+    from hpt_core.simulator import load_benchmark, simulate
+
+    benchmark = load_benchmark("nasbench201", "cifar10")
+    run = Run(benchmark, median_full_time=200.0, seed=5, workers=4, budget=1000.0)
+    for method in METHODS:
+        if not method.applies(run) or (method.library == "ray" and not HAS_RAY):
+            continue
+        runs = [simulate(method.build(run), benchmark, run.workers, run.budget) for _ in range(2)]
+        first, second = ([(report.time, report.request_id, report.length) for report in run.reports] for run in runs)
+        assert first == second, method.name

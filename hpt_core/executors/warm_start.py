@@ -15,7 +15,9 @@ from typing import Any
 from hpt_core.executors.fork_server import python_script_of, third_party_imports
 
 CONNECT_SECONDS = 120.0
-SERVER_MAIN = "import sys; from hpt_core.executors.fork_server import serve; serve(sys.argv[1], sys.argv[2:])"
+SERVER_MAIN = (  # os._exit: a thread some preloaded module left behind must not keep the server alive
+    "import os, sys; from hpt_core.executors.fork_server import serve; serve(sys.argv[1], sys.argv[2:]); os._exit(0)"
+)
 
 
 class ForkedProcess:

@@ -261,7 +261,6 @@ class LocalContext(Context):
         super().__init__(hparams, trial_id=None, experiment_id=None, trial_seed=0, unit=unit)
         self.request_id = None
         self.restore: Restore | None = None
-        self._max_length = max_length
         self.max_length = max_length
         self._checkpoint_root = checkpoint_root
         self._target_validated = False
@@ -269,11 +268,11 @@ class LocalContext(Context):
 
     @property
     def target_length(self) -> int | None:
-        return self._max_length
+        return self.max_length
 
     def targets(self, default: int | None = None) -> Iterator[int]:
         """One target: the experiment file's max_length (or `default` when there is no file)."""
-        target = self._max_length if self._max_length is not None else default
+        target = self.max_length if self.max_length is not None else default
         if target is not None and not self._stop_requested:
             yield target
 
@@ -289,7 +288,7 @@ class LocalContext(Context):
 
     def report_validation(self, metrics: Mapping[str, Any], *, batches: int, epochs: int = 0) -> None:
         done = epochs if self.unit == "epochs" else batches
-        self._target_validated = self._max_length is None or done >= self._max_length
+        self._target_validated = self.max_length is None or done >= self.max_length
         shown = ", ".join(f"{name}={value}" for name, value in _plain_metrics(metrics).items())
         print(f"[hpt local] validation after {batches} batches, {epochs} epochs: {shown}", flush=True)
 

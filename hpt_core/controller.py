@@ -130,6 +130,9 @@ class Controller:
         self._additional_trials = 0
         self._lock = threading.RLock()
         self.channel: ChannelServer | None = None
+        self.experiment_dir = storage.get_experiment(experiment_id).experiment_dir
+        self._handlers = {"start": self._on_start, "report": self._on_report, "checkpoint": self._on_checkpoint,
+                          "status": self._on_status, "exit": self._on_exit}
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -145,7 +148,7 @@ class Controller:
             age = (_now() - self.storage.get_experiment(self.experiment_id).created_at).total_seconds()
             self._deadline = time.monotonic() + self.config.max_time - age
         notify("hpt_experiment_started", experiment_id=self.experiment_id, config=self.config,
-               experiment_dir=self.storage.get_experiment(self.experiment_id).experiment_dir)
+               experiment_dir=self.experiment_dir)
         try:
             with self._lock:
                 records = self.storage.searcher_records(self.experiment_id)
@@ -508,10 +511,9 @@ class Controller:
             "HPT_TRIAL_ID": str(trial.trial_id),
             "HPT_ATTEMPT": str(trial.attempt),
         }
-        experiment = self.storage.get_experiment(self.experiment_id)
         self.executor.launch(LaunchSpec(
             trial_id=trial.trial_id, attempt=trial.attempt, command=self.config.entrypoint or "", env=env,
-            log_path=f"{experiment.experiment_dir}/trials/{trial.trial_id}/output.log",
+            log_path=f"{self.experiment_dir}/trials/{trial.trial_id}/output.log",
             slots=self.config.resources.slots_per_trial,
         ))
         notify("hpt_trial_started", experiment_id=self.experiment_id, trial_id=trial.trial_id,
@@ -563,13 +565,11 @@ class Controller:
     # --- the channel ------------------------------------------------------------------------
 
     def _handle(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
-        handlers = {"start": self._on_start, "report": self._on_report, "checkpoint": self._on_checkpoint,
-                    "status": self._on_status, "exit": self._on_exit}
-        if name not in handlers:
+        if name not in self._handlers:
             raise ChannelRefused(404, f"no such endpoint: {name}")
         with self._lock:
             trial = self._identify(body)
-            return handlers[name](trial, body)
+            return self._handlers[name](trial, body)
 
     def _identify(self, body: Mapping[str, Any]) -> TrialRuntime:
         trial = self._by_trial_id.get(body.get("trial_id"))

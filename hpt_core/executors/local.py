@@ -26,7 +26,7 @@ from typing import Sequence
 from hpt_core.executors.base import ExecutorError, Executor, LaunchSpec, ResourcesUnavailable, TrialExit
 from hpt_core.executors.process_group import (
     group_alive,
-    group_works_in,
+    groups_working_in,
     process_start_time,
     shell_returncode,
     signal_group,
@@ -181,32 +181,32 @@ class LocalExecutor(Executor):
         self._collect()
 
     def recover(self, trial_id: int, grace_seconds: float = 10.0) -> int:
-        """Stop a process group that an earlier controller left for this trial; the last attempt launched.
+        """Stop the processes an earlier controller left for this trial; the last attempt it recorded.
 
         Each launch records its process group and its leader's start time in `<trial dir>/process.json`;
-        the group is signalled only while its leader is that same process, or one of its members still
-        works in this trial's directory, so a reused process id is never hit.
+        that group is stopped only while its leader is that same process or one of its members works in
+        this trial's directory, so a reused process id is never hit. Any other process working in the
+        trial's directory is the trial's too (a controller that died between starting an attempt and
+        recording it leaves one), and its group is stopped as well.
         """
+        if trial_id in self._attempts:
+            return self._attempts[trial_id].spec.attempt
         record_path = self._process_record(trial_id)
-        if not record_path.exists():
-            return 0
-        record = json.loads(record_path.read_text())
-        pgid = record["pgid"]
-        if trial_id not in self._attempts and self._is_left_over(pgid, trial_id, record.get("started")):
+        record = json.loads(record_path.read_text()) if record_path.exists() else {"attempt": 0}
+        groups = groups_working_in(self.workdir(trial_id))
+        if "pgid" in record and group_alive(record["pgid"]) and \
+                process_start_time(record["pgid"]) == record.get("started"):
+            groups.add(record["pgid"])
+        for pgid in groups:
             signal_group(pgid, signal.SIGTERM)
-            deadline = time.monotonic() + grace_seconds
-            while group_alive(pgid) and time.monotonic() < deadline:
-                time.sleep(_WAIT_STEP_SECONDS)
+        deadline = time.monotonic() + grace_seconds
+        while any(map(group_alive, groups)) and time.monotonic() < deadline:
+            time.sleep(_WAIT_STEP_SECONDS)
+        for pgid in groups:
             signal_group(pgid, signal.SIGKILL)
-            while group_alive(pgid):
-                time.sleep(_WAIT_STEP_SECONDS)
+        while any(map(group_alive, groups)):
+            time.sleep(_WAIT_STEP_SECONDS)
         return int(record["attempt"])
-
-    def _is_left_over(self, pgid: int, trial_id: int, started: int | None) -> bool:
-        if not group_alive(pgid):
-            return False
-        return (started is not None and process_start_time(pgid) == started) or group_works_in(
-            pgid, self.workdir(trial_id))
 
     def shutdown(self, grace_seconds: float = 10.0) -> None:
         for trial_id in list(self._attempts):

@@ -50,17 +50,21 @@ def process_start_time(pid: int) -> int | None:
         return None
 
 
-def group_works_in(pgid: int, directory: Path) -> bool:
-    """Whether a live process of group `pgid` has `directory` as its working directory."""
+def groups_working_in(directory: Path) -> set[int]:
+    """The process groups with a live process whose working directory is `directory` or below it."""
+    groups = set()
     with os.scandir(_PROC) as entries:
         for entry in entries:
-            if entry.name.isdigit() and _live_member_of(entry.name, pgid):
-                try:
-                    if Path(os.readlink(_PROC / entry.name / "cwd")) == directory:
-                        return True
-                except OSError:
-                    continue
-    return False
+            if not entry.name.isdigit():
+                continue
+            try:
+                cwd = Path(os.readlink(_PROC / entry.name / "cwd"))
+                state, _parent, group = (_PROC / entry.name / "stat").read_text().rpartition(")")[2].split()[:3]
+            except OSError:
+                continue
+            if state not in ("Z", "X") and cwd.is_relative_to(directory):
+                groups.add(int(group))
+    return groups
 
 
 def shell_returncode(returncode: int) -> int:

@@ -5,6 +5,7 @@ import os
 import re
 import shlex
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -458,6 +459,41 @@ def test_shutdown_leaves_no_process_alive(executor, launch):
     assert [pid for pid in pids if alive(pid)] == []
     assert executor.running() == set()
     assert sorted(ended.trial_id for ended in executor.poll()) == [1, 2, 3]
+
+
+def test_a_new_executor_stops_what_an_earlier_one_left_and_tells_its_last_attempt(make_executor, launch, tmp_path):
+    earlier = make_executor()
+    launch(earlier, 1, f"{PYTHON} tree.py main", attempt=3)
+    pids = tree_pids(earlier, 1)
+    later = make_executor()
+    assert later.recover(1, grace_seconds=0.3) == 3
+    assert [pid for pid in pids if alive(pid)] == []
+    assert later.recover(2) == 0  # never launched
+
+
+def test_recover_stops_a_trial_whose_launch_was_never_recorded(make_executor, launch):
+    earlier = make_executor()
+    launch(earlier, 1, f"{PYTHON} tree.py main")
+    pids = tree_pids(earlier, 1)
+    (earlier.experiment_dir / "trials" / "1" / "process.json").unlink()  # the controller died before recording it
+    assert make_executor().recover(1, grace_seconds=0.3) == 0
+    assert [pid for pid in pids if alive(pid)] == []
+
+
+def test_recover_leaves_alone_a_process_that_reuses_a_recorded_group_id(make_executor, launch, tmp_path):
+    earlier = make_executor()
+    launch(earlier, 1, python("pass"))
+    wait_for_exits(earlier, 1)
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], cwd=tmp_path,
+                                start_new_session=True)
+    record = earlier.experiment_dir / "trials" / "1" / "process.json"
+    record.write_text(json.dumps({**json.loads(record.read_text()), "pgid": stranger.pid}))
+    try:
+        assert make_executor().recover(1, grace_seconds=0.3) == 1
+        assert stranger.poll() is None
+    finally:
+        stranger.kill()
+        stranger.wait()
 
 
 # --- input checks ---------------------------------------------------------------------------------

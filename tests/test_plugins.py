@@ -68,8 +68,11 @@ def test_a_failing_observer_is_logged_and_does_not_stop_the_others(tmp_path):
     assert log == [{"experiment_id": 1, "state": "COMPLETED"}]
 
 
-def test_notify_with_no_observers_is_a_no_op():
-    notify("hpt_trial_ended", experiment_id=1, trial_id=2, state="COMPLETED", reason="completed its length")
+def test_notify_with_no_observers_is_a_no_op(caplog):
+    assert get_plugin_manager().hook.hpt_trial_ended.get_hookimpls() == []
+    with caplog.at_level("DEBUG"):
+        notify("hpt_trial_ended", experiment_id=1, trial_id=2, state="COMPLETED", reason="completed its length")
+    assert caplog.records == []
 
 
 def test_unknown_search_method_lists_the_registered_ones():

@@ -59,12 +59,35 @@ def _experiment_create(args: argparse.Namespace) -> int:
     experiment = storage.get_experiment(experiment_id)
     print(f"experiment {experiment_id} created; its results go to {experiment.experiment_dir} "
           f"(storage {storage})", flush=True)
+    _print_dashboard_url(storage.url, experiment_id)
     if args.detach:
         pid = run_detached(storage, experiment_id)
         print(f"experiment {experiment_id} runs in the background (process {pid}, log "
               f"{experiment.experiment_dir}/controller.log); follow it with `hpt experiment describe {experiment_id}`")
         return 0
     return _run_controller(storage, experiment_id, args.quiet)
+
+
+def _print_dashboard_url(storage_url: str, experiment_id: int) -> None:
+    from hpt_core.dashboard.registry import running_dashboard_url
+
+    url = running_dashboard_url(storage_url)
+    if url is not None:
+        print(f"watch it in the dashboard: {url}#/experiments/{experiment_id}", flush=True)
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    import os
+
+    from hpt_core.dashboard.server import TOKEN_VARIABLE, serve
+    from hpt_core.storage import default_storage_url
+
+    storage_url = args.storage or default_storage_url()
+    token = args.token or os.environ.get(TOKEN_VARIABLE) or None
+    access = "pause, activate and cancel need the token" if token else "read-only"
+    serve(storage_url, args.host, args.port, token,
+          announce=lambda url: print(f"hpt dashboard at {url} ({access}; Ctrl-C stops it)", flush=True))
+    return 0
 
 
 def _smoke_test(config: hpt_core.ExperimentConfig, model_dir: Path) -> int:
@@ -259,6 +282,13 @@ def build_parser() -> argparse.ArgumentParser:
     describe.add_argument("experiment_id", type=int)
     describe.add_argument("--json", action="store_true", help="print JSON instead of tables")
     describe.set_defaults(handler=_experiment_describe)
+    dashboard = commands.add_parser("dashboard", parents=[storage], help="serve the web dashboard over the storage")
+    dashboard.add_argument("--host", default="127.0.0.1",
+                           help="address to listen on (default 127.0.0.1; any other needs a token)")
+    dashboard.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    dashboard.add_argument("--token", default=None,
+                           help="token that pause, activate and cancel require (default: $HPT_DASHBOARD_TOKEN)")
+    dashboard.set_defaults(handler=_dashboard)
     from hpt_core.commands.results import add_result_commands
     from hpt_core.simulator.cli import add_simulate_command
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -86,6 +87,10 @@ class Storage:
     def close(self) -> None:
         """Close every pooled connection; the Storage must not be used afterwards."""
         self._engine.dispose()
+
+    def reading(self) -> AbstractContextManager[Connection]:
+        """A connection in one read transaction, for queries that no method here runs (`storage.queries`)."""
+        return read_transaction(self._engine)
 
     # experiments
 

@@ -1,0 +1,117 @@
+// #/experiments/<id> : summary, controls, charts, the searcher's view and the trials table, live while it runs.
+import { api, ApiError } from "./api.js";
+import { el, formatDuration, formatNumber, formatTime, replaceChildren, section, stateBadge } from "./dom.js";
+import { bestOverTime, hyperparameterViews, learningCurves } from "./experiment_charts.js";
+import { progressBar, trialsByState } from "./experiments.js";
+import { errorMessage, isLive, poll } from "./live.js";
+import { searcherView } from "./searcher_view.js";
+import { trialsTable } from "./trials_table.js";
+
+export function renderExperiment(container, experimentId) {
+  const errorBox = el("div");
+  replaceChildren(container, el("p", { className: "muted" }, "Loading…"), errorBox);
+  let stopPolling = null;
+  let stopped = false;
+  api.get(`/experiments/${experimentId}`).then((experiment) => {
+    if (stopped) return;
+    const page = buildPage(experimentId, experiment);
+    replaceChildren(container, page.element, errorBox);
+    let state = experiment.state;
+    stopPolling = poll(async () => {
+      const latest = await api.get(`/experiments/${experimentId}`);
+      state = latest.state;
+      container.dataset.experimentState = state;
+      await page.refresh(latest);
+    }, () => isLive(state), errorBox);
+  }).catch((error) => replaceChildren(container, el("p", {}, el("a", { href: "#/" }, "← experiments")), errorMessage(error)));
+  return () => {
+    stopped = true;
+    if (stopPolling) stopPolling();
+  };
+}
+
+function buildPage(experimentId, experiment) {
+  const context = { metric: experiment.metric, smallerIsBetter: experiment.smaller_is_better };
+  const summary = el("div", { className: "summary", dataset: { testid: "experiment-summary" } });
+  const controls = el("div", { className: "actions", dataset: { testid: "experiment-actions" } });
+  const bestCheckpoint = el("div", { dataset: { testid: "best-checkpoint" } });
+  const names = experiment.hyperparameters.map((hyperparameter) => hyperparameter.name);
+  const parts = [
+    bestOverTime(experimentId, context), learningCurves(experimentId, context),
+    hyperparameterViews(experimentId, context), searcherView(experimentId), trialsTable(experimentId, names),
+  ];
+  const [best, curves, hparams, searcher, trials] = parts;
+  const element = el("div", { dataset: { testid: "experiment-page", experimentId } },
+    el("p", {}, el("a", { href: "#/" }, "← experiments")),
+    el("h1", { dataset: { testid: "experiment-title" } }, `Experiment ${experimentId}: `, experiment.name || "(unnamed)"),
+    experiment.description ? el("p", { className: "description" }, experiment.description) : null,
+    summary, el("div", { className: "row" }, controls, bestCheckpoint),
+    section("Best validation metric over time", "best-over-time", best.element),
+    section("Learning curves of the top trials", "learning-curves", curves.element),
+    section("Hyperparameters", "hyperparameters", hparams.element),
+    section(`Search method: ${experiment.searcher}`, "searcher", searcher.element),
+    section("Trials", "trials", trials.element));
+  const refresh = async (latest) => {
+    renderSummary(summary, latest);
+    renderControls(controls, experimentId, latest);
+    for (const part of parts) await part.refresh();
+    await renderBestCheckpoint(bestCheckpoint, experimentId);
+  };
+  return { element, refresh };
+}
+
+function fact(label, value, testid) {
+  return el("div", { className: "fact", dataset: { testid } }, el("span", { className: "label" }, label), value);
+}
+
+function renderSummary(node, experiment) {
+  replaceChildren(node,
+    fact("State", stateBadge(experiment.state), "summary-state"),
+    fact("Searcher", experiment.searcher, "summary-searcher"),
+    fact("Metric", `${experiment.metric} (${experiment.smaller_is_better ? "smaller" : "larger"} is better)`, "summary-metric"),
+    fact("Best", experiment.best_metric === null ? "—"
+      : el("span", {}, formatNumber(experiment.best_metric), " ",
+        el("a", { href: `#/trials/${experiment.best_trial_id}` }, `trial ${experiment.best_trial_id}`)), "summary-best"),
+    fact("Progress", progressBar(experiment.progress), "summary-progress"),
+    fact("Trials", trialsByState(experiment.trials_by_state, experiment.trial_count), "summary-trials"),
+    fact("Started", formatTime(experiment.started), "summary-started"),
+    fact("Duration", formatDuration(experiment.duration_seconds), "summary-duration"));
+}
+
+const ACTIONS = [
+  ["pause", "Pause", (state) => state === "ACTIVE"],
+  ["activate", "Resume", (state) => state === "PAUSED"],
+  ["cancel", "Cancel", isLive],
+];
+
+function renderControls(node, experimentId, experiment) {
+  if (!experiment.writable) {
+    replaceChildren(node);
+    return;
+  }
+  const message = el("span", { className: "muted", dataset: { testid: "action-message" } });
+  replaceChildren(node, ACTIONS.filter(([, , allowed]) => allowed(experiment.state)).map(([action, label]) => {
+    const button = el("button", { type: "button", dataset: { testid: `action-${action}` } }, label);
+    button.addEventListener("click", async () => {
+      try {
+        const { state } = await api.post(`/experiments/${experimentId}/${action}`);
+        message.textContent = `Experiment is now ${state}.`;
+      } catch (error) {
+        message.textContent = error.status === 401 || error.status === 403
+          ? `Not allowed: ${error.message} (enter the dashboard's token above)` : error.message;
+      }
+    });
+    return button;
+  }), message);
+}
+
+async function renderBestCheckpoint(node, experimentId) {
+  try {
+    const best = await api.get(`/experiments/${experimentId}/best-checkpoint`);
+    replaceChildren(node, el("a", { href: best.download, download: "", className: "button", dataset: { testid: "best-checkpoint-download" } },
+      `Download best checkpoint (trial ${best.trial_id})`));
+  } catch (error) {
+    if (!(error instanceof ApiError && error.status === 404)) throw error;
+    replaceChildren(node, el("span", { className: "muted" }, "No checkpoint yet."));
+  }
+}

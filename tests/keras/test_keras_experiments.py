@@ -103,6 +103,7 @@ def test_adaptive_asha_pauses_a_trial_and_resumes_it_with_its_optimizer_state(ho
     assert (paused["attempt"], resumed["attempt"]) == (1, 2)
     assert resumed["restore"]["warm_start"] is False and resumed["restore"]["epochs"] == 1
     assert resumed["initial_epoch"] == 1
+    assert paused["fit_epochs"] == resumed["fit_epochs"] == 2  # the progress bar counts to max_length
     last_before_pause = [e for e in trial_log(home, first.id, "epoch_end") if e["attempt"] == 1][-1]
     assert resumed["iterations"] == last_before_pause["iterations"] == STEPS_PER_EPOCH
     assert resumed["weights_sum"] == pytest.approx(last_before_pause["weights_sum"], rel=1e-6)

@@ -2,7 +2,8 @@
 
 How one `fit` call follows the search method: a search method raises a trial's target while it
 trains (ASHA promotes it, PBT starts another round), but the `epochs` of `fit` is fixed when fit
-starts. So inside an experiment `callback.epochs` is an upper bound (`UNBOUNDED_EPOCHS`) and the
+starts. So inside an experiment `callback.epochs` is an upper bound (the most any trial may train in
+epochs, or `UNBOUNDED_EPOCHS` when the search method does not say or lengths are in batches) and the
 callback ends fit itself, with `model.stop_training`, when the trial is to pause or close;
 outside an experiment it is the experiment file's length. A target in batches ends the epoch it
 falls in early: Keras validates there, and if the trial goes on, the next epoch starts afresh.
@@ -103,10 +104,12 @@ class HptCallback(keras.callbacks.Callback):
 
     @property
     def epochs(self) -> int:
-        """The `epochs` to pass to fit: an upper bound in an experiment (the callback ends fit), else the length."""
+        """The `epochs` to pass to fit: in an experiment, the most any trial may train (the callback ends fit
+        at the trial's target), else the length to train."""
         context = self.context
         if not isinstance(context, LocalContext):
-            return UNBOUNDED_EPOCHS
+            known = context.unit == "epochs" and context.max_length is not None
+            return context.max_length if known else UNBOUNDED_EPOCHS
         if context.target_length is None:
             if self.default_epochs is None:
                 raise ValueError("no length to train to: run inside an experiment, name an experiment file with "

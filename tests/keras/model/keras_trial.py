@@ -42,7 +42,8 @@ class TrialLog(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         restore = ctx.restore and {"checkpoint_id": ctx.restore.checkpoint_id, "epochs": ctx.restore.epochs,
                                    "batches": ctx.restore.batches, "warm_start": ctx.restore.warm_start}
-        log("train_begin", restore=restore, initial_epoch=callback.initial_epoch, **model_state(self.model))
+        log("train_begin", restore=restore, initial_epoch=callback.initial_epoch, fit_epochs=self.params["epochs"],
+            **model_state(self.model))
 
     def on_epoch_begin(self, epoch, logs=None):
         log("epoch_begin", epoch=epoch)

@@ -32,6 +32,7 @@ from hpt_core.searchers.asha_bracket import (
     new_bracket_state,
 )
 from hpt_core.searchers.base import SearchMethod
+from hpt_core.searchers.tpe import ModelBasedSampling, Sampler
 from hpt_core.space import Space
 
 PROGRESS_BEFORE_SHUTDOWN = 0.99
@@ -45,6 +46,7 @@ class AdaptiveASHAConfig(SearcherConfig):
     max_rungs: PositiveInt = 5
     bracket_rungs: Optional[Annotated[list[PositiveInt], Field(min_length=1)]] = None
     stop_once: StrictBool = False
+    sampler: Sampler = "random"
 
 
 @dataclass(frozen=True)
@@ -152,14 +154,15 @@ def plan_brackets(config: AdaptiveASHAConfig) -> list[BracketPlan]:
 # --- the search method -----------------------------------------------------------------------
 
 
-class AdaptiveASHASearch(SearchMethod):
+class AdaptiveASHASearch(ModelBasedSampling, SearchMethod):
     """Adaptive ASHA: brackets of asynchronous successive halving, Determined's default searcher.
 
     With `stop_once: false` (the default) a trial trains to its rung's length and waits there
     until it is promoted (resumed from its checkpoint to the next rung's length) or closed; with
     `stop_once: true` a trial either continues at once or is closed. See `PromotionBracket` and
     `StoppingBracket` for the rules, `brackets()` for the plan and `placements()` for where each
-    trial is.
+    trial is. With `sampler: tpe` each new trial's configuration comes from a model of the results at
+    every rung (`searchers/tpe.py`); rungs, promotions and concurrency are unchanged.
 
     >>> from hpt_core import create_searcher
     >>> searcher = create_searcher({"searcher": {"name": "adaptive_asha", "metric": "loss", "max_length": 16,
@@ -184,6 +187,7 @@ class AdaptiveASHASearch(SearchMethod):
         self.trial_brackets: dict[str, int] = {}
         self.closed: list[int] = []
         self.is_shut_down = False
+        self.start_sampler()
 
     # --- events --------------------------------------------------------------------------------
 
@@ -192,17 +196,22 @@ class AdaptiveASHASearch(SearchMethod):
 
     def on_validation_completed(self, request_id: int, metric: Any, length: int) -> list[Operation]:
         loss = self.loss(metric)
-        return self._bracket_of(request_id).on_validation(request_id, loss, length)
+        bracket = self._bracket_of(request_id)
+        self.remember_result(request_id, length, loss)
+        return bracket.on_validation(request_id, loss, length)
 
     def on_trial_exited_early(self, request_id: int, reason: ExitedReason | str) -> list[Operation]:
         reason = self.record_exit(request_id, reason)
-        return self._bracket_of(request_id).on_exit(request_id, reason)
+        bracket = self._bracket_of(request_id)
+        self.remember_exit(request_id, reason)
+        return bracket.on_exit(request_id, reason)
 
     def on_trial_closed(self, request_id: int) -> list[Operation]:
         self._bracket_index(request_id)
         if request_id in self.closed:
             return []
         self.closed.append(request_id)
+        self.remember_closed(request_id)
         if self.is_shut_down or len(self.closed) < len(self.created):
             return []
         self.is_shut_down = True
@@ -268,5 +277,6 @@ class AdaptiveASHASearch(SearchMethod):
     def _new_trial(self, bracket_index: int) -> Create:
         hparams = self.sample_hparams()
         request_id = self.new_request_id()
+        self.remember_created(request_id, hparams)
         self.trial_brackets[str(request_id)] = bracket_index
         return Create(request_id, hparams)

@@ -126,6 +126,13 @@ class SearchMethod(abc.ABC):
         if self.points_used < len(points):
             self.points_used += 1
             return self.space.complete(points[self.points_used - 1], self.rng)
+        return self.propose_hparams()
+
+    def propose_hparams(self) -> dict[str, Any]:
+        """A new configuration once the chosen points are used up: a random sample of the space.
+
+        `random` and `adaptive_asha` override it for `searcher.sampler` (see `searchers/tpe.py`).
+        """
         return self.space.sample(self.rng)
 
     def new_request_id(self) -> int:

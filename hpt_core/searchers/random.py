@@ -12,21 +12,24 @@ from typing import Any, ClassVar
 from hpt_core.config import Length, PositiveInt, SearcherConfig
 from hpt_core.operations import Close, Create, ExitedReason, Operation, ValidateAfter
 from hpt_core.searchers.base import SearchMethod
+from hpt_core.searchers.tpe import ModelBasedSampling, Sampler
 from hpt_core.space import Space
 
 
 class RandomConfig(SearcherConfig):
     max_length: Length
     max_trials: PositiveInt
+    sampler: Sampler = "random"
 
 
-class RandomSearch(SearchMethod):
+class RandomSearch(ModelBasedSampling, SearchMethod):
     """Train `max_trials` random configurations to `max_length`, `max_concurrent_trials` at a time.
 
     It starts min(max_trials, max_concurrent_trials) trials (all of them when
     max_concurrent_trials is 0); each closed trial makes room for the next until max_trials
     exist. A trial that exits with INVALID_HP is replaced and does not count towards
-    max_trials; any other early exit counts.
+    max_trials; any other early exit counts. With `sampler: tpe` new configurations come from a model of
+    the results so far (`searchers/tpe.py`); nothing else changes.
 
     >>> from hpt_core import create_searcher
     >>> searcher = create_searcher({"searcher": {"name": "random", "metric": "loss", "max_length": 8,
@@ -54,6 +57,7 @@ class RandomSearch(SearchMethod):
         self.lengths: dict[str, int] = {}
         self.is_shut_down = False
         self.extra_trials = 0
+        self.start_sampler()
 
     # --- what subclasses change ----------------------------------------------------------------
 
@@ -72,9 +76,10 @@ class RandomSearch(SearchMethod):
         return self._fill_free_slots()
 
     def on_validation_completed(self, request_id: int, metric: Any, length: int) -> list[Operation]:
-        self.loss(metric)
+        loss = self.loss(metric)
         if request_id not in self.open_trials or request_id in self.closing:
             return []
+        self.remember_result(request_id, length, loss)
         self.lengths[str(request_id)] = max(length, self.lengths.get(str(request_id), 0))
         if length < self.max_length:
             return []
@@ -83,6 +88,7 @@ class RandomSearch(SearchMethod):
 
     def on_trial_exited_early(self, request_id: int, reason: ExitedReason | str) -> list[Operation]:
         reason = self.record_exit(request_id, reason)
+        self.remember_exit(request_id, reason)
         if reason is ExitedReason.INVALID_HP and self.replaces_invalid_trials:
             self.uncounted.append(request_id)
         return []
@@ -92,6 +98,7 @@ class RandomSearch(SearchMethod):
             return []
         self.open_trials.remove(request_id)
         self.closed.append(request_id)
+        self.remember_closed(request_id)
         operations = self._fill_free_slots()
         if not self.open_trials and not self.is_shut_down:
             self.is_shut_down = True
@@ -125,6 +132,7 @@ class RandomSearch(SearchMethod):
         while self._has_free_slot() and self._counted_trials() < self.trial_budget:
             hparams = self.next_hparams()
             request_id = self.new_request_id()
+            self.remember_created(request_id, hparams)
             self.open_trials.append(request_id)
             operations += [Create(request_id, hparams), ValidateAfter(request_id, self.max_length)]
         return operations

@@ -1,0 +1,243 @@
+"""`searcher.sampler: tpe` — new trials' hyperparameters from a multi-fidelity tree-structured Parzen estimator.
+
+What a search method with `sampler: tpe` knows about its trials is a plain-JSON dict (its
+`sampler_history`, part of `state_dict()`): each trial's hyperparameters encoded as numbers,
+its results per length, whether it had invalid hyperparameters and whether it has ended. The
+model is rebuilt from it at every proposal, so restoring the state restores the model:
+
+1. with probability `RANDOM_SHARE`, or while no length holds enough results, a random sample;
+2. otherwise the model is fitted on the longest length that holds at least
+   max(hyperparameters + 1, `MIN_RESULTS`) results: the best `GOOD_SHARE` of them (at least one,
+   at most `MAX_GOOD`) are good, the rest bad, and so are every trial with invalid hyperparameters
+   and every trial still running without a result (so parallel proposals spread out);
+3. `CANDIDATES` configurations are drawn from the good density; the one with the largest
+   good/bad density ratio that no trial has tried yet is proposed (in a small discrete space,
+   the best one even if tried).
+
+Numeric hyperparameters are modelled on [0, 1]: `int` over [minval - 0.5, maxval + 0.5] (rounded
+back), `double` over its range, `log` over its exponents; `categorical` by choice index; `const`
+and nesting are carried through as they are.
+
+>>> from hpt_core import create_searcher
+>>> searcher = create_searcher({"searcher": {"name": "random", "metric": "loss", "max_length": 1,
+...                                          "max_trials": 30, "max_concurrent_trials": 1, "sampler": "tpe"},
+...                             "hyperparameters": {"x": {"type": "double", "minval": 0, "maxval": 1}}})
+>>> operations = searcher.initial_operations()
+>>> for _ in range(29):
+...     request_id = operations[0].request_id
+...     closing = searcher.on_validation_completed(request_id, {"loss": (operations[0].hparams["x"] - 0.3) ** 2}, 1)
+...     operations = searcher.on_trial_closed(request_id)
+>>> abs(operations[0].hparams["x"] - 0.3) < 0.15
+True
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import numpy as np
+
+from hpt_core.operations import ExitedReason
+from hpt_core.searchers.parzen import ParzenEstimator
+from hpt_core.space import PATH_SEPARATOR, Categorical, Const, Int, Log, Space, flatten, round_half_away
+
+Sampler = Literal["random", "tpe"]
+"""`searcher.sampler`: how a new trial's hyperparameters are chosen."""
+
+RANDOM_SHARE = 0.1
+"""The share of proposals that are random samples, so that the search keeps exploring."""
+MIN_RESULTS = 10
+"""A length's results feed the model once there are this many (and more than the hyperparameters)."""
+GOOD_SHARE = 0.15
+MAX_GOOD = 25
+CANDIDATES = 32
+
+
+def new_history() -> dict[str, Any]:
+    """The empty plain-JSON record of a model-based sampler."""
+    return {"configs": {}, "results": {}, "invalid": [], "ended": {}}
+
+
+class SpaceEncoding:
+    """A space's non-constant hyperparameters as numbers: numeric ones on [0, 1], categorical ones by index."""
+
+    def __init__(self, space: Space) -> None:
+        leaves = [(path, hp) for path, hp in space.leaves() if not isinstance(hp, Const)]
+        self.numeric = [(path, hp) for path, hp in leaves if not isinstance(hp, Categorical)]
+        self.categorical = [(path, hp) for path, hp in leaves if isinstance(hp, Categorical)]
+        self.constants = [(path, hp.val) for path, hp in space.leaves() if isinstance(hp, Const)]
+
+    @property
+    def dimensions(self) -> int:
+        return len(self.numeric) + len(self.categorical)
+
+    def encode(self, hparams: dict[str, Any]) -> list[float]:
+        """Numeric dimensions (in [0, 1]) first, then categorical indices."""
+        flat = flatten(hparams)
+        numeric = [_to_unit(hp, flat[PATH_SEPARATOR.join(path)]) for path, hp in self.numeric]
+        categorical = [float(_choice_index(hp, flat[PATH_SEPARATOR.join(path)])) for path, hp in self.categorical]
+        return numeric + categorical
+
+    def decode(self, numeric: np.ndarray, categorical: np.ndarray) -> dict[str, Any]:
+        """The nested configuration of one encoded point."""
+        values = [(path, _from_unit(hp, float(unit))) for (path, hp), unit in zip(self.numeric, numeric)]
+        values += [(path, hp.vals[int(index)]) for (path, hp), index in zip(self.categorical, categorical)]
+        nested: dict[str, Any] = {}
+        for path, value in sorted(values + self.constants):
+            target = nested
+            for name in path[:-1]:
+                target = target.setdefault(name, {})
+            target[path[-1]] = value
+        return nested
+
+    def split(self, rows: list[list[float]]) -> tuple[np.ndarray, np.ndarray]:
+        """Encoded points -> (numeric array, categorical index array)."""
+        array = np.array(rows, dtype=float).reshape(len(rows), self.dimensions)
+        return array[:, : len(self.numeric)], array[:, len(self.numeric):].astype(int)
+
+
+class TrialHistory:
+    """A view over a sampler history (`new_history()`) that records trials and proposes configurations."""
+
+    def __init__(self, state: dict[str, Any], space: Space) -> None:
+        self.state = state
+        self.encoding = SpaceEncoding(space)
+        self.space = space
+
+    # --- recording -----------------------------------------------------------------------------
+
+    def created(self, request_id: int, hparams: dict[str, Any]) -> None:
+        self.state["configs"][str(request_id)] = self.encoding.encode(hparams)
+
+    def reported(self, request_id: int, length: int, loss: float) -> None:
+        self.state["results"].setdefault(str(request_id), {})[str(length)] = loss
+
+    def exited(self, request_id: int, reason: ExitedReason) -> None:
+        """INVALID_HP makes the trial's configuration bad at every length; any exit ends the trial."""
+        if reason is ExitedReason.INVALID_HP:
+            self.state["invalid"].append(request_id)
+            self.state["results"].pop(str(request_id), None)
+        self.ended(request_id)
+
+    def ended(self, request_id: int) -> None:
+        self.state["ended"][str(request_id)] = True
+
+    # --- proposing -----------------------------------------------------------------------------
+
+    def propose(self, rng: np.random.Generator) -> dict[str, Any]:
+        """The next configuration: random (see the module's rules) or the model's best candidate."""
+        if rng.random() < RANDOM_SHARE or self.encoding.dimensions == 0:
+            return self.space.sample(rng)
+        fidelity = self.model_length()
+        if fidelity is None:
+            return self.space.sample(rng)
+        good, bad = self._good_and_bad(fidelity)
+        good_density = ParzenEstimator(*self.encoding.split(good), self._choices())
+        bad_density = ParzenEstimator(*self.encoding.split(bad), self._choices())
+        numeric, categorical = good_density.sample(rng, CANDIDATES)
+        ratio = good_density.log_density(numeric, categorical) - bad_density.log_density(numeric, categorical)
+        tried = {tuple(config) for config in self.state["configs"].values()}
+        candidates = [self.encoding.decode(numeric[index], categorical[index])
+                      for index in np.argsort(-ratio, kind="stable")]
+        return next((candidate for candidate in candidates if tuple(self.encoding.encode(candidate)) not in tried),
+                    candidates[0])
+
+    def model_length(self) -> int | None:
+        """The longest length with enough results to fit the model on, if any."""
+        counts: dict[int, int] = {}
+        for results in self.state["results"].values():
+            for length in results:
+                counts[int(length)] = counts.get(int(length), 0) + 1
+        needed = max(self.encoding.dimensions + 1, MIN_RESULTS)
+        enough = [length for length, count in counts.items() if count >= needed]
+        return max(enough) if enough else None
+
+    def _good_and_bad(self, length: int) -> tuple[list[list[float]], list[list[float]]]:
+        configs, results = self.state["configs"], self.state["results"]
+        key = str(length)
+        ranked = sorted((losses[key], int(request_id)) for request_id, losses in results.items() if key in losses)
+        good_count = max(1, min(math.ceil(GOOD_SHARE * len(ranked)), MAX_GOOD))
+        good = [configs[str(request_id)] for _, request_id in ranked[:good_count]]
+        bad = [configs[str(request_id)] for _, request_id in ranked[good_count:]]
+        bad += [configs[str(request_id)] for request_id in self.state["invalid"]]
+        bad += [configs[request_id] for request_id in configs if self._running_without_result(request_id)]
+        return good, bad
+
+    def _running_without_result(self, request_id: str) -> bool:
+        return request_id not in self.state["ended"] and request_id not in self.state["results"]
+
+    def _choices(self) -> list[int]:
+        return [len(hp.vals) for _, hp in self.encoding.categorical]
+
+
+class ModelBasedSampling:
+    """`searcher.sampler` for a search method: mixed into `random` and `adaptive_asha`.
+
+    The method calls `start_sampler()` in `__init__` and the `remember_*` methods as trials are
+    created, report and end; `propose_hparams()` (the hook of `SearchMethod.sample_hparams`)
+    then samples at random (`sampler: random`, Determined's behaviour) or from the TPE model.
+    """
+
+    config: Any
+    space: Space
+    rng: np.random.Generator
+    sampler_history: dict[str, Any] | None
+
+    def start_sampler(self) -> None:
+        tpe = getattr(self.config, "sampler", "random") == "tpe"
+        self.sampler_history = new_history() if tpe else None
+
+    def propose_hparams(self) -> dict[str, Any]:
+        if self.sampler_history is None:
+            return self.space.sample(self.rng)
+        return TrialHistory(self.sampler_history, self.space).propose(self.rng)
+
+    def remember_created(self, request_id: int, hparams: dict[str, Any]) -> None:
+        if self.sampler_history is not None:
+            TrialHistory(self.sampler_history, self.space).created(request_id, hparams)
+
+    def remember_result(self, request_id: int, length: int, loss: float) -> None:
+        if self.sampler_history is not None:
+            TrialHistory(self.sampler_history, self.space).reported(request_id, length, loss)
+
+    def remember_exit(self, request_id: int, reason: ExitedReason) -> None:
+        if self.sampler_history is not None:
+            TrialHistory(self.sampler_history, self.space).exited(request_id, reason)
+
+    def remember_closed(self, request_id: int) -> None:
+        if self.sampler_history is not None:
+            TrialHistory(self.sampler_history, self.space).ended(request_id)
+
+
+def _to_unit(hp: Any, value: Any) -> float:
+    low, high = _encoded_range(hp)
+    encoded = _exponent(hp, float(value)) if isinstance(hp, Log) else float(value)
+    return min(max((encoded - low) / (high - low), 0.0), 1.0)
+
+
+def _from_unit(hp: Any, unit: float) -> Any:
+    low, high = _encoded_range(hp)
+    encoded = low + unit * (high - low)
+    if isinstance(hp, Int):
+        return int(min(max(round_half_away(encoded), hp.minval), hp.maxval))
+    if isinstance(hp, Log):
+        return float(hp.base ** min(max(encoded, hp.minval), hp.maxval))
+    return float(min(max(encoded, hp.minval), hp.maxval))
+
+
+def _encoded_range(hp: Any) -> tuple[float, float]:
+    if isinstance(hp, Int):
+        return hp.minval - 0.5, hp.maxval + 0.5
+    return float(hp.minval), float(hp.maxval)
+
+
+def _exponent(hp: Log, value: float) -> float:
+    """The exponent x with base ** x == value (the middle of the range for base 1, where every x gives 1)."""
+    if hp.base == 1 or value <= 0:
+        return (hp.minval + hp.maxval) / 2
+    return math.log(value) / math.log(hp.base)
+
+
+def _choice_index(hp: Categorical, value: Any) -> int:
+    return next(index for index, choice in enumerate(hp.vals) if Categorical([choice]).contains(value))

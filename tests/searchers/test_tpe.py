@@ -1,0 +1,249 @@
+"""`searcher.sampler: tpe`: random and adaptive ASHA with new configurations from a multi-fidelity TPE model.
+
+The sampler is driven directly, through the search-method protocol, on synthetic objectives with
+a known optimum; every run has a fixed seed, so the comparisons below are exact, not flaky.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import deque
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+
+from hpt_core import ConfigError, create_searcher
+from hpt_core.config import space_from_dict
+from hpt_core.searchers import Close, Create, ExitedReason, SearchMethod, ValidateAfter
+from hpt_core.space import flatten
+from hpt_core.testing import check_state_round_trip, drive
+
+SPACE = {
+    "x": {"type": "double", "minval": -5.0, "maxval": 5.0},
+    "lr": {"type": "log", "minval": -6.0, "maxval": 0.0},
+    "units": {"type": "int", "minval": 1, "maxval": 40},
+    "optimizer": {"name": {"type": "categorical", "vals": ["sgd", "adam", "rmsprop", "adagrad"]},
+                  "momentum": {"type": "double", "minval": 0.0, "maxval": 1.0}},
+    "seed": 7,
+}
+SEEDS = range(8)
+
+Objective = Callable[[dict[str, Any], int], float]
+
+
+def bowl(hparams: dict[str, Any], length: int) -> float:
+    """Smallest (0) at x = 1.3, lr = 1e-3, units = 12, optimizer adam with momentum 0.9; shorter training adds
+    a loss that shrinks with the length but keeps the ranking."""
+    distance = ((hparams["x"] - 1.3) / 2) ** 2 + (math.log10(hparams["lr"]) + 3) ** 2 / 4 \
+        + ((hparams["units"] - 12) / 8) ** 2 + (hparams["optimizer"]["momentum"] - 0.9) ** 2 \
+        + (0.0 if hparams["optimizer"]["name"] == "adam" else 1.0)
+    return distance + 1.0 / length
+
+
+def searcher(name: str, sampler: str, seed: int, **fields: Any) -> SearchMethod:
+    budget = {"random": {"max_length": 1, "max_trials": 60},
+              "adaptive_asha": {"max_length": 16, "max_trials": 160, "divisor": 4, "mode": "aggressive"}}[name]
+    config = {"name": name, "metric": "loss", "sampler": sampler, "max_concurrent_trials": 4, **budget, **fields}
+    return create_searcher({"searcher": config, "hyperparameters": SPACE}, seed=seed)
+
+
+def play(method: SearchMethod, objective: Objective, invalid: Callable[[dict[str, Any]], bool] = lambda h: False
+         ) -> tuple[dict[int, dict[str, Any]], list[tuple[int, int, float]]]:
+    """Run a search to its end, trials taking turns one unit of work at a time; (hparams, results)."""
+    hparams: dict[int, dict[str, Any]] = {}
+    work: deque[tuple[int, int | None]] = deque()
+    results: list[tuple[int, int, float]] = []
+
+    def carry_out(operations: list) -> None:
+        for operation in operations:
+            if isinstance(operation, Create):
+                hparams[operation.request_id] = operation.hparams
+                carry_out(method.on_trial_created(operation.request_id))
+            elif isinstance(operation, ValidateAfter):
+                work.append((operation.request_id, operation.length))
+            elif isinstance(operation, Close):
+                work.append((operation.request_id, None))
+
+    carry_out(method.initial_operations())
+    while work:
+        request_id, length = work.popleft()
+        if length is None:
+            carry_out(method.on_trial_closed(request_id))
+        elif invalid(hparams[request_id]):
+            carry_out(method.on_trial_exited_early(request_id, ExitedReason.INVALID_HP))
+            carry_out(method.on_trial_closed(request_id))
+        else:
+            loss = objective(hparams[request_id], length)
+            results.append((request_id, length, loss))
+            carry_out(method.on_validation_completed(request_id, {"loss": loss}, length))
+    return hparams, results
+
+
+def best_at_full_length(method: SearchMethod, objective: Objective = bowl) -> float:
+    _, results = play(method, objective)
+    return min(loss for _, length, loss in results if length == method.max_length)
+
+
+# --- it finds better configurations than random sampling ------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["random", "adaptive_asha"])
+def test_tpe_beats_random_sampling_on_a_function_with_a_known_optimum(name: str) -> None:
+    random_best = np.array([best_at_full_length(searcher(name, "random", seed)) for seed in SEEDS])
+    tpe_best = np.array([best_at_full_length(searcher(name, "tpe", seed)) for seed in SEEDS])
+    optimum = bowl({"x": 1.3, "lr": 1e-3, "units": 12, "optimizer": {"name": "adam", "momentum": 0.9}}, 16) - 1 / 16
+    random_regret = random_best - optimum - 1 / searcher(name, "random", 0).max_length
+    tpe_regret = tpe_best - optimum - 1 / searcher(name, "tpe", 0).max_length
+    assert np.median(tpe_regret) < 0.5 * np.median(random_regret)
+    assert (tpe_regret < random_regret).sum() >= 5
+
+
+def test_tpe_finds_the_best_of_a_small_categorical_space_sooner() -> None:
+    """Six choices of five values each (NAS-Bench-201's shape): one good value per edge."""
+    space = {f"edge{index}": {"type": "categorical", "vals": ["a", "b", "c", "d", "e"]} for index in range(6)}
+    good = ["c", "a", "e", "b", "d", "c"]
+
+    def mismatches(hparams: dict[str, Any], length: int) -> float:
+        return float(sum(hparams[f"edge{index}"] != value for index, value in enumerate(good)))
+
+    def best(sampler: str, seed: int) -> float:
+        config = {"name": "random", "metric": "loss", "max_length": 1, "max_trials": 60, "sampler": sampler,
+                  "max_concurrent_trials": 2}
+        _, results = play(create_searcher({"searcher": config, "hyperparameters": space}, seed=seed), mismatches)
+        return min(loss for _, _, loss in results)
+
+    random_best = [best("random", seed) for seed in SEEDS]
+    tpe_best = [best("tpe", seed) for seed in SEEDS]
+    assert np.median(tpe_best) <= np.median(random_best) - 1
+
+
+# --- a pure search method: seeded, restorable ------------------------------------------------------
+
+
+def test_one_seed_gives_one_search_and_another_seed_another() -> None:
+    first, second, other = (play(searcher("adaptive_asha", "tpe", seed), bowl) for seed in (3, 3, 4))
+    assert first == second
+    assert first[0] != other[0]
+
+
+@pytest.mark.parametrize("name", ["random", "adaptive_asha"])
+def test_a_method_restored_from_its_json_state_proposes_exactly_what_the_original_does(name: str) -> None:
+    """Restored at 8 points of a whole search (the model fitted from about a third of the way on)."""
+    def make() -> SearchMethod:
+        return searcher(name, "tpe", seed=5)
+
+    run = drive(make(), lambda request_id, hparams, length: {"loss": bowl(hparams, length)}, rng=5)
+    check_state_round_trip(make, run, cuts=8)
+
+
+def test_the_model_is_fitted_once_there_are_results_and_the_state_stays_plain_json() -> None:
+    method = searcher("random", "tpe", seed=1)
+    play(method, bowl)
+    state = method.state_dict()
+    assert json.loads(json.dumps(state)) == state
+    assert len(state["sampler_history"]["results"]) == 60
+
+
+# --- it proposes only what the space allows ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["random", "adaptive_asha"])
+def test_every_proposal_respects_types_bounds_log_ranges_nesting_and_constants(name: str) -> None:
+    space = space_from_dict(SPACE)
+    hparams, _ = play(searcher(name, "tpe", seed=2), bowl)
+    assert len(hparams) > 40
+    for values in hparams.values():
+        assert space.contains(values)
+        assert set(values) == {"x", "lr", "units", "optimizer", "seed"} and values["seed"] == 7
+        assert isinstance(values["units"], int) and not isinstance(values["units"], bool)
+        assert isinstance(values["x"], float) and isinstance(values["lr"], float)
+        assert values["optimizer"]["name"] in ("sgd", "adam", "rmsprop", "adagrad")
+        assert 1e-6 <= values["lr"] <= 1.0
+
+
+def test_log_hyperparameters_are_modelled_in_exponent_space() -> None:
+    """The optimum 1e-5 is near the low end of [1e-6, 1]: in value space it is a sliver, in exponents a sixth."""
+    space = {"lr": {"type": "log", "minval": -6.0, "maxval": 0.0}}
+
+    def distance(hparams: dict[str, Any], length: int) -> float:
+        return abs(math.log10(hparams["lr"]) + 5)
+
+    config = {"name": "random", "metric": "loss", "max_length": 1, "max_trials": 40, "sampler": "tpe",
+              "max_concurrent_trials": 1}
+    hparams, _ = play(create_searcher({"searcher": config, "hyperparameters": space}, seed=0), distance)
+    late = [values["lr"] for request_id, values in hparams.items() if request_id > 20]
+    assert np.median([abs(math.log10(lr) + 5) for lr in late]) < 0.5
+
+
+def test_sampler_must_be_random_or_tpe() -> None:
+    with pytest.raises(ConfigError, match=r"searcher\.sampler.*'random' or 'tpe'"):
+        searcher("random", "bayes", seed=0)
+
+
+def test_without_sampler_random_and_asha_sample_as_before() -> None:
+    """The default is `random`: the same configurations as an explicit `sampler: random`."""
+    for name in ("random", "adaptive_asha"):
+        config = {"name": name, "metric": "loss", "max_length": 16, "max_trials": 20}
+        default = create_searcher({"searcher": config, "hyperparameters": SPACE}, seed=3)
+        explicit = create_searcher({"searcher": {**config, "sampler": "random"}, "hyperparameters": SPACE}, seed=3)
+        assert play(default, bowl) == play(explicit, bowl)
+
+
+# --- parallel proposals and invalid hyperparameters ------------------------------------------------
+
+
+def spread_of_parallel_proposals(record_pending: bool, seed: int) -> float:
+    """With the model just fitted (12 results), 8 proposals made before any of them reports (recorded as
+    running trials or not): their mean distance to each other."""
+    method = searcher("random", "tpe", seed=seed, max_trials=1000, max_concurrent_trials=1)
+    play_results = play(searcher("random", "random", seed=seed, max_trials=12), bowl)
+    for request_id, values in play_results[0].items():
+        method.remember_created(request_id, values)
+    for request_id, length, loss in play_results[1]:
+        method.remember_result(request_id, length, loss)
+        method.remember_closed(request_id)
+    proposals = []
+    for offset in range(8):
+        proposal = method.propose_hparams()
+        if record_pending:
+            method.remember_created(1000 + offset, proposal)
+        proposals.append([proposal["x"] / 10, math.log10(proposal["lr"]) / 6, proposal["units"] / 40,
+                          proposal["optimizer"]["momentum"]])
+    points = np.array(proposals)
+    return float(np.mean([np.linalg.norm(a - b) for i, a in enumerate(points) for b in points[i + 1:]]))
+
+
+def test_trials_still_running_spread_the_next_proposals() -> None:
+    with_pending = np.array([spread_of_parallel_proposals(True, seed) for seed in SEEDS])
+    without = np.array([spread_of_parallel_proposals(False, seed) for seed in SEEDS])
+    assert np.median(with_pending) > 1.25 * np.median(without)
+    assert (with_pending > without).sum() >= 7
+
+
+def test_invalid_hyperparameters_teach_the_model_to_avoid_their_region() -> None:
+    """units > 24 cannot train (40% of the range); the rest of the space is flat apart from x."""
+    def invalid(hparams: dict[str, Any]) -> bool:
+        return hparams["units"] > 24
+
+    def loss(hparams: dict[str, Any], length: int) -> float:
+        return abs(hparams["x"] - 1.3)
+
+    shares = {}
+    for sampler in ("random", "tpe"):
+        invalid_counts = []
+        for seed in SEEDS:
+            hparams, _ = play(searcher("random", sampler, seed, max_trials=60), loss, invalid)
+            late = [values for request_id, values in hparams.items() if request_id > 30]
+            invalid_counts.append(np.mean([invalid(values) for values in late]))
+        shares[sampler] = float(np.mean(invalid_counts))
+    assert shares["random"] > 0.3
+    assert shares["tpe"] < 0.5 * shares["random"]
+
+
+def test_chosen_points_come_first_then_the_model() -> None:
+    point = {"x": 0.0, "lr": 0.01, "units": 3, "optimizer": {"name": "sgd", "momentum": 0.5}}
+    method = searcher("random", "tpe", seed=0, points_to_evaluate=[point])
+    first = next(operation for operation in method.initial_operations() if isinstance(operation, Create))
+    assert flatten(first.hparams) == flatten({**point, "seed": 7})

@@ -34,12 +34,19 @@ export function chartDiv(testid, extra = {}) {
   return node;
 }
 
-/** Ticks for a log10 axis: values at whole decades inside [low, high], labelled in real values. */
+/** Ticks for a log10 axis over [low, high]: at 1, 2 and 5 times each power of ten when the span is short, at each
+ * power of ten otherwise (the ends themselves when too few fall inside), labelled in real values. */
 export function logTicks(low, high) {
+  const multiples = high - low < 2 ? [1, 2, 5] : [1];
   const tickvals = [];
-  for (let exponent = Math.floor(low); exponent <= Math.ceil(high); exponent += 1) tickvals.push(exponent);
-  if (tickvals.length < 2) tickvals.push(low, high);
-  return { tickvals, ticktext: tickvals.map((exponent) => formatReal(10 ** exponent)) };
+  for (let exponent = Math.floor(low); exponent <= Math.ceil(high); exponent += 1) {
+    for (const multiple of multiples) {
+      const position = exponent + Math.log10(multiple);
+      if (position >= low - 1e-9 && position <= high + 1e-9) tickvals.push(position);
+    }
+  }
+  if (tickvals.length < 2) tickvals.splice(0, tickvals.length, low, high);
+  return { tickvals, ticktext: tickvals.map((position) => formatReal(10 ** position)) };
 }
 
 function formatReal(value) {

@@ -22,7 +22,7 @@ export function renderExperiment(container, experimentId) {
       state = latest.state;
       container.dataset.experimentState = state;
       await page.refresh(latest);
-    }, () => isLive(state), errorBox);
+    }, () => isLive(state), errorBox, page.element);
   }).catch((error) => replaceChildren(container, el("p", {}, el("a", { href: "#/" }, "← experiments")), errorMessage(error)));
   return () => {
     stopped = true;
@@ -38,7 +38,7 @@ function buildPage(experimentId, experiment) {
   const names = experiment.hyperparameters.map((hyperparameter) => hyperparameter.name);
   const parts = [
     bestOverTime(experimentId, context), learningCurves(experimentId, context),
-    hyperparameterViews(experimentId, context), searcherView(experimentId), trialsTable(experimentId, names),
+    hyperparameterViews(experimentId, context), searcherView(experimentId, context), trialsTable(experimentId, names),
   ];
   const [best, curves, hparams, searcher, trials] = parts;
   const element = el("div", { dataset: { testid: "experiment-page", experimentId } },
@@ -54,8 +54,7 @@ function buildPage(experimentId, experiment) {
   const refresh = async (latest) => {
     renderSummary(summary, latest);
     renderControls(controls, experimentId, latest);
-    for (const part of parts) await part.refresh();
-    await renderBestCheckpoint(bestCheckpoint, experimentId);
+    await Promise.all([...parts.map((part) => part.refresh()), renderBestCheckpoint(bestCheckpoint, experimentId)]);
   };
   return { element, refresh };
 }

@@ -75,7 +75,8 @@ function axisOf(hyperparameter, values) {
     const keys = categories.map((value) => JSON.stringify(value));
     return {
       position: (value) => keys.indexOf(JSON.stringify(value)),
-      ticks: { tickvals: categories.map((_, index) => index), ticktext: categories.map((v) => plotlyText(formatValue(v))) },
+      // parcoords writes tick labels as plain SVG text (unlike its axis titles), so they are not escaped
+      ticks: { tickvals: categories.map((_, index) => index), ticktext: categories.map(formatValue) },
       range: [0, Math.max(categories.length - 1, 1)],
     };
   }
@@ -83,7 +84,8 @@ function axisOf(hyperparameter, values) {
     const logs = values.map(Math.log10);
     const low = Math.min(...logs);
     const high = Math.max(...logs);
-    return { position: Math.log10, ticks: logTicks(low, high), range: low === high ? [low - 1, high + 1] : [low, high] };
+    const range = low === high ? [low - 1, high + 1] : [low, high];
+    return { position: Math.log10, ticks: logTicks(...range), range };
   }
   return { position: Number, ticks: {} };
 }

@@ -15,7 +15,7 @@ export function renderExperimentList(container) {
     anyLive = experiments.some((experiment) => isLive(experiment.state));
     replaceChildren(body, experiments.length ? experimentTable(experiments)
       : el("p", { className: "muted" }, "No experiments in this storage yet."));
-  }, () => anyLive, errorBox);
+  }, () => anyLive, errorBox, body);
 }
 
 function experimentTable(experiments) {

@@ -10,19 +10,24 @@ export function isLive(state) {
 
 /**
  * Run `refresh()` now and again every few seconds while `shouldPoll()` is true; returns the stop function.
- * A failed refresh shows its error in `errorBox` and polling goes on.
+ * A failed refresh shows its error in `errorBox` and polling goes on. `marker.dataset.refreshes` counts the
+ * refreshes done (a page is fully drawn once it is 1), and `data-live` says whether polling goes on.
  */
-export function poll(refresh, shouldPoll, errorBox) {
+export function poll(refresh, shouldPoll, errorBox, marker) {
   let timer = null;
   let stopped = false;
+  let refreshes = 0;
   const tick = async () => {
     try {
       await refresh();
       errorBox.replaceChildren();
+      refreshes += 1;
+      marker.dataset.refreshes = refreshes;
     } catch (error) {
       errorBox.replaceChildren(errorMessage(error));
     }
-    if (!stopped && shouldPoll()) timer = window.setTimeout(tick, POLL_MILLISECONDS);
+    marker.dataset.live = !stopped && shouldPoll();
+    if (marker.dataset.live === "true") timer = window.setTimeout(tick, POLL_MILLISECONDS);
   };
   tick();
   return () => {

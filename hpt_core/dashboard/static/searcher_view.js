@@ -6,7 +6,7 @@ import { el, formatNumber, formatValue, replaceChildren, stateBadge } from "./do
 /** At most this many rows of per-trial detail; the trials table has all of them. */
 const MAX_TRIAL_ROWS = 500;
 
-export function searcherView(experimentId) {
+export function searcherView(experimentId, context) {
   const element = el("div", { dataset: { testid: "searcher-view" } });
   let lineageChart = null;
   const refresh = async () => {
@@ -17,7 +17,7 @@ export function searcherView(experimentId) {
     } else if (view.kind === "pbt") {
       lineageChart = lineageChart || chartDiv("pbt-lineage-chart", { chart: "pbt-lineage" });
       replaceChildren(element, lineageChart, lineageEdges(view.edges), endReasons(view.end_reasons));
-      await drawLineage(lineageChart, view.nodes, view.edges);
+      await drawLineage(lineageChart, view.nodes, view.edges, context);
     } else {
       replaceChildren(element, el("p", { className: "muted" }, `The ${view.kind} searcher has no view of its own.`),
         endReasons(view.end_reasons));
@@ -108,7 +108,7 @@ function lineagePositions(nodes, edges) {
   return position;
 }
 
-function drawLineage(chart, nodes, edges) {
+function drawLineage(chart, nodes, edges, context) {
   const position = lineagePositions(nodes, edges);
   const edgeX = [];
   const edgeY = [];
@@ -126,8 +126,8 @@ function drawLineage(chart, nodes, edges) {
       type: "scatter", mode: "markers+text", name: "trials",
       x: nodes.map((node) => position.get(node.trial_id).x), y: nodes.map((node) => position.get(node.trial_id).y),
       text: nodes.map((node) => String(node.trial_id)), textposition: "top center",
-      marker: { size: 14, color: nodes.map((node) => node.best_validation), colorscale: "Viridis", showscale: true,
-        line: { color: "#2d3748", width: 1 } },
+      marker: { size: 14, color: nodes.map((node) => node.best_validation), colorscale: "Viridis", reversescale: context.smallerIsBetter,
+        showscale: true, colorbar: { title: { text: plotlyText(context.metric) } }, line: { color: "#2d3748", width: 1 } },
       customdata: nodes.map((node) => node.trial_id),
       hovertext: nodes.map((node) => plotlyText(`trial ${node.trial_id}, best ${formatNumber(node.best_validation)}`
         + (changedBy.get(node.trial_id) ? `; changed ${changedBy.get(node.trial_id)}` : ""))),

@@ -40,7 +40,7 @@ export function renderTrial(container, trialId) {
     await drawMetrics(trainingChart, training.series);
     log.textContent = tail.text || "(empty)";
     logNote.textContent = tail.truncated ? "Only the end of the log is shown." : "";
-  }, () => live, errorBox);
+  }, () => live, errorBox, container.firstChild);
 }
 
 function renderHeader(node, trial) {

@@ -3,7 +3,8 @@ import { api } from "./api.js";
 import { el, formatNumber, formatValue, replaceChildren, stateBadge } from "./dom.js";
 
 const TRIAL_STATES = ["PENDING", "RUNNING", "PAUSED", "COMPLETED", "CANCELED", "ERROR"];
-const PAGE_SIZES = [20, 50, 100];
+const PAGE_SIZES = [5, 10, 25, 50, 100];
+const DEFAULT_PAGE_SIZE = 25;
 
 function columns(hyperparameterNames) {
   return [
@@ -22,13 +23,13 @@ function columns(hyperparameterNames) {
 }
 
 export function trialsTable(experimentId, hyperparameterNames) {
-  const query = { offset: 0, limit: PAGE_SIZES[0], sort: "id", order: "asc", state: "", q: "" };
+  const query = { offset: 0, limit: DEFAULT_PAGE_SIZE, sort: "id", order: "asc", state: "", q: "" };
   const cols = columns(hyperparameterNames);
   const stateFilter = el("select", { dataset: { testid: "trials-state-filter" } },
     el("option", { value: "" }, "all states"), TRIAL_STATES.map((state) => el("option", { value: state }, state)));
   const textFilter = el("input", { type: "search", placeholder: "filter (text)", dataset: { testid: "trials-text-filter" } });
   const pageSize = el("select", { dataset: { testid: "trials-page-size" } },
-    PAGE_SIZES.map((size) => el("option", { value: size }, `${size} per page`)));
+    PAGE_SIZES.map((size) => el("option", { value: size, selected: size === DEFAULT_PAGE_SIZE }, `${size} per page`)));
   const previous = el("button", { type: "button", dataset: { testid: "trials-prev" } }, "← previous");
   const next = el("button", { type: "button", dataset: { testid: "trials-next" } }, "next →");
   const pageInfo = el("span", { className: "muted", dataset: { testid: "trials-page-info" } });

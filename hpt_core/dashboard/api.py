@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from hpt_core.dashboard import checkpoints, experiment_views, searcher_views, trial_views
 from hpt_core.dashboard.actions import ACTIONS, change_state
 from hpt_core.dashboard.downsample import MIN_POINTS
 from hpt_core.dashboard.params import bounded
 from hpt_core.dashboard.security import token_guard
+from hpt_core.dashboard.state import DashboardState
 from hpt_core.storage import RecordNotFound, Storage
 
 MAX_PAGE = 500
@@ -27,19 +29,20 @@ def build_api(storage: Storage, token: str | None) -> APIRouter:
     """The routes of /api/v1 over `storage`; the write actions need `token`."""
     api = APIRouter(prefix="/api/v1")
     require_token = token_guard(token)
+    data = DashboardState(storage, writable=token is not None)
 
     @api.get("/experiments", summary="Every experiment with its state, progress, trials by state and best metric")
-    def list_experiments() -> dict[str, Any]:
-        return experiment_views.experiment_list(storage)
+    def list_experiments() -> Response:
+        return _json(experiment_views.experiment_list(data))
 
     @api.get("/experiments/{experiment_id}", summary="One experiment: summary, config, hyperparameters, metrics")
-    def get_experiment(experiment_id: int) -> dict[str, Any]:
-        return experiment_views.experiment_detail(storage, experiment_id, writable=token is not None)
+    def get_experiment(experiment_id: int) -> Response:
+        return _json(experiment_views.experiment_detail(data, experiment_id))
 
     @api.get("/experiments/{experiment_id}/best-over-time",
              summary="The validations of the searcher metric that improved on all earlier ones")
-    def best_over_time(experiment_id: int) -> dict[str, Any]:
-        return experiment_views.best_over_time(storage, experiment_id)
+    def best_over_time(experiment_id: int) -> Response:
+        return _json(experiment_views.best_over_time(data, experiment_id))
 
     @api.get("/experiments/{experiment_id}/trials", summary="One page of the trials table, filtered and sorted")
     def trials(
@@ -51,11 +54,11 @@ def build_api(storage: Storage, token: str | None) -> APIRouter:
         order: str = Query("asc", description="asc or desc"),
         state: str | None = Query(None, description="trial states to keep, comma-separated (e.g. RUNNING,PAUSED)"),
         q: str | None = Query(None, description="text the trial's hyperparameters or end reason contain, or its id"),
-    ) -> dict[str, Any]:
+    ) -> Response:
         states = [entry.strip() for entry in state.split(",") if entry.strip()] if state else []
-        return experiment_views.trials_page(
-            storage, experiment_id, offset=bounded("offset", offset, 0), limit=bounded("limit", limit, 1, MAX_PAGE),
-            sort=sort, order=order, states=states, text=q)
+        return _json(experiment_views.trials_page(
+            data, experiment_id, offset=bounded("offset", offset, 0), limit=bounded("limit", limit, 1, MAX_PAGE),
+            sort=sort, order=order, states=states, text=q))
 
     @api.get("/experiments/{experiment_id}/curves", summary="Learning curves of the top trials, downsampled")
     def curves(
@@ -65,10 +68,10 @@ def build_api(storage: Storage, token: str | None) -> APIRouter:
         top: int = Query(5, description=f"how many of the best trials (1 to {MAX_TOP})"),
         x: str = Query("batches", description="batches or epochs"),
         max_points: int = Query(400, description=f"points per curve at most ({MIN_POINTS} to {MAX_POINTS})"),
-    ) -> dict[str, Any]:
-        return experiment_views.learning_curves(
-            storage, experiment_id, metric=metric, kind=kind, top=bounded("top", top, 1, MAX_TOP), x=x,
-            max_points=bounded("max_points", max_points, MIN_POINTS, MAX_POINTS))
+    ) -> Response:
+        return _json(experiment_views.learning_curves(
+            data, experiment_id, metric=metric, kind=kind, top=bounded("top", top, 1, MAX_TOP), x=x,
+            max_points=bounded("max_points", max_points, MIN_POINTS, MAX_POINTS)))
 
     @api.get("/experiments/{experiment_id}/hparams",
              summary="Each trial's hyperparameters and validation at a training length")
@@ -77,43 +80,43 @@ def build_api(storage: Storage, token: str | None) -> APIRouter:
         metric: str | None = Query(None, description="validation metric (default: the searcher metric)"),
         length: int | None = Query(None, description="batches: each trial's last validation at or before it "
                                                      "(default: its latest)"),
-    ) -> dict[str, Any]:
-        return experiment_views.hyperparameter_values(storage, experiment_id, metric=metric, length=length)
+    ) -> Response:
+        return _json(experiment_views.hyperparameter_values(data, experiment_id, metric=metric, length=length))
 
     @api.get("/experiments/{experiment_id}/searcher-view",
              summary="The search method's view: ASHA brackets and rungs, PBT lineage, end reasons")
-    def searcher_view(experiment_id: int) -> dict[str, Any]:
-        return searcher_views.searcher_view(storage, experiment_id)
+    def searcher_view(experiment_id: int) -> Response:
+        return _json(searcher_views.searcher_view(data, experiment_id))
 
     @api.get("/experiments/{experiment_id}/best-checkpoint",
              summary="The checkpoint with the best validation of the experiment")
-    def best_checkpoint(experiment_id: int) -> dict[str, Any]:
+    def best_checkpoint(experiment_id: int) -> Response:
         best = checkpoints.best_checkpoint(storage, experiment_id)
         if best is None:
             raise RecordNotFound(f"experiment {experiment_id} has no checkpoint with a validation reported at its step")
-        return {"checkpoint_id": best.id, "trial_id": best.trial_id, "batches": best.batches, "epochs": best.epochs,
-                "download": f"/api/v1/checkpoints/{best.id}/download"}
+        return _json({"checkpoint_id": best.id, "trial_id": best.trial_id, "batches": best.batches,
+                      "epochs": best.epochs, "download": f"/api/v1/checkpoints/{best.id}/download"})
 
     @api.get("/trials/{trial_id}", summary="One trial: hyperparameters, restarts, metric names, checkpoints")
-    def get_trial(trial_id: int) -> dict[str, Any]:
-        return trial_views.trial_detail(storage, trial_id)
+    def get_trial(trial_id: int) -> Response:
+        return _json(trial_views.trial_detail(storage, trial_id))
 
     @api.get("/trials/{trial_id}/metrics", summary="A trial's metrics against batches, downsampled")
     def trial_metrics(
         trial_id: int,
         kind: str = Query("validation", description="validation or training"),
         max_points: int = Query(1000, description=f"points per metric at most ({MIN_POINTS} to {MAX_POINTS})"),
-    ) -> dict[str, Any]:
-        return trial_views.trial_metrics(storage, trial_id, kind=kind,
-                                         max_points=bounded("max_points", max_points, MIN_POINTS, MAX_POINTS))
+    ) -> Response:
+        return _json(trial_views.trial_metrics(storage, trial_id, kind=kind,
+                                               max_points=bounded("max_points", max_points, MIN_POINTS, MAX_POINTS)))
 
     @api.get("/trials/{trial_id}/log", summary="The end of a trial's output log")
     def trial_log(
         trial_id: int,
         tail_bytes: int = Query(65536, description=f"bytes from the end (1 to {MAX_LOG_BYTES})"),
-    ) -> dict[str, Any]:
-        return trial_views.trial_log_tail(storage, trial_id,
-                                          tail_bytes=bounded("tail_bytes", tail_bytes, 1, MAX_LOG_BYTES))
+    ) -> Response:
+        return _json(trial_views.trial_log_tail(storage, trial_id,
+                                                tail_bytes=bounded("tail_bytes", tail_bytes, 1, MAX_LOG_BYTES)))
 
     @api.get("/checkpoints/{checkpoint_id}/download", summary="A checkpoint's files as a zip",
              response_class=StreamingResponse, responses={200: {"content": {"application/zip": {}}}})
@@ -130,9 +133,14 @@ def build_api(storage: Storage, token: str | None) -> APIRouter:
     return api
 
 
+def _json(data: Any) -> Response:
+    """`data` as a JSON response (plain JSON data already: FastAPI's encoder would walk large pages again)."""
+    return Response(json.dumps(data, separators=(",", ":")), media_type="application/json")
+
+
 def _action_route(storage: Storage, action: str) -> Any:
-    def run_action(experiment_id: int) -> dict[str, str]:
-        return {"state": change_state(storage, experiment_id, action)}
+    def run_action(experiment_id: int) -> Response:
+        return _json({"state": change_state(storage, experiment_id, action)})
 
     run_action.__name__ = f"{action}_experiment"
     return run_action

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from hpt_core.checkpoint_gc import rank_by_validation
-from hpt_core.dashboard.experiment_views import SearcherMetric
+from hpt_core.dashboard.state import SearcherMetric
 from hpt_core.export import trial_checkpoint
 from hpt_core.storage import CheckpointRecord, Storage
 from hpt_core.storage import queries

@@ -9,30 +9,30 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from hpt_core.dashboard.experiment_views import SearcherMetric
-from hpt_core.space import flatten
-from hpt_core.storage import Storage, TrialRecord
+from hpt_core.dashboard.state import DashboardState
 from hpt_core.storage import queries
+from hpt_core.storage.queries import TrialRow
 
 
-def searcher_view(storage: Storage, experiment_id: int) -> dict[str, Any]:
+def searcher_view(state: DashboardState, experiment_id: int) -> dict[str, Any]:
     """{"kind": <searcher name>, "end_reasons": {reason: count}} plus, for ASHA and PBT, their structure."""
-    record = storage.get_experiment(experiment_id)
+    record = state.experiment(experiment_id)
     name = record.config.get("searcher", {}).get("name", "")
-    trials = storage.list_trials(experiment_id)
+    trials = queries.trial_rows(state.storage, experiment_id)
     view: dict[str, Any] = {"kind": name, "end_reasons": dict(sorted(
         Counter(trial.end_reason for trial in trials if trial.end_reason is not None).items()))}
     if name == "adaptive_asha":
-        view.update(asha_view(record.searcher_state or {}, trials))
+        view.update(asha_view(state.storage.get_experiment(experiment_id).searcher_state or {}, trials))
     elif name == "pbt":
-        metric = SearcherMetric.of(record)
-        best = {entry.trial_id: entry.best for entry in queries.trial_validations(
-            storage, experiment_id, metric.name, smaller_is_better=metric.smaller_is_better)}
-        view.update(pbt_view(trials, best))
+        index = state.validations(record)
+        with index.lock:
+            best = {trial_id: validations.best for trial_id, validations in index.trials.items()}
+        hparams = state.hparams.get(state.storage, experiment_id, [trial.id for trial in trials])
+        view.update(pbt_view(trials, {trial_id: entry.flat for trial_id, entry in hparams.items()}, best))
     return view
 
 
-def asha_view(searcher_state: dict[str, Any], trials: list[TrialRecord]) -> dict[str, Any]:
+def asha_view(searcher_state: dict[str, Any], trials: list[TrialRow]) -> dict[str, Any]:
     """Per bracket and rung: how many trials reported there (`reached`), exited early while training towards
     it (`exited`), were promoted from it, wait there, train towards it, or stopped there; and per trial its
     bracket, rung and status."""
@@ -65,16 +65,16 @@ def asha_view(searcher_state: dict[str, Any], trials: list[TrialRecord]) -> dict
     return {"brackets": brackets, "trials": sorted(placed, key=lambda entry: entry["request_id"])}
 
 
-def pbt_view(trials: list[TrialRecord], best: dict[int, float]) -> dict[str, Any]:
+def pbt_view(trials: list[TrialRow], hparams: dict[int, dict[str, Any]], best: dict[int, float]) -> dict[str, Any]:
     """The lineage: a node per trial (generation 0 for the first population, a parent's + 1 for a child) and an
-    edge per parent -> child with the hyperparameters that changed ({name: [parent's, child's]})."""
+    edge per parent -> child with the (flattened) hyperparameters that changed ({name: [parent's, child's]})."""
     by_request = {trial.request_id: trial for trial in trials}
     generations: dict[int, int] = {}
     for trial in sorted(trials, key=lambda trial: trial.request_id):
         parent = by_request.get(trial.parent_request_id) if trial.parent_request_id is not None else None
         generations[trial.request_id] = 0 if parent is None else generations.get(parent.request_id, 0) + 1
     nodes = [{"trial_id": trial.id, "request_id": trial.request_id, "generation": generations[trial.request_id],
-              "hparams": flatten(trial.hparams), "best_validation": best.get(trial.id), "state": trial.state,
+              "hparams": hparams.get(trial.id, {}), "best_validation": best.get(trial.id), "state": trial.state,
               "end_reason": trial.end_reason}
              for trial in trials]
     edges = []
@@ -82,7 +82,7 @@ def pbt_view(trials: list[TrialRecord], best: dict[int, float]) -> dict[str, Any
         parent = by_request.get(trial.parent_request_id) if trial.parent_request_id is not None else None
         if parent is None:
             continue
-        old, new = flatten(parent.hparams), flatten(trial.hparams)
+        old, new = hparams.get(parent.id, {}), hparams.get(trial.id, {})
         changed = {name: [old.get(name), new.get(name)] for name in sorted(old.keys() | new.keys())
                    if old.get(name) != new.get(name)}
         edges.append({"parent_trial_id": parent.id, "child_trial_id": trial.id, "changed": changed})

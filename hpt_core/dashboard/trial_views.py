@@ -36,8 +36,8 @@ def trial_detail(storage: Storage, trial_id: int) -> dict[str, Any]:
         "started": None if trial.started_at is None else trial.started_at.isoformat(),
         "ended": None if trial.ended_at is None else trial.ended_at.isoformat(),
         "parent_trial_id": parent,
-        "validation_metrics": queries.metric_names(storage, MetricKind.VALIDATION, trial_id=trial_id),
-        "training_metrics": queries.metric_names(storage, MetricKind.TRAINING, trial_id=trial_id),
+        "validation_metrics": sorted(queries.metric_names(storage, MetricKind.VALIDATION, trial_id=trial_id)),
+        "training_metrics": sorted(queries.metric_names(storage, MetricKind.TRAINING, trial_id=trial_id)),
         "checkpoints": checkpoints,
     }
 

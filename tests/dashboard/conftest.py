@@ -10,9 +10,10 @@ Session-scoped, built once and read-only afterwards (except for the running expe
     that checkpoint every epoch (garbage collection then deletes some of those checkpoints);
   - `pbt_id`: a finished pbt search, population 4, 3 rounds of 1 epoch (children start from their
     parents' checkpoints);
-  - `hostile_id`: a finished random search (3 trials) whose experiment name, a hyperparameter name
-    (HOSTILE_HPARAM), one of its categorical values (HOSTILE_VALUE) and its searcher metric's name
-    (HOSTILE_METRIC, reported by the trial) are markup that would run script if a page used it as HTML;
+  - `hostile_id`: a finished grid search (4 trials: lr 0.1 or 0.3 times both values of a categorical)
+    whose experiment name (HOSTILE_NAME), a hyperparameter name (HOSTILE_HPARAM), one of its
+    categorical values (HOSTILE_VALUE) and its searcher metric's name (HOSTILE_METRIC, reported by
+    the trial) are markup that would run script if a page used it as HTML;
   - `running_id`: a random search started with `--detach` whose 2 trials take 1 s per epoch for
     hours: RUNNING for the whole session, cancelled (and its controller waited for) at the end.
   `dashboard_site.hpt(...)` runs the `hpt` command on that storage.
@@ -69,9 +70,9 @@ def _experiment_files(folder: Path) -> dict[str, Path]:
             "explore_function": {"resample_probability": 0.5, "perturb_factor": 0.2},
         }, {"lr": lr, "optimizer": {"momentum": {"type": "double", "minval": 0.0, "maxval": 0.9}}}),
         "hostile": experiment_file(folder, "hostile", {
-            "name": "random", "metric": HOSTILE_METRIC, "max_length": {"epochs": 2}, "max_trials": 3,
-            "max_concurrent_trials": 2,
-        }, {"lr": lr, HOSTILE_HPARAM: {"type": "categorical", "vals": [HOSTILE_VALUE, "plain"]},
+            "name": "grid", "metric": HOSTILE_METRIC, "max_length": {"epochs": 2}, "max_concurrent_trials": 2,
+        }, {"lr": {"type": "categorical", "vals": [0.1, 0.3]},
+            HOSTILE_HPARAM: {"type": "categorical", "vals": [HOSTILE_VALUE, "plain"]},
             "report_as": HOSTILE_METRIC}, title=HOSTILE_NAME, description=f"described as {HOSTILE_NAME}"),
         "running": experiment_file(folder, "running", {
             "name": "random", "metric": "val_loss", "max_length": {"epochs": 100000}, "max_trials": 2,

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import urllib.error
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -57,3 +62,36 @@ def experiment_file(folder: Path, name: str, searcher: dict, hyperparameters: di
         **fields,
     }, allow_unicode=True))
     return path
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An HTTP response: status, headers (lower-case names) and body."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def http(method: str, url: str, *, token: str | None = None, headers: dict[str, str] | None = None) -> Reply:
+    """One request with the standard library's client; HTTP errors come back as replies, not exceptions."""
+    request = urllib.request.Request(url, method=method, headers=dict(headers or {}))
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return Reply(response.status, {name.lower(): value for name, value in response.headers.items()},
+                         response.read())
+    except urllib.error.HTTPError as error:
+        return Reply(error.code, {name.lower(): value for name, value in error.headers.items()}, error.read())
+
+
+def get_json(base_url: str, path: str, **params: Any) -> Any:
+    """GET base_url + path (with query parameters) and return its JSON, asserting a 200."""
+    query = urllib.parse.urlencode({name: value for name, value in params.items() if value is not None})
+    reply = http("GET", base_url.rstrip("/") + path + (f"?{query}" if query else ""))
+    assert reply.status == 200, (path, params, reply.status, reply.body[:500])
+    return reply.json()

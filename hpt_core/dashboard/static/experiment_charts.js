@@ -26,7 +26,10 @@ export function bestOverTime(experimentId, context) {
     await draw(chart, [{
       type: "scatter", mode: "lines+markers+text", line: { shape: "hv", color: "#2b6cb0" }, marker: { size: 8 },
       x: points.map((point) => point[xKey]), y: points.map((point) => point.value),
-      text: points.map((point) => `trial ${point.trial_id}`), textposition: "top right",
+      // each run of improvements by one trial is labelled once, at its first point
+      text: points.map((point, index) => (index > 0 && points[index - 1].trial_id === point.trial_id
+        ? "" : `trial ${point.trial_id}`)),
+      textposition: "top right",
       customdata: points.map((point) => point.trial_id),
       hovertemplate: "trial %{customdata}<br>%{y}<extra></extra>", name: "best",
     }], layout({
@@ -81,13 +84,21 @@ function axisOf(hyperparameter, values) {
     };
   }
   if (hyperparameter.type === "log") {
-    const logs = values.map(Math.log10);
-    const low = Math.min(...logs);
-    const high = Math.max(...logs);
-    const range = low === high ? [low - 1, high + 1] : [low, high];
+    const range = logRange(hyperparameter, values.map(Math.log10));
     return { position: Math.log10, ticks: logTicks(...range), range };
   }
   return { position: Number, ticks: {} };
+}
+
+/** The log10 range of a log hyperparameter: its searched range (base ** minval to base ** maxval), widened to the
+ * values drawn (a PBT perturbation may leave it), or the values' own range when the config gives none. */
+function logRange(hyperparameter, logs) {
+  const { minval, maxval, base } = hyperparameter;
+  const scale = Math.log10(base || 10);
+  const bounds = typeof minval === "number" && typeof maxval === "number" ? [minval * scale, maxval * scale] : [];
+  const low = Math.min(...bounds, ...logs);
+  const high = Math.max(...bounds, ...logs);
+  return low === high ? [low - 1, high + 1] : [low, high];
 }
 
 /** Hyperparameters that vary (const ones are left out of the views). */
@@ -176,5 +187,5 @@ function scatterAxis(type, values) {
   if (type !== "log") return { type: "linear" };
   const logs = values.map(Math.log10);
   const decades = Math.max(...logs) - Math.min(...logs);
-  return decades >= 2 ? { type: "log", dtick: 1 } : { type: "log" };
+  return decades >= 2 ? { type: "log", dtick: 1, exponentformat: "power" } : { type: "log", exponentformat: "power" };
 }

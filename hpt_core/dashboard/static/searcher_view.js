@@ -135,6 +135,7 @@ function drawLineage(chart, nodes, edges, context) {
     },
   ], layout({
     showlegend: false, height: 360,
-    xaxis: { title: { text: "generation" }, dtick: 1 }, yaxis: { visible: false },
+    xaxis: { title: { text: "generation" }, dtick: 1, zeroline: false },
+    yaxis: { visible: false, range: [-0.7, Math.max(0, ...[...position.values()].map((place) => place.y)) + 0.9] },
   })).then(() => linkPointsToTrials(chart));
 }

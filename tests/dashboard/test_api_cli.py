@@ -1,0 +1,77 @@
+"""`hpt dashboard`: where it listens, what it refuses, and `hpt experiment create` pointing to it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from dashboard_support import MODEL_DIR, experiment_file, http, run_hpt
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def home(tmp_path):
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def running_dashboard(home):
+    """`hpt dashboard` on a free port over SQLite under `home`, stopped with Ctrl-C (SIGINT) at the end."""
+    port = free_port()
+    storage_url = f"sqlite:///{home}/hpt.db"
+    env = {**os.environ, "HPT_HOME": str(home), "HPT_STORAGE": storage_url}
+    process = subprocess.Popen([sys.executable, "-m", "hpt_core.cli", "dashboard", "--port", str(port)], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if http("GET", f"{url}api/v1/experiments").status == 200:
+                break
+        except OSError:
+            pass
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the dashboard did not start"
+        time.sleep(0.1)
+    try:
+        yield process, url, storage_url
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            process.communicate(timeout=30)
+
+
+def test_listening_beyond_loopback_without_a_token_is_refused(tmp_path):
+    env = {key: value for key, value in os.environ.items() if key != "HPT_DASHBOARD_TOKEN"}
+    completed = subprocess.run([sys.executable, "-m", "hpt_core.cli", "dashboard", "--host", "0.0.0.0", "--port",
+                                str(free_port()), "--storage", f"sqlite:///{tmp_path}/hpt.db"],
+                               env=env, capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 2
+    assert "--host" in completed.stderr and "0.0.0.0" in completed.stderr and "token" in completed.stderr
+
+
+def test_experiment_create_prints_the_url_of_the_running_dashboard(running_dashboard, home, tmp_path):
+    process, url, storage_url = running_dashboard
+    exp = experiment_file(tmp_path, "single", {"name": "single", "metric": "val_loss", "max_length": {"epochs": 1}},
+                          {"lr": 0.1})
+    created = run_hpt(home, storage_url, "experiment", "create", str(exp), str(MODEL_DIR), "--quiet")
+    assert created.returncode == 0, created.stderr
+    experiment_id = int(created.stdout.split()[1])
+    assert f"{url}#/experiments/{experiment_id}" in created.stdout
+    assert http("GET", f"{url}api/v1/experiments/{experiment_id}").json()["state"] == "COMPLETED"
+
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=30)
+    again = run_hpt(home, storage_url, "experiment", "create", str(exp), str(MODEL_DIR), "--quiet")
+    assert again.returncode == 0 and "watch it in the dashboard" not in again.stdout and url not in again.stdout
+

@@ -30,19 +30,17 @@ from __future__ import annotations
 
 import logging
 import math
-import re
-import shutil
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from hpt_core import checkpoint_storage
+from hpt_core.checkpoint_storage import is_local_path
 from hpt_core.config import ExperimentConfig
 from hpt_core.storage import CheckpointRecord, MetricRecord, Storage, TrialRecord
 
 logger = logging.getLogger(__name__)
 
 ENDED_TRIAL_STATES = frozenset({"COMPLETED", "CANCELED", "ERROR"})
-_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 CheckpointT = TypeVar("CheckpointT", bound="CheckpointFacts")
 
@@ -187,11 +185,6 @@ def collect_superseded(storage: Storage, experiment_id: int, config: ExperimentC
     return _remove_all(storage, [checkpoint for checkpoint in checkpoints if checkpoint.id in removable])
 
 
-def is_local_path(path: str) -> bool:
-    """Whether a recorded checkpoint path is a local folder (not a URL such as `s3://bucket/x`)."""
-    return _URL_SCHEME.match(path) is None
-
-
 def _experiment_facts(
     storage: Storage, experiment_id: int, config: ExperimentConfig
 ) -> tuple[list[CheckpointRecord], dict[int, dict[int, float]], list[TrialRecord]]:
@@ -213,24 +206,17 @@ def _remove_all(storage: Storage, checkpoints: Sequence[CheckpointRecord]) -> li
 
 
 def _remove(storage: Storage, checkpoint: CheckpointRecord) -> bool:
-    """Mark the checkpoint DELETED, then remove its folder; False (and nothing done) where it cannot be."""
-    if not is_local_path(checkpoint.path):
-        logger.warning("checkpoint %s is at %s, not a local path: garbage collection leaves it "
-                       "(only local checkpoint storage is collected)", checkpoint.id, checkpoint.path)
-        return False
-    folder = Path(checkpoint.path)
-    if folder.name != checkpoint.id:
+    """Mark the checkpoint DELETED, then remove its folder (local or under a URL); False where it cannot be."""
+    if checkpoint.path.rstrip("/").rsplit("/", 1)[-1] != checkpoint.id:
         logger.warning("checkpoint %s is recorded at %s, a folder not named after it: garbage collection leaves it",
                        checkpoint.id, checkpoint.path)
         return False
     storage.mark_checkpoint_deleted(checkpoint.id)
     try:
-        shutil.rmtree(folder)
-    except FileNotFoundError:
-        pass
-    except OSError as error:
+        checkpoint_storage.remove(checkpoint.path)
+    except Exception as error:  # a storage that fails (network, permissions) must not end the experiment badly
         logger.warning("checkpoint %s is marked deleted but its folder %s could not be removed: %s",
-                       checkpoint.id, folder, error)
+                       checkpoint.id, checkpoint.path, error)
     return True
 
 

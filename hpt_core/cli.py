@@ -50,7 +50,8 @@ def _experiment_create(args: argparse.Namespace) -> int:
     from hpt_core.runner import create_experiment, run_detached
     from hpt_core.storage import open_storage
 
-    config = _load(args.config, args.overrides)
+    executor = [f"executor.type={args.executor}"] if args.executor else []
+    config = _load(args.config, [*(args.overrides or []), *executor])
     model_dir = Path(args.model_dir) if args.model_dir else Path(args.config).resolve().parent
     if args.test:
         return _smoke_test(config, model_dir)
@@ -254,6 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("model_dir", nargs="?", help="the directory holding the entrypoint (default: the file's)")
     create.add_argument("--quiet", action="store_true", help="print only the start and the end")
     create.add_argument("--detach", action="store_true", help="run the controller in the background")
+    create.add_argument("--executor", choices=("local", "ray"), default=None,
+                        help="where trials run (sets executor.type; ray: see docs/ray.md)")
     create.add_argument("--test", action="store_true",
                         help="run one short trial (and a checkpoint restore) and report what would break")
     create.set_defaults(handler=_experiment_create)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import re
 import types
 import typing
 from functools import cached_property
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping, Optional, Union
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -147,6 +149,36 @@ class ResourcesConfig(StrictModel):
     slots_per_trial: NonNegativeInt = 1
 
 
+RAY_ADDRESS = re.compile(r"^(auto|ray://[^\s/:]+:\d+|[^\s/:]+:\d+)$")
+
+
+def _ray_address(value: Any) -> Any:
+    if isinstance(value, str) and not RAY_ADDRESS.match(value):
+        raise ValueError("must be `auto` (the cluster this machine belongs to), `ray://HOST:PORT` (Ray Client) or "
+                         "`HOST:PORT` (the head node's GCS address); leave it out to start Ray on this machine")
+    return value
+
+
+class ExecutorConfig(StrictModel):
+    """Where trials run: `local` processes (the default) or a Ray cluster (`type: ray`, see docs/ray.md)."""
+
+    type: Literal["local", "ray"] = "local"
+    address: Optional[Annotated[StrictStr, AfterValidator(_ray_address)]] = None
+    cpus_per_trial: Annotated[StrictFloat, Field(ge=0)] = 1.0
+    custom_resources: dict[StrictStr, Annotated[StrictFloat, Field(gt=0)]] = Field(default_factory=dict)
+    controller_host: Optional[StrictStr] = None
+
+    @model_validator(mode="after")
+    def _ray_fields_need_ray(self) -> "ExecutorConfig":
+        defaults = ExecutorConfig.model_construct()
+        given = [name for name in type(self).model_fields
+                 if name != "type" and getattr(self, name) != getattr(defaults, name)]
+        if self.type != "ray" and given:
+            raise ValueError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} only to `type: ray`, "
+                             f"but type is {self.type!r}")
+        return self
+
+
 class ExperimentSettings(StrictModel):
     """The experiment file's fields other than `searcher` and `hyperparameters`."""
 
@@ -164,6 +196,7 @@ class ExperimentSettings(StrictModel):
     checkpoint_policy: Literal["best", "all", "none"] = "best"
     checkpoint_storage: CheckpointStorageConfig = Field(default_factory=CheckpointStorageConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
 
 
 class ExperimentConfig(ExperimentSettings):

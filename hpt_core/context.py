@@ -27,10 +27,10 @@ unchanged by hand.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -40,7 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from hpt_core.channel import CHECKPOINT_METADATA_FILE, ChannelClient, ChannelRefused, ControllerUnreachable
+from hpt_core.channel import ChannelClient, ChannelRefused, ControllerUnreachable
+from hpt_core.checkpoint_storage import checkpoint_directory, join, local_copy
 from hpt_core.config import Length
 from hpt_core.config import space_from_dict
 from hpt_core.errors import ConfigError, InvalidHP, Problem
@@ -50,6 +51,8 @@ from hpt_core.space import PATH_SEPARATOR
 POLL_SECONDS = 1.0
 CONTROLLER_GONE_SECONDS = 5.0
 FORCED_EXIT_SECONDS = 60.0
+RESTORE_FOLDER = "hpt_restore"
+"""Where a trial's working directory receives checkpoints downloaded from a URL before a restore."""
 _MISSING = object()
 
 
@@ -115,9 +118,9 @@ class TrialContext(Context):
         self.records_per_epoch: int | None = start.get("records_per_epoch")
         self.checkpoint_policy: str = start["checkpoint_policy"]
         self.max_length: int | None = start.get("max_length")
-        self._checkpoint_root = Path(start["checkpoint_root"])
+        self._checkpoint_root: str = start["checkpoint_root"]
         restore = start.get("restore")
-        self.restore = Restore(**restore) if restore else None
+        self.restore = _restore_locally(Restore(**restore)) if restore else None
         self._decision = start["decision"]
         self._target: int | None = start.get("target")
         self._checkpoint_requested = bool(start.get("checkpoint"))
@@ -184,10 +187,11 @@ class TrialContext(Context):
                         metadata: Mapping[str, Any] | None = None) -> Iterator[Path]:
         """A directory to save a checkpoint into; it is registered only once the block completes."""
         checkpoint_id = str(uuid.uuid4())
-        with _checkpoint_directory(self._checkpoint_root, checkpoint_id, self._describe(batches, epochs, metadata)) as path:
+        description = self._describe(batches, epochs, metadata)
+        with checkpoint_directory(self._checkpoint_root, checkpoint_id, description) as path:
             yield path
         self._apply(self._call("checkpoint", {
-            "checkpoint_id": checkpoint_id, "path": str(self._checkpoint_root / checkpoint_id),
+            "checkpoint_id": checkpoint_id, "path": join(self._checkpoint_root, checkpoint_id),
             "batches": int(batches), "epochs": int(epochs), "metadata": dict(metadata or {})}))
 
     def _describe(self, batches: int, epochs: int, metadata: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -257,7 +261,8 @@ class TrialContext(Context):
 class LocalContext(Context):
     """The context outside an experiment: the experiment file's defaults, reports printed, nothing sent."""
 
-    def __init__(self, hparams: Mapping[str, Any], max_length: int | None, unit: str, checkpoint_root: Path) -> None:
+    def __init__(self, hparams: Mapping[str, Any], max_length: int | None, unit: str,
+                 checkpoint_root: str | Path) -> None:
         super().__init__(hparams, trial_id=None, experiment_id=None, trial_seed=0, unit=unit)
         self.request_id = None
         self.restore: Restore | None = None
@@ -297,7 +302,7 @@ class LocalContext(Context):
                         metadata: Mapping[str, Any] | None = None) -> Iterator[Path]:
         describe = {"batches": int(batches), "epochs": int(epochs), "hparams": self._hparams,
                     "metadata": dict(metadata or {})}
-        with _checkpoint_directory(self._checkpoint_root, str(uuid.uuid4()), describe) as path:
+        with checkpoint_directory(self._checkpoint_root, str(uuid.uuid4()), describe) as path:
             yield path
 
     def report_invalid_hp(self, message: str = "") -> None:
@@ -373,27 +378,10 @@ def _trial_unit(length: Length, records_per_epoch: int | None) -> tuple[str, int
     return "epochs", math.ceil(length.value / records_per_epoch)
 
 
-@contextlib.contextmanager
-def _checkpoint_directory(root: Path, checkpoint_id: str, description: Mapping[str, Any]) -> Iterator[Path]:
-    """Write into `<root>/<id>.partial`; only a completed block becomes `<root>/<id>` (with its metadata file)."""
-    partial = root / f"{checkpoint_id}.partial"
-    partial.mkdir(parents=True)
-    try:
-        yield partial
-        metadata_path = partial / CHECKPOINT_METADATA_FILE
-        metadata_path.write_text(json.dumps({"checkpoint_id": checkpoint_id, **description}, default=str))
-        _fsync_tree(partial)
-        partial.rename(root / checkpoint_id)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-
-
-def _fsync_tree(directory: Path) -> None:
-    for path in directory.rglob("*"):
-        if path.is_file():
-            with open(path, "rb") as handle:
-                os.fsync(handle.fileno())
+def _restore_locally(restore: Restore) -> Restore:
+    """The restore with `path` a local folder: a checkpoint under a URL is downloaded into the working directory."""
+    local = local_copy(restore.path, Path.cwd() / RESTORE_FOLDER / restore.checkpoint_id)
+    return dataclasses.replace(restore, path=str(local))
 
 
 def _plain_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:

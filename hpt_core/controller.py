@@ -8,21 +8,19 @@ controller over the channel; their processes are started and watched through an 
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import math
 import os
 import re
-import shutil
 import sys
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from hpt_core.channel import CHECKPOINT_METADATA_FILE, ChannelRefused, ChannelServer
+from hpt_core import checkpoint_storage
+from hpt_core.channel import ChannelRefused, ChannelServer
 from hpt_core.checkpoint_gc import collect_garbage
 from hpt_core.config import ExperimentConfig, Length
 from hpt_core.errors import SearcherError
@@ -391,24 +389,15 @@ class Controller:
 
     def _register_checkpoints_left_on_disk(self) -> None:
         """Checkpoints that trials finished saving while no controller could register them."""
-        root = Path(self.checkpoint_root)
-        if not root.is_dir():
-            return
         known = {checkpoint.id for checkpoint in self.storage.checkpoints(experiment_id=self.experiment_id,
                                                                            include_deleted=True)}
-        for directory in sorted(root.iterdir()):
-            if directory.name.endswith(".partial"):
-                shutil.rmtree(directory, ignore_errors=True)
-                continue
-            metadata_path = directory / CHECKPOINT_METADATA_FILE
-            if directory.name in known or not CHECKPOINT_ID.fullmatch(directory.name) or not metadata_path.is_file():
-                continue
-            metadata = json.loads(metadata_path.read_text())
-            if metadata.get("trial_id") not in self._by_trial_id:
+        for name, metadata in checkpoint_storage.completed_checkpoints(self.checkpoint_root):
+            if name in known or not CHECKPOINT_ID.fullmatch(name) or metadata.get("trial_id") not in self._by_trial_id:
                 continue
             batches, epochs = int(metadata["batches"]), int(metadata["epochs"])
-            self.storage.add_checkpoint(metadata["trial_id"], directory.name, path=str(directory), batches=batches,
-                                        epochs=epochs, length=self._searcher_units(batches, epochs),
+            path = checkpoint_storage.join(self.checkpoint_root, name)
+            self.storage.add_checkpoint(metadata["trial_id"], name, path=path, batches=batches, epochs=epochs,
+                                        length=self._searcher_units(batches, epochs),
                                         metadata=metadata.get("metadata") or {})
 
     def _replay_operation(self, operation: Operation) -> None:
@@ -659,11 +648,13 @@ class Controller:
     def _on_checkpoint(self, trial: TrialRuntime, body: Mapping[str, Any]) -> dict[str, Any]:
         """Register a finished checkpoint; its path is ours (the checkpoint root and its id), never the request's."""
         checkpoint_id = str(body["checkpoint_id"])
-        path = Path(self.checkpoint_root) / checkpoint_id
-        if not CHECKPOINT_ID.fullmatch(checkpoint_id) or not (path / CHECKPOINT_METADATA_FILE).is_file():
+        if not CHECKPOINT_ID.fullmatch(checkpoint_id):
+            raise ValueError(f"checkpoint {checkpoint_id!r} is not a checkpoint id (a UUID)")
+        path = checkpoint_storage.join(self.checkpoint_root, checkpoint_id)
+        if not checkpoint_storage.is_complete(path):
             raise ValueError(f"checkpoint {checkpoint_id!r} is not a finished checkpoint in {self.checkpoint_root}")
         batches, epochs = int(body["batches"]), int(body.get("epochs") or 0)
-        self.storage.add_checkpoint(trial.trial_id, checkpoint_id, path=str(path),
+        self.storage.add_checkpoint(trial.trial_id, checkpoint_id, path=path,
                                     batches=batches, epochs=epochs, length=self._searcher_units(batches, epochs),
                                     metadata=dict(body.get("metadata") or {}))
         trial.checkpoint_requested = False

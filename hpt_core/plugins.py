@@ -16,6 +16,7 @@ from hpt_core.config import ExperimentConfig, LoggerOptions, SearcherConfig
 from hpt_core.config import load_config as _load_config
 from hpt_core.errors import ConfigError, Problem
 from hpt_core.executors.local import LocalExecutor
+from hpt_core.executors.ray import RayExecutor
 from hpt_core.hookspecs import hookimpl
 from hpt_core.loggers import Logger
 from hpt_core.loggers.mlflow import MLflowLogger
@@ -41,11 +42,11 @@ class BuiltinSearchMethods:
 
 
 class BuiltinExecutors:
-    """Where trials run out of the box: local processes."""
+    """Where trials run out of the box: local processes, or a Ray cluster (`ray` imported only when used)."""
 
     @hookimpl
     def hpt_executors(self) -> list[type]:
-        return [LocalExecutor]
+        return [LocalExecutor, RayExecutor]
 
 
 class BuiltinLoggers:

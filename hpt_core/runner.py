@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,8 +12,12 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
+from hpt_core import checkpoint_storage
+from hpt_core.checkpoint_storage import is_local_path
 from hpt_core.config import ExperimentConfig
 from hpt_core.controller import Controller
+from hpt_core.executors.base import Executor
+from hpt_core.executors.ray import RayExecutor
 from hpt_core.errors import ConfigError, Problem
 from hpt_core.plugins import create_searcher, executors, load_config
 from hpt_core.storage import Storage, experiment_dir, hpt_home
@@ -65,13 +68,22 @@ def build_controller(
     record = storage.get_experiment(experiment_id)
     config = load_config(record.config)
     searcher = create_searcher(config, seed=record.seed)
-    executor_class = executors()["local"]
-    executor = executor_class(record.experiment_dir, record.model_dir, config.searcher.max_concurrent_trials)
+    executor = build_executor(config, record.experiment_dir, record.model_dir, experiment_id)
+    if isinstance(executor, RayExecutor):
+        host = executor.controller_host
     return Controller(
         storage, experiment_id, config, searcher, executor, secret=record.secret, seed=record.seed,
-        checkpoint_root=str(checkpoint_root(config, record.experiment_dir, experiment_id)), host=host,
+        checkpoint_root=checkpoint_root(config, record.experiment_dir, experiment_id), host=host,
         on_tick=on_tick,
     )
+
+
+def build_executor(config: ExperimentConfig, experiment_directory: str, model_dir: str, experiment_id: int) -> Executor:
+    """The executor `executor.type` names: Ray gets its section of the file, others the concurrency limit."""
+    executor_class = executors()[config.executor.type]
+    if executor_class is RayExecutor:
+        return RayExecutor(experiment_directory, model_dir, config.executor, experiment_id)
+    return executor_class(experiment_directory, model_dir, config.searcher.max_concurrent_trials)
 
 
 def check_resumable(storage: Storage, experiment_id: int) -> None:
@@ -110,26 +122,29 @@ def run_detached(storage: Storage, experiment_id: int) -> int:
     return process.pid
 
 
-def delete_experiment(storage: Storage, experiment_id: int) -> list[Path]:
+def delete_experiment(storage: Storage, experiment_id: int) -> list[str]:
     """Remove the experiment's rows and folders (its directory and checkpoint root); returns the folders removed."""
     experiment = storage.get_experiment(experiment_id)
     if controller_alive(storage, experiment_id):
         raise ConfigError([Problem("experiment", f"experiment {experiment_id} is running; cancel it first "
                                    f"(`hpt experiment cancel {experiment_id}`)", experiment.state)])
-    folders = [Path(experiment.experiment_dir)] if experiment.experiment_dir else []
+    folders = [experiment.experiment_dir] if experiment.experiment_dir else []
     folders.append(checkpoint_root(load_config(experiment.config), experiment.experiment_dir or "", experiment_id))
-    removed = [folder for folder in dict.fromkeys(folders) if folder.exists()]
+    removed = [folder for folder in dict.fromkeys(folders) if checkpoint_storage.exists(folder)]
     for folder in removed:
-        shutil.rmtree(folder)
+        checkpoint_storage.remove(folder)
     storage.delete_experiment(experiment_id)
     return removed
 
 
-def checkpoint_root(config: ExperimentConfig, directory: str, experiment_id: int) -> Path:
-    """Where trials save checkpoints: `checkpoint_storage.path/<experiment id>`, or the experiment's directory."""
-    if config.checkpoint_storage.path:
-        return Path(config.checkpoint_storage.path).expanduser() / str(experiment_id)
-    return Path(directory) / "checkpoints"
+def checkpoint_root(config: ExperimentConfig, directory: str, experiment_id: int) -> str:
+    """Where trials save checkpoints: `checkpoint_storage.path/<experiment id>` (a folder or an fsspec URL), or
+    the experiment's directory."""
+    path = config.checkpoint_storage.path
+    if path:
+        return checkpoint_storage.join(str(Path(path).expanduser()) if is_local_path(path) else path,
+                                       str(experiment_id))
+    return str(Path(directory) / "checkpoints")
 
 
 def run_in_foreground(controller: Controller) -> str:

@@ -1,4 +1,5 @@
-"""Where trials run: `LocalExecutor` (processes on this machine, the default) behind the `Executor` interface.
+"""Where trials run: `LocalExecutor` (processes on this machine, the default) or `RayExecutor` (a Ray
+cluster), behind the `Executor` interface.
 
 The controller drives an executor with `LaunchSpec`s and reads back `TrialExit`s; executors are
 registered by name through the `hpt_executors` plugin hook.
@@ -6,6 +7,7 @@ registered by name through the `hpt_executors` plugin hook.
 
 from hpt_core.executors.base import Executor, ExecutorError, LaunchSpec, ResourcesUnavailable, TrialExit
 from hpt_core.executors.local import NO_GPUS_NOTICE, LocalExecutor
+from hpt_core.executors.ray import RayExecutor
 
 __all__ = [
     "NO_GPUS_NOTICE",
@@ -13,6 +15,7 @@ __all__ = [
     "ExecutorError",
     "LaunchSpec",
     "LocalExecutor",
+    "RayExecutor",
     "ResourcesUnavailable",
     "TrialExit",
 ]

@@ -167,16 +167,6 @@ def test_the_end_still_keeps_what_a_trial_that_has_not_ended_may_start_from(stor
     assert book.on_disk() == {"P2", "P3", "Q1", "Q2"}
 
 
-def test_non_local_checkpoints_are_left_with_a_log_line(storage, tmp_path, caplog):
-    book = Book(storage, tmp_path / "checkpoints", gc_config(0, 0, 0))
-    trial = book.trial(1)
-    storage.add_checkpoint(trial, "remote", path="s3://bucket/remote", batches=10, epochs=0, length=10, metadata={})
-    with caplog.at_level(logging.WARNING, logger="hpt_core.checkpoint_gc"):
-        assert collect_garbage(storage, book.experiment_id, book.config) == []
-    assert "s3://bucket/remote, not a local path" in caplog.text
-    assert storage.get_checkpoint("remote").state == "COMPLETED"
-
-
 def test_a_recorded_path_not_named_after_its_checkpoint_is_never_removed(storage, tmp_path, caplog):
     book = Book(storage, tmp_path / "checkpoints", gc_config(0, 0, 0))
     trial = book.trial(1)

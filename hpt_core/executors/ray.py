@@ -1,0 +1,285 @@
+"""Trials on a Ray cluster: each attempt of a trial a Ray actor (`ray_trial.TrialProcess`) on some node.
+
+`ray` is imported only when a `RayExecutor` is made. The model directory travels with Ray's runtime
+environment: a snapshot of it (`model.zip` in the experiment's directory, taken when the controller
+first starts) is the `working_dir` of the controller's Ray job, which every trial's actor inherits,
+so nodes need neither the model directory nor a shared filesystem for code. Checkpoints need storage every node reaches (see docs/ray.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import signal
+import time
+import zipfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from hpt_core.config import ExecutorConfig
+from hpt_core.errors import ConfigError, Problem
+from hpt_core.executors.base import Executor, ExecutorError, LaunchSpec, TrialExit
+from hpt_core.executors.local import NO_GPUS_NOTICE
+from hpt_core.executors.workdir import SKIPPED_NAMES
+
+logger = logging.getLogger(__name__)
+
+#: Ray's limit for a runtime environment's working_dir (its unzipped size), see Ray's runtime environment docs.
+MAX_PACKAGE_BYTES = 500 * 1024 * 1024
+PACKAGE_NAME = "model.zip"
+LOST_RETURNCODE = -signal.SIGKILL
+"""The exit status of an attempt whose Ray worker or node died: a crash, so the trial restarts."""
+OUTPUT_WAIT_SECONDS = 1.0
+ACTOR_KILL_DELAY_SECONDS = 5.0
+_WAIT_STEP_SECONDS = 0.02
+
+
+@dataclass
+class _Attempt:
+    """A launched attempt: its actor, the request for its next output, and when to escalate a stop."""
+
+    spec: LaunchSpec
+    actor: Any
+    output_ref: Any
+    kill_at: float | None = None
+    killed: bool = False
+
+
+class RayExecutor(Executor):
+    """Runs each trial's command on a Ray cluster, one actor per attempt, with the trial's resources.
+
+    - Resources per trial: `executor.cpus_per_trial` CPUs, `resources.slots_per_trial` GPUs (none on a
+      cluster without GPUs, said once in `notices()`) and `executor.custom_resources`. A trial whose
+      resources are busy waits in Ray's queue; it counts as running for `max_concurrent_trials`.
+    - Code: the snapshot `<experiment_dir>/model.zip` (at most `MAX_PACKAGE_BYTES` unzipped); each
+      trial works in a link farm of it on its node, reused by restarts on that node.
+    - Logs: the actor's output is appended to the spec's `log_path` here, by the controller.
+    - Ending: `terminate` sends SIGTERM to the trial's process group, SIGKILL after the grace period,
+      and kills the actor `ACTOR_KILL_DELAY_SECONDS` later if it still has not answered (a lost node).
+      An attempt whose actor dies (its worker or node) ends with `LOST_RETURNCODE`.
+
+    Stopping and output are carried out by the first `poll`, `running`, `ensure_stopped` or
+    `shutdown` after they are due, so the controller should poll regularly.
+    """
+
+    name = "ray"
+
+    def __init__(self, experiment_dir: str | Path, model_dir: str | Path, settings: ExecutorConfig,
+                 experiment_id: int) -> None:
+        self.experiment_dir = Path(experiment_dir).absolute()
+        self.settings = settings
+        self.experiment_id = experiment_id
+        self.package = snapshot_model_dir(Path(model_dir), self.experiment_dir)
+        self.package_key = _file_digest(self.package)[:12]
+        self._ray = _connect(settings.address, self.package)
+        self._attempts: dict[int, _Attempt] = {}
+        self._exits: list[TrialExit] = []
+        self._has_gpus = self._ray.cluster_resources().get("GPU", 0) > 0
+        self._notices = [] if self._has_gpus else [NO_GPUS_NOTICE]
+
+    @property
+    def controller_host(self) -> str:
+        """The address trials reach the controller at: `executor.controller_host`, else the one Ray uses here."""
+        return self.settings.controller_host or self._ray.util.get_node_ip_address()
+
+    def launch(self, spec: LaunchSpec) -> None:
+        self._collect()
+        earlier = self._attempts.get(spec.trial_id)
+        if earlier is not None:
+            raise ExecutorError(
+                f"trial {spec.trial_id} still has an actor for attempt {earlier.spec.attempt}; "
+                f"call ensure_stopped({spec.trial_id}) before launching attempt {spec.attempt}"
+            )
+        log_path = Path(spec.log_path)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        started = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        with open(log_path, "ab") as log:
+            log.write(f"=== attempt {spec.attempt} started {started} ===\n".encode())
+        actor = self._actor_class().options(
+            num_cpus=self.settings.cpus_per_trial,
+            num_gpus=spec.slots if self._has_gpus else 0,
+            resources=dict(self.settings.custom_resources),
+            max_concurrency=4,
+        ).remote(spec.command, spec.env, f"{self.package_key}-{self.experiment_id}-{spec.trial_id}",
+                 max(1, int(self.settings.cpus_per_trial)), spec.attempt)
+        self._attempts[spec.trial_id] = _Attempt(spec, actor, actor.output.remote(OUTPUT_WAIT_SECONDS))
+        self._attempt_record(spec.trial_id).write_text(json.dumps({"attempt": spec.attempt}))
+
+    def poll(self) -> list[TrialExit]:
+        self._collect()
+        exits, self._exits = self._exits, []
+        return exits
+
+    def running(self) -> set[int]:
+        self._collect()
+        return set(self._attempts)
+
+    def terminate(self, trial_id: int, grace_seconds: float = 10.0) -> None:
+        if grace_seconds < 0:
+            raise ValueError(f"grace_seconds must be >= 0, but got {grace_seconds}")
+        attempt = self._attempts.get(trial_id)
+        if attempt is None:
+            return
+        deadline = time.monotonic() + grace_seconds
+        if attempt.kill_at is None:
+            attempt.actor.signal.remote(signal.SIGTERM)
+            attempt.kill_at = deadline
+        else:
+            attempt.kill_at = min(attempt.kill_at, deadline)
+        self._collect()
+
+    def ensure_stopped(self, trial_id: int, grace_seconds: float = 10.0) -> None:
+        attempt = self._attempts.get(trial_id)
+        if attempt is None:
+            return
+        if attempt.kill_at is None:
+            self.terminate(trial_id, grace_seconds)
+        while trial_id in self._attempts:
+            self._collect(wait_seconds=_WAIT_STEP_SECONDS)
+
+    def shutdown(self, grace_seconds: float = 10.0) -> None:
+        for trial_id in list(self._attempts):
+            self.terminate(trial_id, grace_seconds)
+        while self._attempts:
+            self._collect(wait_seconds=_WAIT_STEP_SECONDS)
+
+    def recover(self, trial_id: int, grace_seconds: float = 10.0) -> int:
+        """The last attempt an earlier controller launched for the trial (0 if none).
+
+        An earlier controller's actors do not outlive it: Ray ends the actors of a driver that exits,
+        and their trial processes end with them.
+        """
+        if trial_id in self._attempts:
+            return self._attempts[trial_id].spec.attempt
+        record = self._attempt_record(trial_id)
+        return int(json.loads(record.read_text())["attempt"]) if record.exists() else 0
+
+    def notices(self) -> list[str]:
+        notices, self._notices = self._notices, []
+        return notices
+
+    def _attempt_record(self, trial_id: int) -> Path:
+        directory = self.experiment_dir / "trials" / str(trial_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        return directory / "process.json"
+
+    def _actor_class(self) -> Any:
+        from hpt_core.executors.ray_trial import TrialProcess
+
+        return self._ray.remote(TrialProcess)
+
+    def _collect(self, wait_seconds: float = 0.0) -> None:
+        """Fetch the output that is ready, record the attempts that ended, and escalate overdue stops."""
+        if not self._attempts:
+            return
+        by_ref = {attempt.output_ref: trial_id for trial_id, attempt in self._attempts.items()}
+        ready, _ = self._ray.wait(list(by_ref), num_returns=len(by_ref), timeout=wait_seconds)
+        for ref in ready:
+            self._receive(by_ref[ref], ref)
+        now = time.monotonic()
+        for attempt in self._attempts.values():
+            if attempt.kill_at is not None and now >= attempt.kill_at and not attempt.killed:
+                attempt.actor.signal.remote(signal.SIGKILL)
+                attempt.killed = True
+            elif attempt.killed and now >= attempt.kill_at + ACTOR_KILL_DELAY_SECONDS:
+                self._ray.kill(attempt.actor, no_restart=True)
+
+    def _receive(self, trial_id: int, ref: Any) -> None:
+        attempt = self._attempts[trial_id]
+        try:
+            chunk, returncode = self._ray.get(ref)
+        except self._ray.exceptions.RayActorError as error:
+            chunk, returncode = _lost_message(attempt.spec, error), LOST_RETURNCODE
+        except self._ray.exceptions.RayError as error:
+            chunk, returncode = f"=== attempt {attempt.spec.attempt} failed to start: {error} ===\n".encode(), 1
+        if chunk:
+            with open(attempt.spec.log_path, "ab") as log:
+                log.write(chunk)
+        if returncode is None:
+            attempt.output_ref = attempt.actor.output.remote(OUTPUT_WAIT_SECONDS)
+            return
+        self._ray.kill(attempt.actor, no_restart=True)
+        del self._attempts[trial_id]
+        self._exits.append(TrialExit(trial_id, attempt.spec.attempt, returncode))
+
+
+def snapshot_model_dir(model_dir: Path, experiment_dir: Path) -> Path:
+    """`<experiment_dir>/model.zip`: the model directory as trials get it, made once (a resume reuses it).
+
+    It leaves out what the local executor's link farm leaves out (`.git`, `__pycache__`, `.venv`)
+    and the experiment's own directory; raises `ConfigError` when the rest is over Ray's limit.
+    """
+    package = experiment_dir / PACKAGE_NAME
+    if package.exists():
+        return package
+    source = model_dir.resolve()
+    if not source.is_dir():
+        raise ConfigError([Problem("model_dir", "must be an existing directory (its snapshot for Ray is made when "
+                                   "the controller first starts)", str(model_dir))])
+    files = _model_files(source, experiment_dir.resolve())
+    total = sum(path.stat().st_size for path in files)
+    if total > MAX_PACKAGE_BYTES:
+        largest = ", ".join(f"{path.relative_to(source)} ({path.stat().st_size / 2**20:.0f} MiB)"
+                            for path in sorted(files, key=lambda path: -path.stat().st_size)[:3])
+        raise ConfigError([Problem(
+            "model_dir", f"is {total / 2**20:.0f} MiB, over the {MAX_PACKAGE_BYTES // 2**20} MiB that Ray ships to "
+            f"its nodes (largest: {largest}); move data out of it to storage the nodes reach", str(source))])
+    experiment_dir.mkdir(parents=True, exist_ok=True)
+    partial = package.with_suffix(".partial")
+    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in files:
+            archive.write(path, path.relative_to(source).as_posix())
+    os.replace(partial, package)
+    return package
+
+
+def _model_files(source: Path, experiment_dir: Path) -> list[Path]:
+    files = []
+    for directory, subdirectories, names in os.walk(source):
+        here = Path(directory)
+        subdirectories[:] = sorted(name for name in subdirectories
+                                   if name not in SKIPPED_NAMES and (here / name).resolve() != experiment_dir)
+        files.extend(here / name for name in sorted(names) if name not in SKIPPED_NAMES and (here / name).is_file())
+    return files
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _lost_message(spec: LaunchSpec, error: Exception) -> bytes:
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return f"=== attempt {spec.attempt} lost: its Ray worker or node died ({first_line}) ===\n".encode()
+
+
+def _connect(address: str | None, package: Path) -> Any:
+    """The `ray` module, this process connected to the cluster at `address` (None: start Ray on this machine)
+    as a Ray job whose working_dir is `package`.
+
+    Ray ships a local working_dir only for a whole job, so a connection made for another package (an
+    earlier experiment in this process, or the user's own `ray.init`) is closed and made again.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError([Problem("executor.type", "needs Ray on this machine: pip install 'hpt[ray]'",
+                                   "ray")]) from None
+    wanted = (address, str(package))
+    if ray.is_initialized() and _connection.get("for") != wanted:
+        ray.shutdown()
+    if not ray.is_initialized():
+        ray.init(address=address, runtime_env={"working_dir": str(package)}, log_to_driver=False,
+                 logging_level=logging.WARNING)
+        _connection["for"] = wanted
+    return ray
+
+
+_connection: dict[str, tuple[str | None, str]] = {}

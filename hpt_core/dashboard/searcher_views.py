@@ -22,7 +22,7 @@ def searcher_view(state: DashboardState, experiment_id: int) -> dict[str, Any]:
     view: dict[str, Any] = {"kind": name, "end_reasons": dict(sorted(
         Counter(trial.end_reason for trial in trials if trial.end_reason is not None).items()))}
     if name == "adaptive_asha":
-        view.update(asha_view(state.storage.get_experiment(experiment_id).searcher_state or {}, trials))
+        view.update(asha_view(state.searcher_states.get(state.storage, record), trials))
     elif name == "pbt":
         index = state.validations(record)
         with index.lock:

@@ -64,14 +64,45 @@ class HparamsCache:
         return {trial_id: known[trial_id] for trial_id in trial_ids if trial_id in known}
 
 
+class SearcherStates:
+    """Experiments' searcher states, decoded once per change.
+
+    The controller appends to the searcher log before it saves the state, and an experiment's progress or
+    state changes after its last save; so (log length, progress, state) tells whether the state read last
+    is still the stored one.
+    """
+
+    def __init__(self, capacity: int = 4) -> None:
+        self.capacity = capacity
+        self._states: OrderedDict[int, tuple[tuple[Any, ...], dict[str, Any]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, storage: Storage, record: ExperimentRecord) -> dict[str, Any]:
+        """The experiment's searcher state ({} before the search method first saved it)."""
+        stamp = (queries.searcher_log_length(storage, record.id), record.progress, record.state)
+        with self._lock:
+            cached = self._states.get(record.id)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        state = queries.searcher_state(storage, record.id) or {}
+        with self._lock:
+            self._states[record.id] = (stamp, state)
+            self._states.move_to_end(record.id)
+            while len(self._states) > self.capacity:
+                self._states.popitem(last=False)
+        return state
+
+
 @dataclass
 class DashboardState:
-    """The storage a dashboard shows, with its in-memory indexes of validations and hyperparameters."""
+    """The storage a dashboard shows, with what it keeps in memory: indexes of validations, hyperparameters and
+    searcher states."""
 
     storage: Storage
     writable: bool = False
     indexes: ValidationIndexes = field(default_factory=ValidationIndexes)
     hparams: HparamsCache = field(default_factory=HparamsCache)
+    searcher_states: SearcherStates = field(default_factory=SearcherStates)
 
     def experiment(self, experiment_id: int) -> ExperimentRecord:
         """The experiment's record without its searcher state; RecordNotFound if there is none."""

@@ -97,6 +97,21 @@ def trial_states_by_experiment(storage: Storage) -> dict[int, dict[str, int]]:
     return counts
 
 
+def searcher_log_length(storage: Storage, experiment_id: int) -> int:
+    """How many entries the experiment's searcher log has (its highest seq; 0 if none)."""
+    table = schema.searcher_records
+    query = select(func.coalesce(func.max(table.c.seq), 0)).where(table.c.experiment_id == experiment_id)
+    with storage.reading() as connection:
+        return int(connection.execute(query).scalar_one())
+
+
+def searcher_state(storage: Storage, experiment_id: int) -> dict[str, Any] | None:
+    """The experiment's stored searcher state (None before the search method first saved it)."""
+    table = schema.experiments
+    with storage.reading() as connection:
+        return connection.execute(select(table.c.searcher_state).where(table.c.id == experiment_id)).scalar_one()
+
+
 def trial_rows(storage: Storage, experiment_id: int) -> list[TrialRow]:
     """The experiment's trials in order of id (their hyperparameters left out)."""
     trials = schema.trials

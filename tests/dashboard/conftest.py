@@ -7,7 +7,8 @@ Session-scoped, built once and read-only afterwards (except for the running expe
   rate set by `lr`, a training and a validation report per epoch of 10 batches, a line per epoch in
   its log):
   - `asha_id`: a finished adaptive_asha search, one bracket of 2 rungs (1 and 4 epochs), 8 trials
-    that checkpoint every epoch (garbage collection then deletes some of those checkpoints);
+    that checkpoint every epoch (garbage collection then deletes some of those checkpoints); its `lr`
+    is a `log` hyperparameter (10^-1.3 to 10^-0.3);
   - `pbt_id`: a finished pbt search, population 4, 3 rounds of 1 epoch (children start from their
     parents' checkpoints);
   - `hostile_id`: a finished grid search (4 trials: lr 0.1 or 0.3 times both values of a categorical)
@@ -62,7 +63,7 @@ def _experiment_files(folder: Path) -> dict[str, Path]:
         "asha": experiment_file(folder, "asha", {
             "name": "adaptive_asha", "metric": "val_loss", "max_length": {"epochs": 4}, "max_trials": 8,
             "mode": "aggressive", "divisor": 4, "max_rungs": 2, "max_concurrent_trials": 2,
-        }, {"lr": lr, "checkpoint_each_epoch": True}),
+        }, {"lr": {"type": "log", "minval": -1.3, "maxval": -0.3, "base": 10.0}, "checkpoint_each_epoch": True}),
         "pbt": experiment_file(folder, "pbt", {
             "name": "pbt", "metric": "val_loss", "population_size": 4, "num_rounds": 3,
             "length_per_round": {"epochs": 1}, "max_concurrent_trials": 2,

@@ -9,8 +9,7 @@ report once, and a finished one costs two small queries per request.
 
 >>> index = ValidationIndex(experiment_id=1, metric="loss", smaller_is_better=True)
 >>> from hpt_core.storage.queries import ValidationRow
->>> for row in [ValidationRow(1, 7, 10, 1, 0.5), ValidationRow(2, 8, 10, 1, 0.75), ValidationRow(3, 7, 20, 2, 0.25)]:
-...     index.add(row)
+>>> index.add([ValidationRow(1, 7, 10, 1, 0.5), ValidationRow(2, 8, 10, 1, 0.75), ValidationRow(3, 7, 20, 2, 0.25)])
 >>> [(point.trial_id, point.value, point.total_batches) for point in index.improvements]
 [(7, 0.5, 10), (7, 0.25, 30)]
 >>> index.trials[7].best, index.trials[7].latest, index.value_at(7, length=15)
@@ -21,6 +20,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from hpt_core.storage import MetricKind, Storage
@@ -28,7 +28,7 @@ from hpt_core.storage import queries
 from hpt_core.storage.queries import ValidationRow
 
 
-@dataclass
+@dataclass(slots=True)
 class TrialValidations:
     """One trial's finite validations of the metric, in the order reported."""
 
@@ -85,8 +85,7 @@ class ValidationIndex:
             if self.reports_seen + len(rows) != count:
                 self._reset()
                 rows = self._read(storage, highest)
-            for row in rows:
-                self.add(row)
+            self.add(rows)
         return self
 
     def _read(self, storage: Storage, highest: int) -> list[ValidationRow]:
@@ -103,29 +102,34 @@ class ValidationIndex:
                 self._names_up_to = self.last_id
             return sorted(self._metric_names)
 
-    def add(self, row: ValidationRow) -> None:
-        """Take in one report (reports arrive in order of id)."""
-        self.reports_seen += 1
-        self.last_id = row.id
-        self.total_batches += max(row.batches - self._trained.get(row.trial_id, 0), 0)
-        self._trained[row.trial_id] = row.batches
-        if row.value is None:
-            return
+    def add(self, rows: Iterable[ValidationRow]) -> None:
+        """Take in reports (in order of id)."""
+        trials, trained, lengths, improvements = self.trials, self._trained, self.lengths, self.improvements
+        smaller = self.smaller_is_better
+        best = improvements[-1].value if improvements else None
+        total, seen, last_id = self.total_batches, self.reports_seen, self.last_id
+        for last_id, trial_id, batches, epochs, value in rows:
+            seen += 1
+            before = trained.get(trial_id, 0)
+            if batches > before:
+                total += batches - before
+            trained[trial_id] = batches
+            if value is None:
+                continue
+            lengths.add(batches)
+            trial = trials.get(trial_id)
+            if trial is None:
+                trials[trial_id] = TrialValidations(value, value, batches, epochs, [(batches, value)])
+            else:
+                if value < trial.best if smaller else value > trial.best:
+                    trial.best = value
+                trial.latest, trial.batches, trial.epochs = value, batches, epochs
+                trial.series.append((batches, value))
+            if best is None or (value < best if smaller else value > best):
+                best = value
+                improvements.append(Improvement(last_id, trial_id, value, batches, total))
+        self.total_batches, self.reports_seen, self.last_id = total, seen, last_id
         self._ranking = None
-        self.lengths.add(row.batches)
-        trial = self.trials.get(row.trial_id)
-        if trial is None:
-            trial = self.trials[row.trial_id] = TrialValidations(row.value, row.value, row.batches, row.epochs)
-        elif self.better(row.value, trial.best):
-            trial.best = row.value
-        trial.latest, trial.batches, trial.epochs = row.value, row.batches, row.epochs
-        trial.series.append((row.batches, row.value))
-        if not self.improvements or self.better(row.value, self.improvements[-1].value):
-            self.improvements.append(Improvement(row.id, row.trial_id, row.value, row.batches, self.total_batches))
-
-    def better(self, value: float, than: float) -> bool:
-        """Whether `value` beats `than` in the metric's direction."""
-        return value < than if self.smaller_is_better else value > than
 
     def ranking(self) -> list[int]:
         """Trial ids with a validation, best first (the lower id among equals)."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Float, String, Text, case, cast, func, literal, select
 from sqlalchemy.engine import make_url
@@ -36,8 +36,7 @@ from hpt_core.storage.store import Storage
 ID_CHUNK = 5000
 
 
-@dataclass(frozen=True)
-class ValidationRow:
+class ValidationRow(NamedTuple):
     """One validation report reduced to one metric (`value` None when it is not a finite number)."""
 
     id: int
@@ -180,7 +179,7 @@ def validations_after(storage: Storage, experiment_id: int, metric: str, *, afte
     if up_to_id is not None:
         query = query.where(metrics.c.id <= up_to_id)
     with storage.reading() as connection:
-        return [ValidationRow(*row) for row in connection.execute(query)]
+        return [ValidationRow._make(row) for row in connection.execute(query)]
 
 
 def reported_at(storage: Storage, metric_ids: Sequence[int]) -> dict[int, datetime]:

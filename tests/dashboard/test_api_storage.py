@@ -122,3 +122,19 @@ def test_a_checkpoint_downloads_byte_for_byte_and_a_deleted_one_does_not(written
     assert [(entry["id"], entry["download"] is None) for entry in detail["checkpoints"]] == [
         (written.kept, False), (written.deleted, True)]
     assert detail["checkpoints"][0]["metadata"] == {HOSTILE_HPARAM: HOSTILE_VALUE}
+
+
+def test_reports_made_after_a_first_look_show_up(written, storage_url):
+    first, second, child = written.trials
+    path = f"/api/v1/experiments/{written.experiment_id}"
+    assert get_json(written.url, path)["best_trial_id"] == child
+    with Storage(storage_url) as storage:
+        storage.add_metrics(second, "validation", {HOSTILE_METRIC: 2.0}, batches=40, epochs=0)
+        fourth = storage.create_trial(written.experiment_id, request_id=4, hparams={HOSTILE_HPARAM: "plain",
+                                                                                    "lr": 0.1, "$dollar": 1}, seed=4)
+    summary = get_json(written.url, path)
+    assert (summary["best_trial_id"], summary["best_metric"], summary["trial_count"]) == (second, 2.0, 4)
+    assert get_json(written.url, f"{path}/best-over-time")["points"][-1]["trial_id"] == second
+    page = get_json(written.url, f"{path}/trials", sort="best_validation", order="desc")
+    assert [row["id"] for row in page["trials"]] == [second, child, first, fourth]
+    assert page["trials"][0]["latest_validation"] == 2.0 and page["trials"][-1]["best_validation"] is None

@@ -72,11 +72,17 @@ export function stateBadge(state) {
   return el("span", { className: `badge state-${String(state).replace(/[^A-Z_]/g, "")}`, dataset: { testid: "state" } }, state);
 }
 
-/** A table with a header row and body rows (arrays of cells: nodes or text). */
-export function table(headers, rows, attributes = {}) {
-  return el("table", attributes,
-    el("thead", {}, el("tr", {}, headers.map((header) => el("th", { scope: "col" }, header)))),
-    el("tbody", {}, rows.map((cells) => el("tr", {}, cells.map((cell) => el("td", {}, cell))))));
+/** A data table: a header row (texts, or <th> nodes) and body rows (<tr> nodes). */
+export function dataTable(attributes, headers, rows) {
+  return el("table", { className: "data", ...attributes },
+    el("thead", {}, el("tr", {}, headers.map((header) =>
+      (header instanceof Node ? header : el("th", { scope: "col" }, header))))),
+    el("tbody", {}, rows));
+}
+
+/** A labelled value of a summary line. */
+export function fact(label, value, testid) {
+  return el("div", { className: "fact", dataset: { testid } }, el("span", { className: "label" }, label), value);
 }
 
 /** A section with a heading and a test id. */

@@ -1,6 +1,6 @@
 // #/experiments/<id> : summary, controls, charts, the searcher's view and the trials table, live while it runs.
 import { api, ApiError } from "./api.js";
-import { el, formatDuration, formatNumber, formatTime, replaceChildren, section, stateBadge } from "./dom.js";
+import { el, fact, formatDuration, formatNumber, formatTime, replaceChildren, section, stateBadge } from "./dom.js";
 import { bestOverTime, hyperparameterViews, learningCurves } from "./experiment_charts.js";
 import { progressBar, trialsByState } from "./experiments.js";
 import { errorMessage, isLive, poll } from "./live.js";
@@ -33,7 +33,7 @@ export function renderExperiment(container, experimentId) {
 function buildPage(experimentId, experiment) {
   const context = { metric: experiment.metric, smallerIsBetter: experiment.smaller_is_better };
   const summary = el("div", { className: "summary", dataset: { testid: "experiment-summary" } });
-  const controls = el("div", { className: "actions", dataset: { testid: "experiment-actions" } });
+  const controls = actionControls(experimentId);
   const bestCheckpoint = el("div", { dataset: { testid: "best-checkpoint" } });
   const names = experiment.hyperparameters.map((hyperparameter) => hyperparameter.name);
   const parts = [
@@ -45,7 +45,7 @@ function buildPage(experimentId, experiment) {
     el("p", {}, el("a", { href: "#/" }, "← experiments")),
     el("h1", { dataset: { testid: "experiment-title" } }, `Experiment ${experimentId}: `, experiment.name || "(unnamed)"),
     experiment.description ? el("p", { className: "description" }, experiment.description) : null,
-    summary, el("div", { className: "row" }, controls, bestCheckpoint),
+    summary, el("div", { className: "row" }, controls.element, bestCheckpoint),
     section("Best validation metric over time", "best-over-time", best.element),
     section("Learning curves of the top trials", "learning-curves", curves.element),
     section("Hyperparameters", "hyperparameters", hparams.element),
@@ -53,14 +53,10 @@ function buildPage(experimentId, experiment) {
     section("Trials", "trials", trials.element));
   const refresh = async (latest) => {
     renderSummary(summary, latest);
-    renderControls(controls, experimentId, latest);
+    controls.render(latest);
     await Promise.all([...parts.map((part) => part.refresh()), renderBestCheckpoint(bestCheckpoint, experimentId)]);
   };
   return { element, refresh };
-}
-
-function fact(label, value, testid) {
-  return el("div", { className: "fact", dataset: { testid } }, el("span", { className: "label" }, label), value);
 }
 
 function renderSummary(node, experiment) {
@@ -83,25 +79,29 @@ const ACTIONS = [
   ["cancel", "Cancel", isLive],
 ];
 
-function renderControls(node, experimentId, experiment) {
-  if (!experiment.writable) {
-    replaceChildren(node);
-    return;
-  }
+/** The action buttons the experiment's state allows (only when the server has a token); the message of the last
+ * action stays across refreshes. */
+function actionControls(experimentId) {
+  const buttons = el("span", {});
   const message = el("span", { className: "muted", dataset: { testid: "action-message" } });
-  replaceChildren(node, ACTIONS.filter(([, , allowed]) => allowed(experiment.state)).map(([action, label]) => {
-    const button = el("button", { type: "button", dataset: { testid: `action-${action}` } }, label);
-    button.addEventListener("click", async () => {
-      try {
-        const { state } = await api.post(`/experiments/${experimentId}/${action}`);
-        message.textContent = `Experiment is now ${state}.`;
-      } catch (error) {
-        message.textContent = error.status === 401 || error.status === 403
-          ? `Not allowed: ${error.message} (enter the dashboard's token above)` : error.message;
-      }
-    });
-    return button;
-  }), message);
+  const run = async (action) => {
+    try {
+      const { state } = await api.post(`/experiments/${experimentId}/${action}`);
+      message.textContent = `Experiment is now ${state}.`;
+    } catch (error) {
+      message.textContent = error.status === 401 || error.status === 403
+        ? `Not allowed: ${error.message} (enter the dashboard's token above)` : error.message;
+    }
+  };
+  const render = (experiment) => {
+    const allowed = experiment.writable ? ACTIONS.filter(([, , isAllowed]) => isAllowed(experiment.state)) : [];
+    replaceChildren(buttons, allowed.map(([action, label]) => {
+      const button = el("button", { type: "button", dataset: { testid: `action-${action}` } }, label);
+      button.addEventListener("click", () => run(action));
+      return button;
+    }));
+  };
+  return { element: el("div", { className: "actions", dataset: { testid: "experiment-actions" } }, buttons, message), render };
 }
 
 async function renderBestCheckpoint(node, experimentId) {

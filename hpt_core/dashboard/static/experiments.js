@@ -1,6 +1,6 @@
 // #/ : every experiment with its state, searcher, progress, trials by state, best metric and times.
 import { api } from "./api.js";
-import { el, formatDuration, formatNumber, formatTime, replaceChildren, stateBadge } from "./dom.js";
+import { dataTable, el, formatDuration, formatNumber, formatTime, replaceChildren, stateBadge } from "./dom.js";
 import { isLive, poll } from "./live.js";
 
 const HEADERS = ["ID", "Name", "State", "Searcher", "Progress", "Trials", "Best metric", "Started", "Duration"];
@@ -19,9 +19,7 @@ export function renderExperimentList(container) {
 }
 
 function experimentTable(experiments) {
-  return el("table", { className: "data", id: "experiments-table" },
-    el("thead", {}, el("tr", {}, HEADERS.map((header) => el("th", { scope: "col" }, header)))),
-    el("tbody", {}, experiments.map(experimentRow)));
+  return dataTable({ id: "experiments-table" }, HEADERS, experiments.map(experimentRow));
 }
 
 function experimentRow(experiment) {

@@ -1,7 +1,7 @@
 // The search method's own view: ASHA's brackets and rungs, PBT's lineage tree, and why trials stopped.
 import { api } from "./api.js";
 import { chartDiv, draw, layout, linkPointsToTrials, plotlyText } from "./charts.js";
-import { el, formatNumber, formatValue, replaceChildren, stateBadge } from "./dom.js";
+import { dataTable, el, formatNumber, formatValue, replaceChildren, stateBadge } from "./dom.js";
 
 /** At most this many rows of per-trial detail; the trials table has all of them. */
 const MAX_TRIAL_ROWS = 500;
@@ -26,12 +26,6 @@ export function searcherView(experimentId, context) {
   return { element, refresh };
 }
 
-function dataTable(testid, headers, rows) {
-  return el("table", { className: "data", dataset: { testid } },
-    el("thead", {}, el("tr", {}, headers.map((header) => el("th", { scope: "col" }, header)))),
-    el("tbody", {}, rows));
-}
-
 function trialLink(trialId) {
   return el("a", { href: `#/trials/${trialId}` }, trialId);
 }
@@ -49,21 +43,20 @@ function ashaBrackets(brackets) {
   return el("div", { className: "brackets" }, brackets.map((bracket) =>
     el("div", { className: "bracket", dataset: { testid: "asha-bracket", bracket: bracket.bracket } },
       el("h3", {}, `Bracket ${bracket.bracket}`, bracket.max_trials ? ` (up to ${bracket.max_trials} trials)` : ""),
-      el("table", { className: "data", dataset: { testid: "asha-rungs" } },
-        el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Rung"), el("th", { scope: "col" }, "Length"),
-          RUNG_COLUMNS.map(([, label, help]) => el("th", { scope: "col", title: help }, label)))),
-        el("tbody", {}, bracket.rungs.map((rung) =>
+      dataTable({ dataset: { testid: "asha-rungs" } },
+        ["Rung", "Length", ...RUNG_COLUMNS.map(([, label, help]) => el("th", { scope: "col", title: help }, label))],
+        bracket.rungs.map((rung) =>
           el("tr", { dataset: { testid: "asha-rung", rung: rung.rung } },
             el("td", { className: "num" }, rung.rung),
             el("td", { className: "num" }, formatNumber(rung.length)),
-            RUNG_COLUMNS.map(([field]) => el("td", { className: "num", dataset: { field } }, rung[field])))))))));
+            RUNG_COLUMNS.map(([field]) => el("td", { className: "num", dataset: { field } }, rung[field]))))))));
 }
 
 function endReasons(reasons) {
   const entries = Object.entries(reasons || {});
   if (!entries.length) return null;
   return el("div", {}, el("h3", {}, "Why trials stopped"),
-    dataTable("end-reasons", ["Reason", "Trials"], entries.map(([reason, count]) =>
+    dataTable({ dataset: { testid: "end-reasons" } }, ["Reason", "Trials"], entries.map(([reason, count]) =>
       el("tr", {}, el("td", {}, reason), el("td", { className: "num" }, count)))));
 }
 
@@ -72,7 +65,7 @@ function ashaTrials(trials) {
   return el("details", { className: "asha-trials" },
     el("summary", {}, `Where each trial is, and why it stopped (${trials.length})`),
     trials.length > shown.length ? el("p", { className: "muted" }, `First ${shown.length}; the trials table has all.`) : null,
-    dataTable("asha-trials", ["Trial", "Bracket", "Rung", "At rung", "State", "Why it stopped"], shown.map((trial) =>
+    dataTable({ dataset: { testid: "asha-trials" } }, ["Trial", "Bracket", "Rung", "At rung", "State", "Why it stopped"], shown.map((trial) =>
       el("tr", {}, el("td", { className: "num" }, trial.trial_id === null ? `request ${trial.request_id}` : trialLink(trial.trial_id)),
         el("td", { className: "num" }, trial.bracket), el("td", { className: "num" }, trial.rung),
         el("td", {}, trial.status), el("td", {}, trial.state ? stateBadge(trial.state) : "—"),
@@ -87,7 +80,7 @@ function changedText(changed) {
 function lineageEdges(edges) {
   return el("details", { className: "pbt-edges", open: edges.length <= 30 },
     el("summary", {}, `Parent → child (${edges.length})`),
-    dataTable("pbt-edges", ["Parent", "Child", "Changed hyperparameters"], edges.map((edge) =>
+    dataTable({ dataset: { testid: "pbt-edges" } }, ["Parent", "Child", "Changed hyperparameters"], edges.map((edge) =>
       el("tr", { dataset: { testid: "pbt-edge", parent: edge.parent_trial_id, child: edge.child_trial_id } },
         el("td", { className: "num" }, trialLink(edge.parent_trial_id)),
         el("td", { className: "num" }, trialLink(edge.child_trial_id)),

@@ -1,8 +1,8 @@
 // #/trials/<id> : metrics over time, hyperparameters, restarts, log tail and checkpoints (with downloads).
 import { api } from "./api.js";
 import { chartDiv, draw, layout, plotlyText } from "./charts.js";
-import { el, formatNumber, formatTime, formatValue, replaceChildren, section, stateBadge } from "./dom.js";
-import { errorMessage, poll } from "./live.js";
+import { dataTable, el, fact, formatNumber, formatTime, formatValue, replaceChildren, section, stateBadge } from "./dom.js";
+import { poll } from "./live.js";
 
 const LIVE_TRIAL_STATES = new Set(["PENDING", "RUNNING", "PAUSED"]);
 
@@ -50,10 +50,6 @@ function renderHeader(node, trial) {
     el("h1", {}, `Trial ${trial.id}`));
 }
 
-function fact(label, value, testid) {
-  return el("div", { className: "fact", dataset: { testid } }, el("span", { className: "label" }, label), value);
-}
-
 function renderFacts(node, trial) {
   replaceChildren(node,
     fact("State", stateBadge(trial.state), "trial-state"),
@@ -74,9 +70,8 @@ function keyValueTable(values) {
 
 function checkpointTable(checkpoints) {
   if (!checkpoints.length) return el("p", { className: "muted" }, "No checkpoints.");
-  return el("table", { className: "data" },
-    el("thead", {}, el("tr", {}, ["Checkpoint", "Batches", "Epochs", "State", "Created", ""].map((h) => el("th", { scope: "col" }, h)))),
-    el("tbody", {}, checkpoints.map((checkpoint) => el("tr", { dataset: { testid: "checkpoint-row", checkpointId: checkpoint.id } },
+  return dataTable({}, ["Checkpoint", "Batches", "Epochs", "State", "Created", ""],
+    checkpoints.map((checkpoint) => el("tr", { dataset: { testid: "checkpoint-row", checkpointId: checkpoint.id } },
       el("td", { className: "mono" }, checkpoint.id),
       el("td", { className: "num" }, formatNumber(checkpoint.batches)),
       el("td", { className: "num" }, formatNumber(checkpoint.epochs)),
@@ -84,7 +79,7 @@ function checkpointTable(checkpoints) {
       el("td", {}, formatTime(checkpoint.created)),
       el("td", {}, checkpoint.download
         ? el("a", { href: checkpoint.download, download: "", className: "button", dataset: { testid: "checkpoint-download" } }, "Download zip")
-        : el("span", { className: "muted" }, "deleted"))))));
+        : el("span", { className: "muted" }, "deleted")))));
 }
 
 function drawMetrics(node, series) {

@@ -39,7 +39,8 @@ class WatchedPage:
         """Wait until the current page has loaded its data `count` times (it polls while live)."""
         self.page.wait_for_function(
             "count => { const marked = document.querySelector('[data-refreshes]');"
-            " return marked !== null && Number(marked.dataset.refreshes) >= count; }",
+            " return document.getElementById('app').dataset.route === (location.hash || '#/')"
+            " && marked !== null && Number(marked.dataset.refreshes) >= count; }",
             arg=count, timeout=PAGE_TIMEOUT_MS)
 
     def graph(self, selector: str) -> Any:

@@ -47,7 +47,7 @@ def test_pause_needs_the_token_then_pauses_and_resumes(open_page, dashboard_url,
     with page.expect_response(lambda response: response.url.endswith("/pause")) as refused:
         page.get_by_test_id("action-pause").click()
     assert refused.value.status == 401
-    assert page.get_by_test_id("action-message").inner_text().startswith("Not allowed")
+    page.get_by_test_id("action-message").filter(has_text="Not allowed").wait_for()
     with dashboard_site.storage() as storage:
         assert storage.get_experiment(running_experiment_id).state == "ACTIVE"
     watched.console_errors.remove(next(text for text in watched.console_errors if "401" in text))

@@ -20,7 +20,7 @@ export function bestOverTime(experimentId, context) {
   const chart = chartDiv("best-over-time-chart", { chart: "best-over-time" });
   const note = el("p", { className: "muted" });
   const refresh = async () => {
-    const { points } = await api.get(`/experiments/${experimentId}/best-over-time`, { metric: context.metric });
+    const { points } = await api.get(`/experiments/${experimentId}/best-over-time`);
     note.textContent = points.length ? "" : "No validation of the searcher metric yet.";
     const xKey = axis.value;
     await draw(chart, [{

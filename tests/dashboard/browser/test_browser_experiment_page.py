@@ -193,10 +193,36 @@ def test_trials_table_pages_and_filters_through_the_api(open_page, dashboard_url
     assert watched.page.get_by_test_id("trials-page-info").inner_text() == (
         f"6–{min(10, len(ids))} of {len(ids)} trials")
 
+    watched.page.get_by_test_id("trials-state-filter").select_option("ERROR")
+    watched.page.get_by_test_id("trials-page-info").filter(has_text="of 0 trials").wait_for()
+    assert _shown_ids(watched) == []
+    watched.page.get_by_test_id("trials-state-filter").select_option("COMPLETED")
+    _wait_for_table(watched, ids[0])
+
     closed = [trial.id for trial in storage.list_trials(asha_experiment_id) if trial.end_reason == "closed at a rung"]
     watched.page.get_by_test_id("trials-text-filter").fill("closed at a rung")
     watched.page.wait_for_function(
         "total => document.querySelector('[data-testid=trials-table]').dataset.total === String(total)",
         arg=len(closed))
     assert _shown_ids(watched) == sorted(closed)[:5]
+    assert watched.problems() == []
+
+
+def test_trial_page_charts_every_stored_metric(open_page, dashboard_url, storage, pbt_experiment_id):
+    trial = storage.list_trials(pbt_experiment_id)[-1]
+    watched = open_page(dashboard_url)
+    watched.open(f"#/trials/{trial.id}")
+    for kind in ("validation", "training"):
+        reports = storage.metrics(trial_id=trial.id, kind=kind)
+        names = sorted({name for report in reports for name in report.metrics})
+        traces = watched.graph(f"[data-testid=trial-{kind}-chart]")["data"]
+        assert [trace["name"] for trace in traces] == names
+        for trace in traces:
+            points = [(report.batches, report.metrics[trace["name"]]) for report in reports
+                      if trace["name"] in report.metrics]
+            assert trace["x"] == [batches for batches, _ in points]
+            assert trace["y"] == pytest.approx([value for _, value in points])
+    shown = watched.page.locator("[data-testid=hparam-row] th").all_inner_texts()
+    assert shown == sorted(expected.trial_values(storage, pbt_experiment_id)[trial.id])
+    assert watched.page.get_by_test_id("trial-restarts").inner_text().endswith(str(trial.restarts))
     assert watched.problems() == []

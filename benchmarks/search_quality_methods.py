@@ -172,6 +172,7 @@ class OptunaSearch(PeerSearch):
         samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
         eta = run.setting.reduction_factor
         pruners = {
+            "none": optuna.pruners.NopPruner,
             "sh": lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=run.min_length, reduction_factor=eta),
             "hb": lambda: optuna.pruners.HyperbandPruner(min_resource=run.min_length, max_resource=self.full_length,
                                                          reduction_factor=eta),
@@ -274,10 +275,13 @@ def hpt_asha(**fields: Any) -> MethodBuilder:
 
 METHODS: tuple[Method, ...] = (
     Method("hpt random", "hpt", hpt_method({"name": "random", "max_trials": trial_cap})),
+    Method("hpt random + tpe", "hpt", hpt_method({"name": "random", "max_trials": trial_cap, "sampler": "tpe"})),
     Method("hpt adaptive_asha", "hpt", hpt_asha()),
+    Method("hpt adaptive_asha + tpe", "hpt", hpt_asha(sampler="tpe")),
     Method("hpt adaptive_asha aggressive", "hpt", hpt_asha(mode="aggressive")),
     Method("hpt adaptive_asha stop_once", "hpt", hpt_asha(stop_once=True)),
     Method("hpt grid", "hpt", hpt_method({"name": "grid"}, grid_space), grid_fits),
+    Method("optuna tpe", "optuna", lambda run: OptunaSearch(run, "tpe", "none")),
     Method("optuna tpe + sh", "optuna", lambda run: OptunaSearch(run, "tpe", "sh")),
     Method("optuna tpe + hyperband", "optuna", lambda run: OptunaSearch(run, "tpe", "hb")),
     Method("optuna random + sh", "optuna", lambda run: OptunaSearch(run, "random", "sh")),

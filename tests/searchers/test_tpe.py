@@ -100,7 +100,7 @@ def test_tpe_beats_random_sampling_on_a_function_with_a_known_optimum(name: str)
     assert (tpe_regret < random_regret).sum() >= 5
 
 
-def test_tpe_finds_the_best_of_a_small_categorical_space_sooner() -> None:
+def test_tpe_finds_better_configurations_of_a_small_categorical_space() -> None:
     """Six choices of five values each (NAS-Bench-201's shape): one good value per edge."""
     space = {f"edge{index}": {"type": "categorical", "vals": ["a", "b", "c", "d", "e"]} for index in range(6)}
     good = ["c", "a", "e", "b", "d", "c"]
@@ -130,7 +130,7 @@ def test_one_seed_gives_one_search_and_another_seed_another() -> None:
 
 @pytest.mark.parametrize("name", ["random", "adaptive_asha"])
 def test_a_method_restored_from_its_json_state_proposes_exactly_what_the_original_does(name: str) -> None:
-    """Restored at 8 points of a whole search (the model fitted from about a third of the way on)."""
+    """Restored at 8 points of a whole search, most of which the model proposes."""
     def make() -> SearchMethod:
         return searcher(name, "tpe", seed=5)
 
@@ -138,7 +138,7 @@ def test_a_method_restored_from_its_json_state_proposes_exactly_what_the_origina
     check_state_round_trip(make, run, cuts=8)
 
 
-def test_the_model_is_fitted_once_there_are_results_and_the_state_stays_plain_json() -> None:
+def test_the_state_holds_every_result_as_plain_json() -> None:
     method = searcher("random", "tpe", seed=1)
     play(method, bowl)
     state = method.state_dict()

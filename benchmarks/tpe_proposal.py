@@ -1,0 +1,86 @@
+"""How long `searcher.sampler: tpe` takes to propose a configuration, with many results recorded.
+
+A `random` search with `sampler: tpe` is fed N finished trials (one result each, a random
+objective) through the search-method protocol; then `propose_hparams()` is timed REPEATS times
+(the model is rebuilt from the recorded results at every proposal, as in a real search). Also
+timed: the JSON dump of the whole search-method state, which the controller saves after every
+event. Two spaces: LCBench's 7 mixed hyperparameters and NAS-Bench-201's 6 categorical ones.
+Writes benchmarks/results/tpe_proposal.md.
+
+    python benchmarks/tpe_proposal.py                        # N = 100 and 1000: seconds
+    python benchmarks/tpe_proposal.py --results 1000 5000    # minutes (feeding 5000 trials)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from hpt_core import create_searcher
+from hpt_core.searchers import Create, SearchMethod
+from hpt_core.simulator.lcbench import HYPERPARAMETERS as LCBENCH_SPACE
+from hpt_core.simulator.nasbench201 import EDGES, OPERATIONS
+
+SPACES: dict[str, dict[str, Any]] = {
+    "lcbench (7: log, double, int)": LCBENCH_SPACE,
+    "nasbench201 (6 categorical)": {edge: {"type": "categorical", "vals": list(OPERATIONS)} for edge in EDGES},
+}
+RESULTS = Path(__file__).resolve().parent / "results" / "tpe_proposal.md"
+
+
+def searcher_with_results(space: dict[str, Any], results: int, seed: int = 0) -> SearchMethod:
+    """A random + tpe search that has recorded `results` finished trials."""
+    method = create_searcher({"searcher": {"name": "random", "metric": "loss", "max_length": 1,
+                                           "max_trials": results + 1, "max_concurrent_trials": 1, "sampler": "tpe"},
+                              "hyperparameters": space}, seed=seed)
+    objective = np.random.default_rng(seed)
+    operations = method.initial_operations()
+    for _ in range(results):
+        request_id = next(operation.request_id for operation in operations if isinstance(operation, Create))
+        method.on_validation_completed(request_id, {"loss": float(objective.random())}, 1)
+        operations = method.on_trial_closed(request_id)
+    return method
+
+
+def milliseconds(action: Any, repeats: int) -> tuple[float, float]:
+    """Median and 95th percentile of `action()`'s wall time, in ms."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - started)
+    return float(np.median(times) * 1e3), float(np.percentile(times, 95) * 1e3)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--results", type=int, nargs="+", default=[100, 1000], metavar="N")
+    parser.add_argument("--repeats", type=int, default=200)
+    args = parser.parse_args(argv)
+    lines = ["| space | results recorded | proposal: median (ms) | proposal: p95 (ms) | state as JSON: median (ms) |",
+             "| --- | ---: | ---: | ---: | ---: |"]
+    for name, space in SPACES.items():
+        for count in args.results:
+            method = searcher_with_results(space, count)
+            proposal = milliseconds(method.propose_hparams, args.repeats)
+            state = milliseconds(lambda: json.dumps(method.state_dict()), max(args.repeats // 10, 5))
+            lines.append(f"| {name} | {count} | {proposal[0]:.1f} | {proposal[1]:.1f} | {state[0]:.1f} |")
+            print(lines[-1], flush=True)
+    command = "python benchmarks/tpe_proposal.py" + "".join(f" {arg}" for arg in (argv or sys.argv[1:]))
+    footer = (f"\nMade by `{command}` ({args.repeats} proposals each, {os.cpu_count()} cores shared with other "
+              f"work). A tenth of proposals are random samples and take microseconds; the model's take the rest.\n")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text("\n".join(lines) + "\n" + footer)
+    print(footer)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

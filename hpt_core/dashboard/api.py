@@ -41,8 +41,11 @@ def build_api(storage: Storage, token: str | None) -> APIRouter:
 
     @api.get("/experiments/{experiment_id}/best-over-time",
              summary="The validations of the searcher metric that improved on all earlier ones")
-    def best_over_time(experiment_id: int) -> Response:
-        return _json(experiment_views.best_over_time(data, experiment_id))
+    def best_over_time(
+        experiment_id: int,
+        metric: str | None = Query(None, description="validation metric (default: the searcher metric)"),
+    ) -> Response:
+        return _json(experiment_views.best_over_time(data, experiment_id, metric=metric))
 
     @api.get("/experiments/{experiment_id}/trials", summary="One page of the trials table, filtered and sorted")
     def trials(
@@ -91,7 +94,7 @@ def build_api(storage: Storage, token: str | None) -> APIRouter:
     @api.get("/experiments/{experiment_id}/best-checkpoint",
              summary="The checkpoint with the best validation of the experiment")
     def best_checkpoint(experiment_id: int) -> Response:
-        best = checkpoints.best_checkpoint(storage, experiment_id)
+        best = checkpoints.best_checkpoint(data, experiment_id)
         if best is None:
             raise RecordNotFound(f"experiment {experiment_id} has no checkpoint with a validation reported at its step")
         return _json({"checkpoint_id": best.id, "trial_id": best.trial_id, "batches": best.batches,

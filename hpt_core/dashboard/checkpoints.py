@@ -14,10 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from hpt_core.checkpoint_gc import rank_by_validation
-from hpt_core.dashboard.state import SearcherMetric
+from hpt_core.dashboard.state import DashboardState
 from hpt_core.export import trial_checkpoint
 from hpt_core.storage import CheckpointRecord, Storage
-from hpt_core.storage import queries
 
 CHUNK_BYTES = 1 << 20
 
@@ -28,11 +27,16 @@ def downloadable_checkpoint(storage: Storage, checkpoint_id: str) -> CheckpointR
     return trial_checkpoint(storage, checkpoint.trial_id, checkpoint.id)
 
 
-def best_checkpoint(storage: Storage, experiment_id: int) -> CheckpointRecord | None:
-    """The experiment's checkpoint whose validation is best (the older among equals), as `Experiment.best_checkpoint`."""
-    metric = SearcherMetric.of(storage.get_experiment(experiment_id))
-    validations = queries.checkpoint_validations(storage, experiment_id, metric.name)
-    ranked = rank_by_validation(storage.checkpoints(experiment_id=experiment_id), validations, metric.smaller_is_better)
+def best_checkpoint(state: DashboardState, experiment_id: int) -> CheckpointRecord | None:
+    """The experiment's checkpoint whose validation (the searcher metric reported at its step) is best, the older
+    among equals: `Experiment.best_checkpoint`, with the validations taken from the dashboard's index."""
+    record = state.experiment(experiment_id)
+    checkpoints = state.storage.checkpoints(experiment_id=experiment_id)
+    index = state.validations(record)
+    with index.lock:
+        validations = {trial_id: dict(index.trials[trial_id].series)
+                       for trial_id in {checkpoint.trial_id for checkpoint in checkpoints} if trial_id in index.trials}
+    ranked = rank_by_validation(checkpoints, validations, index.smaller_is_better)
     return ranked[0] if ranked else None
 
 

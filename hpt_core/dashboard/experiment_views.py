@@ -65,10 +65,11 @@ def experiment_detail(state: DashboardState, experiment_id: int) -> dict[str, An
     }
 
 
-def best_over_time(state: DashboardState, experiment_id: int) -> dict[str, Any]:
-    """Each validation that beat every earlier one, with its trial, time and the training done by then."""
+def best_over_time(state: DashboardState, experiment_id: int, *, metric: str | None = None) -> dict[str, Any]:
+    """Each validation of `metric` (default: the searcher metric) that beat every earlier one, with its trial,
+    time and the training done by then (in the searcher metric's direction)."""
     record = state.experiment(experiment_id)
-    index = state.validations(record)
+    index = state.validations(record, metric)
     with index.lock:
         improvements = list(index.improvements)
     times = queries.reported_at(state.storage, [point.metric_id for point in improvements])

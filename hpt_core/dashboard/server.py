@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 TOKEN_VARIABLE = "HPT_DASHBOARD_TOKEN"
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
+_OPTIONS = "the dashboard's options"
 
 
 def is_loopback(host: str) -> bool:
@@ -37,12 +38,14 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_binding(host: str, token: str | None) -> None:
-    """Refuse to listen beyond this machine without a token (ConfigError naming --host)."""
+def check_binding(host: str, port: int, token: str | None) -> None:
+    """Refuse a port that does not exist, or to listen beyond this machine without a token (ConfigError)."""
+    if not 0 <= port <= 65535:
+        raise ConfigError([Problem("--port", "must be a port number from 0 to 65535", port)], _OPTIONS)
     if not is_loopback(host) and not token:
         raise ConfigError([Problem(
             "--host", "listening on an address other than loopback (127.0.0.1, ::1, localhost) needs a token: "
-            f"--token TOKEN or ${TOKEN_VARIABLE}", host)])
+            f"--token TOKEN or ${TOKEN_VARIABLE}", host)], _OPTIONS)
 
 
 def dashboard_url(host: str, port: int) -> str:
@@ -55,10 +58,10 @@ def _host_name(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _app(storage_url: str, host: str, token: str | None) -> FastAPI:
+def _app(storage_url: str, host: str, port: int, token: str | None) -> FastAPI:
     from hpt_core.dashboard.app import create_app
 
-    check_binding(host, token)
+    check_binding(host, port, token)
     allowed = [*LOOPBACK_HOSTS, _host_name(host)] if is_loopback(host) else None
     return create_app(storage_url, token, allowed_hosts=allowed)
 
@@ -68,7 +71,7 @@ def serve(storage_url: str, host: str = "127.0.0.1", port: int = 8080, token: st
     """Serve the dashboard of `storage_url` until interrupted; its address is recorded for `hpt experiment create`."""
     import uvicorn
 
-    app = _app(storage_url, host, token)
+    app = _app(storage_url, host, port, token)
     url = dashboard_url(host, port)
     record_running(url, storage_url)
     try:
@@ -90,7 +93,7 @@ class DashboardServer:
     def __init__(self, storage_url: str, host: str = "127.0.0.1", port: int = 0, token: str | None = None) -> None:
         import uvicorn
 
-        self._server = uvicorn.Server(uvicorn.Config(_app(storage_url, host, token), host=host, port=port,
+        self._server = uvicorn.Server(uvicorn.Config(_app(storage_url, host, port, token), host=host, port=port,
                                                      log_level="warning"))
         self._thread = threading.Thread(target=self._server.run, name="hpt-dashboard", daemon=True)
         self.host = host

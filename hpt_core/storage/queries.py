@@ -227,23 +227,5 @@ def metric_series(storage: Storage, trial_ids: Sequence[int], metric: str, kind:
     return series
 
 
-def checkpoint_validations(storage: Storage, experiment_id: int, metric: str) -> dict[int, dict[int, float]]:
-    """trial id -> batches -> the last finite validation of `metric` reported at the step of a kept checkpoint."""
-    metrics, checkpoints, trials = schema.metrics, schema.checkpoints, schema.trials
-    value = json_number(storage, metrics.c.metrics, [metric])
-    query = (select(metrics.c.trial_id, metrics.c.batches, value)
-             .join(checkpoints, (checkpoints.c.trial_id == metrics.c.trial_id)
-                   & (checkpoints.c.batches == metrics.c.batches))
-             .join(trials, trials.c.id == metrics.c.trial_id)
-             .where(trials.c.experiment_id == experiment_id, metrics.c.kind == MetricKind.VALIDATION.value,
-                    checkpoints.c.state == CheckpointState.COMPLETED.value, value.is_not(None))
-             .order_by(metrics.c.id))
-    validations: dict[int, dict[int, float]] = {}
-    with storage.reading() as connection:
-        for trial_id, batches, number in connection.execute(query):
-            validations.setdefault(trial_id, {})[batches] = number
-    return validations
-
-
 def _dialect(storage: Storage) -> str:
     return make_url(storage.url).get_backend_name()

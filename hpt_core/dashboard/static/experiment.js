@@ -84,16 +84,19 @@ const ACTIONS = [
 function actionControls(experimentId) {
   const buttons = el("span", {});
   const message = el("span", { className: "muted", dataset: { testid: "action-message" } });
+  let shown = null;
   const run = async (action) => {
     try {
       const { state } = await api.post(`/experiments/${experimentId}/${action}`);
       message.textContent = `Experiment is now ${state}.`;
+      render({ ...shown, state });
     } catch (error) {
       message.textContent = error.status === 401 || error.status === 403
         ? `Not allowed: ${error.message} (enter the dashboard's token above)` : error.message;
     }
   };
   const render = (experiment) => {
+    shown = experiment;
     const allowed = experiment.writable ? ACTIONS.filter(([, , isAllowed]) => isAllowed(experiment.state)) : [];
     replaceChildren(buttons, allowed.map(([action, label]) => {
       const button = el("button", { type: "button", dataset: { testid: `action-${action}` } }, label);

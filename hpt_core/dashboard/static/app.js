@@ -16,6 +16,7 @@ let stopPage = null;
 function route() {
   if (stopPage) stopPage();
   stopPage = null;
+  replaceChildren(document.getElementById("banner"));
   const container = document.getElementById("app");
   const hash = window.location.hash || "#/";
   for (const [pattern, page] of ROUTES) {

@@ -1,7 +1,7 @@
 // Page lifetime: load once, then poll while `shouldPoll()` says so, until the page is left.
 import { el } from "./dom.js";
 
-export const POLL_MILLISECONDS = 3000;
+const POLL_MILLISECONDS = 3000;
 
 /** States in which an experiment can still change. */
 export function isLive(state) {

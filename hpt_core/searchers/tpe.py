@@ -190,7 +190,7 @@ class ModelBasedSampling:
 
     def propose_hparams(self) -> dict[str, Any]:
         if self.sampler_history is None:
-            return self.space.sample(self.rng)
+            return super().propose_hparams()  # type: ignore[misc]  # SearchMethod's: a random sample
         return TrialHistory(self.sampler_history, self.space).propose(self.rng)
 
     def remember_created(self, request_id: int, hparams: dict[str, Any]) -> None:

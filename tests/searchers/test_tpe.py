@@ -182,6 +182,12 @@ def test_sampler_must_be_random_or_tpe() -> None:
         searcher("random", "bayes", seed=0)
 
 
+@pytest.mark.parametrize("name", ["grid", "single", "pbt"])
+def test_only_random_and_adaptive_asha_take_a_sampler(name: str) -> None:
+    with pytest.raises(ConfigError, match=r"searcher\.sampler: unknown field"):
+        create_searcher({"searcher": {"name": name, "metric": "loss", "sampler": "tpe"}, "hyperparameters": {}})
+
+
 def test_without_sampler_random_and_asha_sample_as_before() -> None:
     """The default is `random`: the same configurations as an explicit `sampler: random`."""
     for name in ("random", "adaptive_asha"):

@@ -40,7 +40,7 @@ import numpy as np
 
 from hpt_core.operations import ExitedReason
 from hpt_core.searchers.parzen import ParzenEstimator
-from hpt_core.space import PATH_SEPARATOR, Categorical, Const, Int, Log, Space, flatten, round_half_away
+from hpt_core.space import Categorical, Const, Int, Log, Space, round_half_away
 
 Sampler = Literal["random", "tpe"]
 """`searcher.sampler`: how a new trial's hyperparameters are chosen."""
@@ -74,9 +74,8 @@ class SpaceEncoding:
 
     def encode(self, hparams: dict[str, Any]) -> list[float]:
         """Numeric dimensions (in [0, 1]) first, then categorical indices."""
-        flat = flatten(hparams)
-        numeric = [_to_unit(hp, flat[PATH_SEPARATOR.join(path)]) for path, hp in self.numeric]
-        categorical = [float(_choice_index(hp, flat[PATH_SEPARATOR.join(path)])) for path, hp in self.categorical]
+        numeric = [_to_unit(hp, _value_at(hparams, path)) for path, hp in self.numeric]
+        categorical = [float(_choice_index(hp, _value_at(hparams, path))) for path, hp in self.categorical]
         return numeric + categorical
 
     def decode(self, numeric: np.ndarray, categorical: np.ndarray) -> dict[str, Any]:
@@ -237,6 +236,13 @@ def _exponent(hp: Log, value: float) -> float:
     if hp.base == 1 or value <= 0:
         return (hp.minval + hp.maxval) / 2
     return math.log(value) / math.log(hp.base)
+
+
+def _value_at(hparams: dict[str, Any], path: tuple[str, ...]) -> Any:
+    """The value at `path` of a nested configuration (a categorical's value may itself be a mapping)."""
+    for name in path:
+        hparams = hparams[name]
+    return hparams
 
 
 def _choice_index(hp: Categorical, value: Any) -> int:

@@ -163,6 +163,20 @@ def test_every_proposal_respects_types_bounds_log_ranges_nesting_and_constants(n
         assert 1e-6 <= values["lr"] <= 1.0
 
 
+def test_categorical_values_may_be_lists_or_mappings() -> None:
+    """The model is fitted after 10 results and proposes 20 configurations, each one of `vals` as given."""
+    space = {"layers": {"type": "categorical", "vals": [[64, 64], [128], {"kind": "wide", "units": 512}]},
+             "x": {"type": "double", "minval": 0.0, "maxval": 1.0}}
+
+    def loss(hparams: dict[str, Any], length: int) -> float:
+        return hparams["x"] + (0.0 if hparams["layers"] == [128] else 1.0)
+
+    config = {"name": "random", "metric": "loss", "max_length": 1, "max_trials": 30, "sampler": "tpe",
+              "max_concurrent_trials": 1}
+    hparams, _ = play(create_searcher({"searcher": config, "hyperparameters": space}, seed=0), loss)
+    assert all(values["layers"] in ([64, 64], [128], {"kind": "wide", "units": 512}) for values in hparams.values())
+
+
 def test_log_hyperparameters_are_modelled_in_exponent_space() -> None:
     """The optimum 1e-5 is near the low end of [1e-6, 1]: in value space it is a sliver, in exponents a sixth."""
     space = {"lr": {"type": "log", "minval": -6.0, "maxval": 0.0}}

@@ -25,11 +25,11 @@ MAX_LOG_BYTES = 4 << 20
 _SAFE_FILE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
-def build_api(storage: Storage, token: str | None) -> APIRouter:
-    """The routes of /api/v1 over `storage`; the write actions need `token`."""
+def build_api(data: DashboardState, token: str | None) -> APIRouter:
+    """The routes of /api/v1 over `data`; the write actions need `token`."""
     api = APIRouter(prefix="/api/v1")
     require_token = token_guard(token)
-    data = DashboardState(storage, writable=token is not None)
+    storage = data.storage
 
     @api.get("/experiments", summary="Every experiment with its state, progress, trials by state and best metric")
     def list_experiments() -> Response:

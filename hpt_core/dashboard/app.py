@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,6 +25,7 @@ from hpt_core.dashboard.actions import ActionRefused
 from hpt_core.dashboard.api import build_api
 from hpt_core.dashboard.params import BadParameter
 from hpt_core.dashboard.security import SecurityHeaders
+from hpt_core.dashboard.state import DashboardState
 from hpt_core.storage import open_storage
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -35,14 +37,20 @@ NO_PAGE = ("the dashboard's page is not installed (hpt_core/dashboard/static/ind
 def create_app(storage_url: str, token: str | None = None, *, allowed_hosts: list[str] | None = None) -> FastAPI:
     """The dashboard over the storage at `storage_url`; pause, activate and cancel need `token` (None: read-only).
 
+    When it starts, a background thread reads what the newest experiments' pages need (`DashboardState.warm_up`).
+
     `allowed_hosts` limits the Host header the app answers to (as a guard against DNS rebinding); None: any.
     """
-    storage = open_storage(storage_url)
+    data = DashboardState(open_storage(storage_url), writable=token is not None)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        warming = threading.Thread(target=data.warm_up, name="hpt-dashboard-warm-up", daemon=True)
+        warming.start()
         yield
-        storage.close()
+        data.stop_warming.set()
+        warming.join(timeout=30)
+        data.storage.close()
 
     app = FastAPI(title="hpt dashboard", version=hpt_core.__version__, openapi_url=OPENAPI_URL, docs_url=None,
                   redoc_url=None, lifespan=lifespan,
@@ -50,8 +58,9 @@ def create_app(storage_url: str, token: str | None = None, *, allowed_hosts: lis
     app.add_middleware(SecurityHeaders)
     if allowed_hosts is not None:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
+    app.state.dashboard = data
     _add_error_handlers(app)
-    app.include_router(build_api(storage, token))
+    app.include_router(build_api(data, token))
     _add_pages(app)
     return app
 

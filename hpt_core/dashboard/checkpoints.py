@@ -17,6 +17,7 @@ from hpt_core.checkpoint_gc import rank_by_validation
 from hpt_core.dashboard.state import DashboardState
 from hpt_core.export import trial_checkpoint
 from hpt_core.storage import CheckpointRecord, Storage
+from hpt_core.storage import queries
 
 CHUNK_BYTES = 1 << 20
 
@@ -31,13 +32,13 @@ def best_checkpoint(state: DashboardState, experiment_id: int) -> CheckpointReco
     """The experiment's checkpoint whose validation (the searcher metric reported at its step) is best, the older
     among equals: `Experiment.best_checkpoint`, with the validations taken from the dashboard's index."""
     record = state.experiment(experiment_id)
-    checkpoints = state.storage.checkpoints(experiment_id=experiment_id)
+    checkpoints = queries.checkpoint_steps(state.storage, experiment_id)
     index = state.validations(record)
     with index.lock:
         validations = {trial_id: dict(index.trials[trial_id].series)
                        for trial_id in {checkpoint.trial_id for checkpoint in checkpoints} if trial_id in index.trials}
     ranked = rank_by_validation(checkpoints, validations, index.smaller_is_better)
-    return ranked[0] if ranked else None
+    return state.storage.get_checkpoint(ranked[0].id) if ranked else None
 
 
 def zip_stream(folder: Path) -> Iterator[bytes]:

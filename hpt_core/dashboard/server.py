@@ -93,8 +93,8 @@ class DashboardServer:
     def __init__(self, storage_url: str, host: str = "127.0.0.1", port: int = 0, token: str | None = None) -> None:
         import uvicorn
 
-        self._server = uvicorn.Server(uvicorn.Config(_app(storage_url, host, port, token), host=host, port=port,
-                                                     log_level="warning"))
+        self.app = _app(storage_url, host, port, token)
+        self._server = uvicorn.Server(uvicorn.Config(self.app, host=host, port=port, log_level="warning"))
         self._thread = threading.Thread(target=self._server.run, name="hpt-dashboard", daemon=True)
         self.host = host
         self.url = ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -12,6 +13,8 @@ from hpt_core.dashboard.validation_index import ValidationIndex, ValidationIndex
 from hpt_core.space import flatten
 from hpt_core.storage import ExperimentRecord, RecordNotFound, Storage
 from hpt_core.storage import queries
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,25 @@ class DashboardState:
     indexes: ValidationIndexes = field(default_factory=ValidationIndexes)
     hparams: HparamsCache = field(default_factory=HparamsCache)
     searcher_states: SearcherStates = field(default_factory=SearcherStates)
+    stop_warming: threading.Event = field(default_factory=threading.Event)
+    warmed: threading.Event = field(default_factory=threading.Event)
+
+    def warm_up(self) -> None:
+        """Read what the pages of the newest experiments need (as many as the indexes keep), newest first, so that
+        the first visit to them is as fast as the next; stops early once `stop_warming` is set, and sets `warmed`
+        when done."""
+        try:
+            records = queries.experiment_records(self.storage)[::-1][:self.indexes.capacity]
+            for record in records:
+                if self.stop_warming.is_set():
+                    return
+                self.validations(record)
+                self.hparams.get(self.storage, record.id, [trial.id for trial in queries.trial_rows(self.storage,
+                                                                                                    record.id)])
+        except Exception:  # a page request reads the same again and reports what fails
+            logger.warning("reading ahead for the dashboard failed", exc_info=True)
+        finally:
+            self.warmed.set()
 
     def experiment(self, experiment_id: int) -> ExperimentRecord:
         """The experiment's record without its searcher state; RecordNotFound if there is none."""

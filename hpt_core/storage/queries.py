@@ -155,6 +155,25 @@ def checkpoint_counts(storage: Storage, experiment_id: int) -> dict[int, int]:
         return dict(connection.execute(query).all())
 
 
+class CheckpointStep(NamedTuple):
+    """Where a checkpoint is: its id, trial and step."""
+
+    id: str
+    trial_id: int
+    batches: int
+
+
+def checkpoint_steps(storage: Storage, experiment_id: int) -> list[CheckpointStep]:
+    """The experiment's checkpoints that still have their files, in order of creation (as `Storage.checkpoints`)."""
+    checkpoints, trials = schema.checkpoints, schema.trials
+    query = (select(checkpoints.c.id, checkpoints.c.trial_id, checkpoints.c.batches)
+             .join(trials, trials.c.id == checkpoints.c.trial_id)
+             .where(trials.c.experiment_id == experiment_id, checkpoints.c.state == CheckpointState.COMPLETED.value)
+             .order_by(checkpoints.c.created_at, checkpoints.c.id))
+    with storage.reading() as connection:
+        return [CheckpointStep._make(row) for row in connection.execute(query)]
+
+
 def validation_stamp(storage: Storage, experiment_id: int) -> tuple[int, int]:
     """How many validation reports the experiment's trials made, and the highest id among them (0 if none)."""
     metrics, trials = schema.metrics, schema.trials

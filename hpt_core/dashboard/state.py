@@ -110,17 +110,19 @@ class DashboardState:
     warmed: threading.Event = field(default_factory=threading.Event)
 
     def warm_up(self) -> None:
-        """Read what the pages of the newest experiments need (as many as the indexes keep), newest first, so that
-        the first visit to them is as fast as the next; stops early once `stop_warming` is set, and sets `warmed`
-        when done."""
+        """Read what the pages of the newest experiments need (validations, metric names, hyperparameters, ASHA's
+        searcher state; as many experiments as the indexes keep, newest first), so that the first visit to them is
+        as fast as the next. Stops early once `stop_warming` is set; sets `warmed` when done."""
         try:
             records = queries.experiment_records(self.storage)[::-1][:self.indexes.capacity]
             for record in records:
                 if self.stop_warming.is_set():
                     return
-                self.validations(record)
+                self.validations(record).names(self.storage)
                 self.hparams.get(self.storage, record.id, [trial.id for trial in queries.trial_rows(self.storage,
                                                                                                     record.id)])
+                if record.config.get("searcher", {}).get("name") == "adaptive_asha":
+                    self.searcher_states.get(self.storage, record)
         except Exception:  # a page request reads the same again and reports what fails
             logger.warning("reading ahead for the dashboard failed", exc_info=True)
         finally:

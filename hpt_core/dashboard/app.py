@@ -110,7 +110,8 @@ def _add_error_handlers(app: FastAPI) -> None:
         problems = []
         for problem in error.errors():
             name = problem["loc"][-1] if problem.get("loc") else "request"
-            problems.append(f"parameter {name!r}: {problem.get('msg', 'invalid').lower()}, but got {problem.get('input')!r}")
+            message = problem.get("msg", "invalid").lower()
+            problems.append(f"parameter {name!r}: {message}, but got {problem.get('input')!r}")
         return JSONResponse({"detail": "; ".join(problems)}, status_code=400)
 
     @app.exception_handler(LookupError)

@@ -103,7 +103,7 @@ def trials_page(state: DashboardState, experiment_id: int, *, offset: int, limit
     index = state.validations(record)
     with index.lock:
         columns = _sort_columns(index, hparams, checkpoints)
-        key = columns[sort] if sort in columns else _hyperparameter(hparams, sort.removeprefix(HYPERPARAMETER_SORT_PREFIX))
+        key = columns.get(sort) or _hyperparameter(hparams, sort.removeprefix(HYPERPARAMETER_SORT_PREFIX))
         present = [trial for trial in trials if key(trial) is not None]
         present.sort(key=lambda trial: _sort_key(key(trial)), reverse=order == "desc")  # stable: ties keep id order
         ordered = present + [trial for trial in trials if key(trial) is None]

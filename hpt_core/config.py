@@ -155,7 +155,7 @@ RAY_ADDRESS = re.compile(r"^(auto|ray://[^\s/:]+:\d+|[^\s/:]+:\d+)$")
 def _ray_address(value: Any) -> Any:
     if isinstance(value, str) and not RAY_ADDRESS.match(value):
         raise ValueError("must be `auto` (the cluster this machine belongs to), `ray://HOST:PORT` (Ray Client) or "
-                         "`HOST:PORT` (the head node's GCS address); leave it out to start Ray on this machine")
+                         "`HOST:PORT` (the head node's GCS address); leave it out to use or start Ray on this machine")
     return value
 
 

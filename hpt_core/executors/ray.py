@@ -193,7 +193,7 @@ class RayExecutor(Executor):
         try:
             chunk, returncode = self._ray.get(ref)
         except self._ray.exceptions.RayActorError as error:
-            chunk, returncode = _lost_message(attempt.spec, error), LOST_RETURNCODE
+            chunk, returncode = _lost_message(attempt, error), LOST_RETURNCODE
         except self._ray.exceptions.RayError as error:
             chunk, returncode = f"=== attempt {attempt.spec.attempt} failed to start: {error} ===\n".encode(), 1
         if chunk:
@@ -255,9 +255,11 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _lost_message(spec: LaunchSpec, error: Exception) -> bytes:
+def _lost_message(attempt: _Attempt, error: Exception) -> bytes:
+    if attempt.killed:
+        return f"=== attempt {attempt.spec.attempt} killed with its actor: it did not stop in time ===\n".encode()
     first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return f"=== attempt {spec.attempt} lost: its Ray worker or node died ({first_line}) ===\n".encode()
+    return f"=== attempt {attempt.spec.attempt} lost: its Ray worker or node died ({first_line}) ===\n".encode()
 
 
 def _connect(address: str | None, package: Path) -> Any:
@@ -276,8 +278,12 @@ def _connect(address: str | None, package: Path) -> Any:
     if ray.is_initialized() and _connection.get("for") != wanted:
         ray.shutdown()
     if not ray.is_initialized():
-        ray.init(address=address, runtime_env={"working_dir": str(package)}, log_to_driver=False,
-                 logging_level=logging.WARNING)
+        try:
+            ray.init(address=address, runtime_env={"working_dir": str(package)}, log_to_driver=False,
+                     logging_level=logging.WARNING)
+        except ConnectionError as error:
+            raise ConfigError([Problem("executor.address", f"no Ray cluster answers there: {error}",
+                                       address)]) from None
         _connection["for"] = wanted
     return ray
 

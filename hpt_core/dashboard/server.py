@@ -59,9 +59,13 @@ def _host_name(host: str) -> str:
 
 
 def _app(storage_url: str, host: str, port: int, token: str | None) -> FastAPI:
-    from hpt_core.dashboard.app import create_app
-
     check_binding(host, port, token)
+    try:
+        from hpt_core.dashboard.app import create_app
+    except ImportError as error:
+        raise ConfigError([Problem("hpt dashboard", f"needs the `dashboard` extra ({error.name} is missing): "
+                                   "pip install 'hpt[dashboard]'")], _OPTIONS) from error
+
     allowed = [*LOOPBACK_HOSTS, _host_name(host)] if is_loopback(host) else None
     return create_app(storage_url, token, allowed_hosts=allowed)
 
@@ -69,9 +73,9 @@ def _app(storage_url: str, host: str, port: int, token: str | None) -> FastAPI:
 def serve(storage_url: str, host: str = "127.0.0.1", port: int = 8080, token: str | None = None,
           announce: Callable[[str], None] = print) -> None:
     """Serve the dashboard of `storage_url` until interrupted; its address is recorded for `hpt experiment create`."""
+    app = _app(storage_url, host, port, token)
     import uvicorn
 
-    app = _app(storage_url, host, port, token)
     url = dashboard_url(host, port)
     record_running(url, storage_url)
     try:
@@ -91,9 +95,9 @@ class DashboardServer:
     """
 
     def __init__(self, storage_url: str, host: str = "127.0.0.1", port: int = 0, token: str | None = None) -> None:
+        self.app = _app(storage_url, host, port, token)
         import uvicorn
 
-        self.app = _app(storage_url, host, port, token)
         self._server = uvicorn.Server(uvicorn.Config(self.app, host=host, port=port, log_level="warning"))
         self._thread = threading.Thread(target=self._server.run, name="hpt-dashboard", daemon=True)
         self.host = host

@@ -30,6 +30,7 @@ The hostile strings, DASHBOARD_TOKEN, `DashboardSite` and `run_hpt` live in dash
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -118,12 +119,15 @@ def dashboard_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboa
 
 
 def _cancel_and_wait(home: Path, storage_url: str, experiment_id: int) -> None:
-    """Cancel the experiment and wait for its controller to end (its trials checkpoint and exit)."""
+    """Cancel the experiment and wait for its controller to end (its trials checkpoint and exit); a controller
+    still there after a minute is killed."""
     run_hpt(home, storage_url, "experiment", "cancel", str(experiment_id), timeout=60)
     with Storage(storage_url) as storage:
         deadline = time.monotonic() + 60
         while controller_alive(storage, experiment_id) and time.monotonic() < deadline:
             time.sleep(0.2)
+        if controller_alive(storage, experiment_id):
+            os.killpg(storage.get_experiment(experiment_id).controller_pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="session")

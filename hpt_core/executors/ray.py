@@ -8,6 +8,7 @@ so nodes need neither the model directory nor a shared filesystem for code. Chec
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -99,7 +100,7 @@ class RayExecutor(Executor):
         started = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         with open(log_path, "ab") as log:
             log.write(f"=== attempt {spec.attempt} started {started} ===\n".encode())
-        actor = self._actor_class().options(
+        actor = self._actor_class.options(
             num_cpus=self.settings.cpus_per_trial,
             num_gpus=spec.slots if self._has_gpus else 0,
             resources=dict(self.settings.custom_resources),
@@ -167,6 +168,7 @@ class RayExecutor(Executor):
         directory.mkdir(parents=True, exist_ok=True)
         return directory / "process.json"
 
+    @functools.cached_property
     def _actor_class(self) -> Any:
         from hpt_core.executors.ray_trial import TrialProcess
 

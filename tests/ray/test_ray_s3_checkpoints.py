@@ -1,9 +1,11 @@
 """Checkpoints under an s3:// URL (moto's S3 server on loopback): written by trials on the Ray nodes, restored
-from there, registered and garbage-collected by the controller with the same code as local folders."""
+from there, registered, garbage-collected and deleted with the experiment, with the same code as local folders."""
 
 import json
 
 import pytest
+
+from hpt_core.runner import delete_experiment
 
 pytest.importorskip("s3fs", reason="S3 checkpoints need s3fs (pip install 'hpt[s3]')")
 moto_server = pytest.importorskip("moto.server", reason="the S3 stand-in is moto's server (pip install 'moto[server]')")
@@ -39,7 +41,8 @@ def test_trials_on_ray_save_restore_and_lose_checkpoints_under_an_s3_url(ray_clu
         executor={"type": "ray", "address": ray_cluster.address}, variables=s3_environment,
         checkpoint_storage={"path": f"s3://{BUCKET}/runs", "save_trial_best": 0, "save_trial_latest": 1})
     assert run.state == "COMPLETED"
-    root = f"s3://{BUCKET}/runs/{run.experiment_id}"
+    folder = f"{BUCKET}/runs/{run.experiment_id}"
+    root = f"s3://{folder}"
     checkpoints = run.storage.checkpoints(experiment_id=run.experiment_id, include_deleted=True)
     assert checkpoints and all(checkpoint.path == f"{root}/{checkpoint.id}" for checkpoint in checkpoints)
 
@@ -52,9 +55,12 @@ def test_trials_on_ray_save_restore_and_lose_checkpoints_under_an_s3_url(ray_clu
     kept = {checkpoint.id for checkpoint in checkpoints if checkpoint.state == "COMPLETED"}
     deleted = {checkpoint.id for checkpoint in checkpoints if checkpoint.state == "DELETED"}
     assert deleted, "a trial that went on to round 2 keeps only its latest checkpoint"
-    folders = {path.rsplit("/", 1)[-1] for path in s3.ls(f"{BUCKET}/runs/{run.experiment_id}", detail=False)}
+    folders = {path.rsplit("/", 1)[-1] for path in s3.ls(folder, detail=False)}
     assert folders == kept
     for checkpoint_id in kept:
-        metadata = json.loads(s3.cat_file(f"{BUCKET}/runs/{run.experiment_id}/{checkpoint_id}/hpt_checkpoint.json"))
+        metadata = json.loads(s3.cat_file(f"{folder}/{checkpoint_id}/hpt_checkpoint.json"))
         assert metadata["checkpoint_id"] == checkpoint_id
-        assert s3.isfile(f"{BUCKET}/runs/{run.experiment_id}/{checkpoint_id}/state.json")
+        assert s3.isfile(f"{folder}/{checkpoint_id}/state.json")
+
+    assert delete_experiment(run.storage, run.experiment_id)[-1] == root
+    assert not fsspec.filesystem("s3", skip_instance_cache=True).exists(folder)

@@ -55,7 +55,9 @@ from hpt_core.dashboard.server import DashboardServer
 from hpt_core.runner import controller_alive
 from hpt_core.storage import Storage
 
-collect_ignore_glob = ["model/*"]
+# conftest.py: not collected for doctests (it has none), since pytest would import it under the module name
+# "conftest" that browser/conftest.py already holds by then.
+collect_ignore_glob = ["model/*", "conftest.py"]
 
 
 def _experiment_files(folder: Path) -> dict[str, Path]:

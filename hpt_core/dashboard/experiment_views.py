@@ -92,7 +92,7 @@ def trials_page(state: DashboardState, experiment_id: int, *, offset: int, limit
         choice("state", trial_state, [member.value for member in TrialState])
     trials = queries.trial_rows(state.storage, experiment_id)
     parents = {trial.request_id: trial.id for trial in trials}
-    hparams = state.hparams.get(state.storage, experiment_id, [trial.id for trial in trials])
+    hparams = state.hparams.get(state.storage, record, [trial.id for trial in trials])
     checkpoints = queries.checkpoint_counts(state.storage, experiment_id)
     if states:
         trials = [trial for trial in trials if trial.state in states]
@@ -179,7 +179,7 @@ def hyperparameter_values(state: DashboardState, experiment_id: int, *, metric: 
         values = {trial_id: index.value_at(trial_id, length) for trial_id in index.trials}
         lengths = sorted(index.lengths)
     values = {trial_id: value for trial_id, value in values.items() if value is not None}
-    hparams = state.hparams.get(state.storage, experiment_id, sorted(values))
+    hparams = state.hparams.get(state.storage, record, sorted(values))
     return {
         "metric": index.metric, "length": length, "lengths": lengths,
         "hyperparameters": hyperparameter_columns(record.config.get("hyperparameters", {})),

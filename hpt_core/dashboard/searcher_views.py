@@ -27,7 +27,7 @@ def searcher_view(state: DashboardState, experiment_id: int) -> dict[str, Any]:
         index = state.validations(record)
         with index.lock:
             best = {trial_id: validations.best for trial_id, validations in index.trials.items()}
-        hparams = state.hparams.get(state.storage, experiment_id, [trial.id for trial in trials])
+        hparams = state.hparams.get(state.storage, record, [trial.id for trial in trials])
         view.update(pbt_view(trials, {trial_id: entry.flat for trial_id, entry in hparams.items()}, best))
     return view
 

@@ -7,6 +7,7 @@ import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from hpt_core.dashboard.validation_index import ValidationIndex, ValidationIndexes
@@ -44,24 +45,31 @@ class TrialHparams:
         return cls(flat, "\n".join(words).lower())
 
 
+def experiment_key(record: ExperimentRecord) -> tuple[int, datetime]:
+    """What tells experiments apart in memory: an id alone can come back (SQLite reuses the highest id once it
+    is deleted), its creation time with it does not."""
+    return record.id, record.created_at
+
+
 class HparamsCache:
     """Trials' hyperparameters (they never change), read from storage once per trial."""
 
     def __init__(self, capacity: int = 16) -> None:
         self.capacity = capacity
-        self._experiments: OrderedDict[int, dict[int, TrialHparams]] = OrderedDict()
+        self._experiments: OrderedDict[tuple[int, datetime], dict[int, TrialHparams]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, storage: Storage, experiment_id: int, trial_ids: list[int]) -> dict[int, TrialHparams]:
+    def get(self, storage: Storage, record: ExperimentRecord, trial_ids: list[int]) -> dict[int, TrialHparams]:
         """trial id -> its hyperparameters, for `trial_ids` (trials of the experiment)."""
+        key = experiment_key(record)
         with self._lock:
-            known = self._experiments.setdefault(experiment_id, {})
-            self._experiments.move_to_end(experiment_id)
+            known = self._experiments.setdefault(key, {})
+            self._experiments.move_to_end(key)
             while len(self._experiments) > self.capacity:
                 self._experiments.popitem(last=False)
             missing = [trial_id for trial_id in trial_ids if trial_id not in known]
         if missing:
-            read = queries.trial_hparams(storage, experiment_id, None if len(missing) == len(trial_ids) else missing)
+            read = queries.trial_hparams(storage, record.id, None if len(missing) == len(trial_ids) else missing)
             with self._lock:
                 known.update((trial_id, TrialHparams.of(hparams)) for trial_id, hparams in read.items())
         return {trial_id: known[trial_id] for trial_id in trial_ids if trial_id in known}
@@ -77,20 +85,21 @@ class SearcherStates:
 
     def __init__(self, capacity: int = 4) -> None:
         self.capacity = capacity
-        self._states: OrderedDict[int, tuple[tuple[Any, ...], dict[str, Any]]] = OrderedDict()
+        self._states: OrderedDict[tuple[int, datetime], tuple[tuple[Any, ...], dict[str, Any]]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, storage: Storage, record: ExperimentRecord) -> dict[str, Any]:
         """The experiment's searcher state ({} before the search method first saved it)."""
+        key = experiment_key(record)
         stamp = (queries.searcher_log_length(storage, record.id), record.progress, record.state)
         with self._lock:
-            cached = self._states.get(record.id)
+            cached = self._states.get(key)
         if cached is not None and cached[0] == stamp:
             return cached[1]
         state = queries.searcher_state(storage, record.id) or {}
         with self._lock:
-            self._states[record.id] = (stamp, state)
-            self._states.move_to_end(record.id)
+            self._states[key] = (stamp, state)
+            self._states.move_to_end(key)
             while len(self._states) > self.capacity:
                 self._states.popitem(last=False)
         return state
@@ -119,8 +128,8 @@ class DashboardState:
                 if self.stop_warming.is_set():
                     return
                 self.validations(record).names(self.storage)
-                self.hparams.get(self.storage, record.id, [trial.id for trial in queries.trial_rows(self.storage,
-                                                                                                    record.id)])
+                self.hparams.get(self.storage, record, [trial.id for trial in queries.trial_rows(self.storage,
+                                                                                                 record.id)])
                 if record.config.get("searcher", {}).get("name") == "adaptive_asha":
                     self.searcher_states.get(self.storage, record)
         except Exception:  # a page request reads the same again and reports what fails
@@ -138,5 +147,5 @@ class DashboardState:
     def validations(self, record: ExperimentRecord, metric: str | None = None) -> ValidationIndex:
         """The up-to-date index of `metric` (default: the searcher metric) of the experiment."""
         searcher_metric = SearcherMetric.of(record)
-        return self.indexes.get(self.storage, record.id, metric or searcher_metric.name,
+        return self.indexes.get(self.storage, experiment_key(record), metric or searcher_metric.name,
                                 searcher_metric.smaller_is_better)

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from hpt_core.storage import MetricKind, Storage
 from hpt_core.storage import queries
@@ -157,16 +158,18 @@ class ValidationIndexes:
 
     def __init__(self, capacity: int = 16) -> None:
         self.capacity = capacity
-        self._indexes: OrderedDict[tuple[int, str], ValidationIndex] = OrderedDict()
+        self._indexes: OrderedDict[tuple[Any, ...], ValidationIndex] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, storage: Storage, experiment_id: int, metric: str, smaller_is_better: bool) -> ValidationIndex:
-        """The index of `metric` of the experiment, up to date (hold its `lock` while reading it)."""
-        key = (experiment_id, metric)
+    def get(self, storage: Storage, experiment: tuple[int, Hashable], metric: str,
+            smaller_is_better: bool) -> ValidationIndex:
+        """The index of `metric` of the experiment (its id, and what tells it from an earlier experiment of the
+        same id), up to date; hold its `lock` while reading it."""
+        key = (*experiment, metric)
         with self._lock:
             index = self._indexes.get(key)
             if index is None or index.smaller_is_better != smaller_is_better:
-                index = self._indexes[key] = ValidationIndex(experiment_id, metric, smaller_is_better)
+                index = self._indexes[key] = ValidationIndex(experiment[0], metric, smaller_is_better)
             self._indexes.move_to_end(key)
             while len(self._indexes) > self.capacity:
                 self._indexes.popitem(last=False)

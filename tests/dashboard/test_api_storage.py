@@ -138,3 +138,18 @@ def test_reports_made_after_a_first_look_show_up(written, storage_url):
     page = get_json(written.url, f"{path}/trials", sort="best_validation", order="desc")
     assert [row["id"] for row in page["trials"]] == [second, child, first, fourth]
     assert page["trials"][0]["latest_validation"] == 2.0 and page["trials"][-1]["best_validation"] is None
+
+
+def test_an_experiment_created_after_one_was_deleted_shows_its_own_trials(written, storage_url):
+    path = f"/api/v1/experiments/{written.experiment_id}"
+    assert get_json(written.url, f"{path}/trials")["total"] == 3
+    with Storage(storage_url) as storage:
+        storage.delete_experiment(written.experiment_id)
+        assert http("GET", f"{written.url}{path.lstrip('/')}").status == 404
+        experiment_id = storage.create_experiment(name="next", config=CONFIG, model_dir=".", seed=0, secret="s")
+        trial_id = storage.create_trial(experiment_id, request_id=1, seed=1,
+                                        hparams={HOSTILE_HPARAM: "plain", "lr": 0.05, "$dollar": 9})
+        storage.add_metrics(trial_id, "validation", {HOSTILE_METRIC: 0.125}, batches=10, epochs=0)
+    page = get_json(written.url, f"/api/v1/experiments/{experiment_id}/trials")
+    assert [(row["id"], row["hparams"]["lr"], row["best_validation"]) for row in page["trials"]] == [
+        (trial_id, 0.05, 0.125)]

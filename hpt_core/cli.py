@@ -80,12 +80,14 @@ def _print_dashboard_url(storage_url: str, experiment_id: int) -> None:
 def _dashboard(args: argparse.Namespace) -> int:
     import os
 
-    from hpt_core.dashboard.server import TOKEN_VARIABLE, serve
+    from hpt_core.dashboard.server import TOKEN_VARIABLE, is_loopback, serve
     from hpt_core.storage import default_storage_url
 
     storage_url = args.storage or default_storage_url()
     token = args.token or os.environ.get(TOKEN_VARIABLE) or None
     access = "pause, activate and cancel need the token" if token else "read-only"
+    if not is_loopback(args.host):
+        access = "every request needs the token: open /?token=<token> once in a browser"
     serve(storage_url, args.host, args.port, token,
           announce=lambda url: print(f"hpt dashboard at {url} ({access}; Ctrl-C stops it)", flush=True))
     return 0

@@ -24,7 +24,7 @@ import hpt_core
 from hpt_core.dashboard.actions import ActionRefused
 from hpt_core.dashboard.api import build_api
 from hpt_core.dashboard.params import BadParameter
-from hpt_core.dashboard.security import SecurityHeaders
+from hpt_core.dashboard.security import SecurityHeaders, TokenGate
 from hpt_core.dashboard.state import DashboardState
 from hpt_core.storage import open_storage
 
@@ -34,8 +34,10 @@ NO_PAGE = ("the dashboard's page is not installed (hpt_core/dashboard/static/ind
            f"the JSON API is under /api/v1, described at {OPENAPI_URL}")
 
 
-def create_app(storage_url: str, token: str | None = None, *, allowed_hosts: list[str] | None = None) -> FastAPI:
-    """The dashboard over the storage at `storage_url`; pause, activate and cancel need `token` (None: read-only).
+def create_app(storage_url: str, token: str | None = None, *, allowed_hosts: list[str] | None = None,
+               token_for_reads: bool = False) -> FastAPI:
+    """The dashboard over the storage at `storage_url`; pause, activate and cancel need `token` (None: read-only),
+    and with `token_for_reads` every request does (`security.TokenGate`).
 
     When it starts, a background thread reads what the newest experiments' pages need (`DashboardState.warm_up`).
 
@@ -55,6 +57,10 @@ def create_app(storage_url: str, token: str | None = None, *, allowed_hosts: lis
     app = FastAPI(title="hpt dashboard", version=hpt_core.__version__, openapi_url=OPENAPI_URL, docs_url=None,
                   redoc_url=None, lifespan=lifespan,
                   description="The JSON API of hpt's dashboard: experiments, trials, metrics, checkpoints.")
+    if token_for_reads:
+        if token is None:
+            raise ValueError("token_for_reads needs a token")
+        app.add_middleware(TokenGate, token=token)
     app.add_middleware(SecurityHeaders)
     if allowed_hosts is not None:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)

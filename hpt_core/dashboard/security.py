@@ -1,4 +1,5 @@
-"""What keeps the dashboard safe: security headers on every response, and the token that write actions need.
+"""What keeps the dashboard safe: security headers on every response, the token that write actions need, and,
+on an address beyond loopback, the token that every request needs.
 
 The Content-Security-Policy allows scripts only from the dashboard's own files: an inline script or an
 event handler that a hostile name might smuggle into the page does not run. `'unsafe-eval'` is there
@@ -14,6 +15,8 @@ from typing import Any
 
 from fastapi import Header, HTTPException
 from starlette.datastructures import MutableHeaders
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
@@ -26,6 +29,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
+TOKEN_COOKIE = "hpt_dashboard_token"
 READ_ONLY = "read-only: start the dashboard with --token to allow pause, activate and cancel"
 
 Scope = MutableMapping[str, Any]
@@ -69,8 +73,46 @@ def token_guard(token: str | None) -> Callable[..., None]:
         if authorization is None:
             raise HTTPException(401, "this action needs the dashboard's token: send `Authorization: Bearer <token>`",
                                 headers={"WWW-Authenticate": "Bearer"})
-        scheme, _, given = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not secrets.compare_digest(given.strip().encode(), token.encode()):
+        given = _bearer(authorization)
+        if given is None or not secrets.compare_digest(given.encode(), token.encode()):
             raise HTTPException(403, "the token does not match the one the dashboard was started with")
 
     return require_token
+
+
+class TokenGate:
+    """ASGI middleware that answers only requests carrying the token: `Authorization: Bearer <token>` or the
+    cookie that opening `/?token=<token>` once sets (HttpOnly, SameSite=Strict), so that a browser's page and
+    its API calls get through. Write actions still need the header, which a cookie alone never replaces.
+    """
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self.token = token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        if request.url.path == "/" and self._matches(request.query_params.get("token")):
+            response: Any = RedirectResponse("/", status_code=303)
+            response.set_cookie(TOKEN_COOKIE, self.token, httponly=True, samesite="strict")
+        elif self._matches(_bearer(request.headers.get("authorization"))) or \
+                self._matches(request.cookies.get(TOKEN_COOKIE)):
+            await self.app(scope, receive, send)
+            return
+        else:
+            response = PlainTextResponse("this dashboard needs its token: open /?token=<token> once in the browser, "
+                                         "or send `Authorization: Bearer <token>`", status_code=401,
+                                         headers={"WWW-Authenticate": "Bearer"})
+        await response(scope, receive, send)
+
+    def _matches(self, given: str | None) -> bool:
+        return given is not None and secrets.compare_digest(given.encode(), self.token.encode())
+
+
+def _bearer(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header (None for any other header)."""
+    scheme, _, given = (authorization or "").partition(" ")
+    return given.strip() if scheme.lower() == "bearer" else None

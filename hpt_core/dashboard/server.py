@@ -1,7 +1,8 @@
 """Run the dashboard: `serve` in the foreground (`hpt dashboard`), `DashboardServer` in a background thread.
 
 On a loopback address the dashboard answers only requests addressed to a loopback name (a guard
-against DNS rebinding); any other address needs a token, which write actions then require.
+against DNS rebinding); any other address needs a token, which every request then carries (see
+`security.TokenGate`).
 
 >>> is_loopback("127.0.0.1"), is_loopback("::1"), is_loopback("localhost"), is_loopback("0.0.0.0")
 (True, True, True, False)
@@ -66,8 +67,9 @@ def _app(storage_url: str, host: str, port: int, token: str | None) -> FastAPI:
         raise ConfigError([Problem("hpt dashboard", f"needs the `dashboard` extra ({error.name} is missing): "
                                    "pip install 'hpt[dashboard]'")], _OPTIONS) from error
 
-    allowed = [*LOOPBACK_HOSTS, _host_name(host)] if is_loopback(host) else None
-    return create_app(storage_url, token, allowed_hosts=allowed)
+    if is_loopback(host):
+        return create_app(storage_url, token, allowed_hosts=[*LOOPBACK_HOSTS, _host_name(host)])
+    return create_app(storage_url, token, token_for_reads=True)
 
 
 def serve(storage_url: str, host: str = "127.0.0.1", port: int = 8080, token: str | None = None,

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from http.client import HTTPConnection
 
 import pytest
 from dashboard_support import MODEL_DIR, experiment_file, http, run_hpt
@@ -75,3 +76,41 @@ def test_experiment_create_prints_the_url_of_the_running_dashboard(running_dashb
     again = run_hpt(home, storage_url, "experiment", "create", str(exp), str(MODEL_DIR), "--quiet")
     assert again.returncode == 0 and "watch it in the dashboard" not in again.stdout and url not in again.stdout
 
+
+
+def test_beyond_loopback_every_request_needs_the_token_which_a_browser_keeps_in_a_cookie(tmp_path):
+    port = free_port()
+    env = {**os.environ, "HPT_DASHBOARD_TOKEN": "s3cret"}
+    process = subprocess.Popen([sys.executable, "-m", "hpt_core.cli", "dashboard", "--host", "0.0.0.0", "--port",
+                                str(port), "--storage", f"sqlite:///{tmp_path}/hpt.db"],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                anonymous = http("GET", f"{url}/api/v1/experiments")
+                break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline, "the dashboard did not start"
+                time.sleep(0.1)
+        assert anonymous.status == 401
+        assert http("GET", f"{url}/").status == 401
+        assert http("GET", f"{url}/api/v1/experiments", headers={"Authorization": "Bearer wrong"}).status == 401
+        assert http("GET", f"{url}/api/v1/experiments", headers={"Authorization": "Bearer s3cret"}).status == 200
+
+        connection = HTTPConnection("127.0.0.1", port, timeout=60)
+        connection.request("GET", "/?token=s3cret")
+        login = connection.getresponse()
+        assert (login.status, login.getheader("location")) == (303, "/")
+        cookie = login.getheader("set-cookie")
+        connection.close()
+        assert "hpt_dashboard_token=s3cret" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
+        cookie_header = {"Cookie": "hpt_dashboard_token=s3cret"}
+        assert http("GET", f"{url}/api/v1/experiments", headers=cookie_header).status == 200
+        # the cookie lets the page read; a write still needs the header (no cross-site request can forge it)
+        assert http("POST", f"{url}/api/v1/experiments/1/pause", headers=cookie_header).status == 401
+        assert http("GET", f"{url}/?token=wrong").status == 401
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)

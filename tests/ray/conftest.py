@@ -19,7 +19,9 @@ import hpt_core
 from hpt_core.runner import build_controller, create_experiment
 from hpt_core.storage import Storage
 
-collect_ignore_glob = ["model/*"]
+# conftest.py itself is not collected for doctests (it has none): pytest would import it under the module
+# name "conftest" that another folder's conftest.py may hold by then.
+collect_ignore_glob = ["model/*", "conftest.py"]
 
 MODEL_DIR = Path(__file__).parent / "model"
 OBJECT_STORE_BYTES = 80 * 1024 * 1024
@@ -64,6 +66,12 @@ def ray_cluster(tmp_path_factory):
     yield session
     ray.shutdown()
     cluster.shutdown()
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    """A fresh copy of the tests' model directory (the trial script), in `tmp_path/model`."""
+    return Path(shutil.copytree(MODEL_DIR, tmp_path / "model"))
 
 
 @dataclass

@@ -3,7 +3,6 @@ Ray imported only when used, and a model directory too big for Ray refused befor
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -13,8 +12,6 @@ import yaml
 import hpt_core
 from hpt_core.runner import build_controller, create_experiment
 from hpt_core.storage import Storage
-
-from conftest import MODEL_DIR
 
 SEARCHER = {"name": "single", "metric": "val_loss", "max_length": {"epochs": 1}}
 
@@ -55,10 +52,8 @@ def test_importing_hpt_and_its_ray_executor_imports_neither_ray_nor_fsspec():
     assert result.stdout.strip() == "[]"
 
 
-def test_a_model_directory_over_rays_limit_is_refused_naming_its_largest_file(tmp_path, monkeypatch):
+def test_a_model_directory_over_rays_limit_is_refused_naming_its_largest_file(model_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("HPT_HOME", str(tmp_path / "home"))
-    model_dir = tmp_path / "model"
-    shutil.copytree(MODEL_DIR, model_dir)
     with open(model_dir / "dataset.bin", "wb") as data:
         data.truncate(501 * 2**20)  # sparse: its size counts, the disk holds nothing
     storage = Storage(f"sqlite:///{tmp_path}/hpt.db")
@@ -70,9 +65,7 @@ def test_a_model_directory_over_rays_limit_is_refused_naming_its_largest_file(tm
     assert "501 MiB, over the 500 MiB" in problem.message and "dataset.bin (501 MiB)" in problem.message
 
 
-def test_experiment_create_with_executor_ray_runs_the_trials_on_the_cluster(ray_cluster, tmp_path):
-    model_dir = tmp_path / "model"
-    shutil.copytree(MODEL_DIR, model_dir)
+def test_experiment_create_with_executor_ray_runs_the_trials_on_the_cluster(ray_cluster, model_dir, tmp_path):
     trial_log = tmp_path / "trial-log.jsonl"
     (model_dir / "exp.yaml").write_text(yaml.safe_dump({
         "entrypoint": f"{sys.executable} trial.py", "searcher": SEARCHER,

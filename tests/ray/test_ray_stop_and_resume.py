@@ -3,7 +3,6 @@ experiment's trials checkpoint and exit; after `kill -9` of the controller, `hpt
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,9 +12,8 @@ import yaml
 
 from hpt_core.config import ExecutorConfig
 from hpt_core.executors import LaunchSpec, RayExecutor, TrialExit
+from hpt_core.executors.process_group import group_alive
 from hpt_core.storage import Storage
-
-from conftest import MODEL_DIR
 
 STUBBORN = "trap 'echo got TERM' TERM; echo ready; while true; do sleep 0.1; done"
 
@@ -28,10 +26,10 @@ def wait_for(condition, what, seconds=60.0):
 
 
 def test_terminate_sends_sigterm_then_sigkill_once_the_grace_period_is_over(ray_cluster, tmp_path):
-    model_dir = tmp_path / "model"
-    model_dir.mkdir()
-    executor = RayExecutor(tmp_path / "experiment", model_dir, ExecutorConfig(type="ray", address=ray_cluster.address),
-                           experiment_id=1)
+    empty_model_dir = tmp_path / "empty"
+    empty_model_dir.mkdir()
+    settings = ExecutorConfig(type="ray", address=ray_cluster.address)
+    executor = RayExecutor(tmp_path / "experiment", empty_model_dir, settings, experiment_id=1)
     logs = {trial_id: tmp_path / f"trial-{trial_id}.log" for trial_id in (1, 2)}
     executor.launch(LaunchSpec(1, 1, STUBBORN, {}, str(logs[1])))
     executor.launch(LaunchSpec(2, 1, "echo ready; exec sleep 60", {}, str(logs[2])))
@@ -69,9 +67,7 @@ def test_a_cancelled_experiments_trials_checkpoint_and_exit(ray_cluster, experim
     assert all(entry["epochs"] < 50 for entry in exits)
 
 
-def test_after_kill_9_of_the_controller_resume_continues_on_the_cluster(ray_cluster, tmp_path):
-    model_dir = tmp_path / "model"
-    shutil.copytree(MODEL_DIR, model_dir)
+def test_after_kill_9_of_the_controller_resume_continues_on_the_cluster(ray_cluster, model_dir, tmp_path):
     trial_log = tmp_path / "trial-log.jsonl"
     (model_dir / "exp.yaml").write_text(yaml.safe_dump({
         "entrypoint": f"{sys.executable} trial.py", "reproducibility": {"experiment_seed": 3},
@@ -93,9 +89,8 @@ def test_after_kill_9_of_the_controller_resume_continues_on_the_cluster(ray_clus
              "both trials to checkpoint")
     controller.send_signal(signal.SIGKILL)
     controller.wait()
-    orphans = {entry["pid"] for entry in log() if entry["event"] == "start"}
-    wait_for(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in orphans),
-             "Ray to end the dead controller's trials")
+    orphans = {entry["pgid"] for entry in log() if entry["event"] == "start"}
+    wait_for(lambda: not any(map(group_alive, orphans)), "Ray to end the dead controller's trials")
 
     resumed = subprocess.run([*hpt, "resume", "1", "--quiet"], env=environment, capture_output=True, text=True,
                              timeout=120)

@@ -21,7 +21,7 @@ attempt = int(os.environ.get("HPT_ATTEMPT", "0"))
 def log(event, **fields):
     with open(os.environ["TRIAL_LOG"], "a") as handle:
         handle.write(json.dumps({"event": event, "trial_id": ctx.trial_id, "attempt": attempt,
-                                 "node": os.environ.get("HPT_RAY_NODE_ID"), "cwd": os.getcwd(), "pid": os.getpid(),
+                                 "node": os.environ.get("HPT_RAY_NODE_ID"), "cwd": os.getcwd(), "pid": os.getpid(), "pgid": os.getpgrp(),
                                  "parent_pid": os.getppid(), "time": time.time(), **fields}) + "\n")
 
 

@@ -45,3 +45,12 @@ def test_one_at_a_time_results_match_the_local_executors(ray_cluster, experiment
     assert len(on_ray.outcome()) >= 2
     assert {entry["node"] for entry in local.log} == {None}
     assert None not in {entry["node"] for entry in on_ray.log}
+
+
+def test_trials_get_the_cpus_and_custom_resources_the_file_asks_for(ray_cluster, experiment):
+    # node_b alone has the resource `node_b`, and one CPU: two trials of half a CPU each fit there together
+    run = experiment({**SEARCHERS["random"], "max_concurrent_trials": 2}, HYPERPARAMETERS,
+                     executor=ray_executor(ray_cluster, cpus_per_trial=0.5, custom_resources={"node_b": 0.5}))
+    assert run.state == "COMPLETED"
+    starts = [entry for entry in run.log if entry["event"] == "start"]
+    assert len(starts) == 2 and {ray_cluster.node_named(start["node"]) for start in starts} == {"node_b"}

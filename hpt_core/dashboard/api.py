@@ -16,7 +16,7 @@ from hpt_core.dashboard.downsample import MIN_POINTS
 from hpt_core.dashboard.params import bounded
 from hpt_core.dashboard.security import token_guard
 from hpt_core.dashboard.state import DashboardState
-from hpt_core.storage import RecordNotFound, Storage
+from hpt_core.storage import Storage
 
 MAX_PAGE = 500
 MAX_TOP = 50
@@ -96,7 +96,7 @@ def build_api(data: DashboardState, token: str | None) -> APIRouter:
     def best_checkpoint(experiment_id: int) -> Response:
         best = checkpoints.best_checkpoint(data, experiment_id)
         if best is None:
-            raise RecordNotFound(f"experiment {experiment_id} has no checkpoint with a validation reported at its step")
+            return _json(dict.fromkeys(["checkpoint_id", "trial_id", "batches", "epochs", "download"]))
         return _json({"checkpoint_id": best.id, "trial_id": best.trial_id, "batches": best.batches,
                       "epochs": best.epochs, "download": f"/api/v1/checkpoints/{best.id}/download"})
 

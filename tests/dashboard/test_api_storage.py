@@ -153,3 +153,14 @@ def test_an_experiment_created_after_one_was_deleted_shows_its_own_trials(writte
     page = get_json(written.url, f"/api/v1/experiments/{experiment_id}/trials")
     assert [(row["id"], row["hparams"]["lr"], row["best_validation"]) for row in page["trials"]] == [
         (trial_id, 0.05, 0.125)]
+
+
+def test_an_experiment_without_checkpoints_has_no_best_checkpoint_yet(storage_url, tmp_path):
+    with Storage(storage_url) as storage:
+        experiment_id = storage.create_experiment(name="empty", config={"searcher": {"name": "single",
+                                                  "metric": "val_loss", "max_length": {"epochs": 1}}},
+                                                  model_dir=str(tmp_path), seed=0, secret="s")
+    with DashboardServer(storage_url) as server:
+        assert get_json(server.url, f"/api/v1/experiments/{experiment_id}/best-checkpoint") == {
+            "checkpoint_id": None, "trial_id": None, "batches": None, "epochs": None, "download": None}
+        assert http("GET", f"{server.url}api/v1/experiments/{experiment_id + 1000}/best-checkpoint").status == 404

@@ -1,5 +1,5 @@
 // #/experiments/<id> : summary, controls, charts, the searcher's view and the trials table, live while it runs.
-import { api, ApiError } from "./api.js";
+import { api } from "./api.js";
 import { el, fact, formatDuration, formatNumber, formatTime, replaceChildren, section, stateBadge } from "./dom.js";
 import { bestOverTime, hyperparameterViews, learningCurves } from "./experiment_charts.js";
 import { progressBar, trialsByState } from "./experiments.js";
@@ -108,12 +108,11 @@ function actionControls(experimentId) {
 }
 
 async function renderBestCheckpoint(node, experimentId) {
-  try {
-    const best = await api.get(`/experiments/${experimentId}/best-checkpoint`);
-    replaceChildren(node, el("a", { href: best.download, download: "", className: "button", dataset: { testid: "best-checkpoint-download" } },
-      `Download best checkpoint (trial ${best.trial_id})`));
-  } catch (error) {
-    if (!(error instanceof ApiError && error.status === 404)) throw error;
+  const best = await api.get(`/experiments/${experimentId}/best-checkpoint`);
+  if (best.checkpoint_id === null) {
     replaceChildren(node, el("span", { className: "muted" }, "No checkpoint yet."));
+    return;
   }
+  replaceChildren(node, el("a", { href: best.download, download: "", className: "button", dataset: { testid: "best-checkpoint-download" } },
+    `Download best checkpoint (trial ${best.trial_id})`));
 }

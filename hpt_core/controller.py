@@ -463,8 +463,11 @@ class Controller:
             trial = self.trials[request_id]
             if not self._ready_to_launch(trial):
                 continue
+            spec = self._launch_spec(trial, attempt=trial.attempt + 1)
+            if not self.executor.can_launch(spec):
+                return  # its GPUs are busy: the next trial to end frees them
             self._pending.remove(request_id)
-            self._launch(trial)
+            self._launch(trial, spec)
             running += 1
 
     def _ready_to_launch(self, trial: TrialRuntime) -> bool:
@@ -482,15 +485,7 @@ class Controller:
             return max(candidates, key=lambda checkpoint: (checkpoint.length, checkpoint.batches))
         return None
 
-    def _launch(self, trial: TrialRuntime) -> None:
-        self.executor.ensure_stopped(trial.trial_id)
-        trial.attempt += 1
-        trial.told_to_end = False
-        trial.timed_out = False
-        trial.launched_at = time.monotonic()
-        trial.state = "RUNNING"
-        trial.process_alive = True
-        self.storage.update_trial(trial.trial_id, state="RUNNING", started_at=_now(), restarts=trial.restarts)
+    def _launch_spec(self, trial: TrialRuntime, attempt: int) -> LaunchSpec:
         env = {
             "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
             **self.config.environment.variables,
@@ -498,13 +493,24 @@ class Controller:
             "HPT_SECRET": self.secret,
             "HPT_EXPERIMENT_ID": str(self.experiment_id),
             "HPT_TRIAL_ID": str(trial.trial_id),
-            "HPT_ATTEMPT": str(trial.attempt),
+            "HPT_ATTEMPT": str(attempt),
         }
-        self.executor.launch(LaunchSpec(
-            trial_id=trial.trial_id, attempt=trial.attempt, command=self.config.entrypoint or "", env=env,
+        return LaunchSpec(
+            trial_id=trial.trial_id, attempt=attempt, command=self.config.entrypoint or "", env=env,
             log_path=f"{self.experiment_dir}/trials/{trial.trial_id}/output.log",
             slots=self.config.resources.slots_per_trial,
-        ))
+        )
+
+    def _launch(self, trial: TrialRuntime, spec: LaunchSpec) -> None:
+        self.executor.ensure_stopped(trial.trial_id)
+        trial.attempt = spec.attempt
+        trial.told_to_end = False
+        trial.timed_out = False
+        trial.launched_at = time.monotonic()
+        trial.state = "RUNNING"
+        trial.process_alive = True
+        self.storage.update_trial(trial.trial_id, state="RUNNING", started_at=_now(), restarts=trial.restarts)
+        self.executor.launch(spec)
         notify("hpt_trial_started", experiment_id=self.experiment_id, trial_id=trial.trial_id,
                request_id=trial.request_id, hparams=trial.hparams)
 

@@ -323,3 +323,19 @@ def test_points_to_evaluate_are_the_first_trials_in_order(home):
     assert [t.hparams["quality"] for t in trials[:2]] == [1.5, 0.25] and len(trials) == 4
     started = [e["trial_id"] for e in trial_log(home) if e["event"] == "start"]
     assert started[:2] == [trials[0].id, trials[1].id]
+
+
+def test_trials_wait_for_a_free_gpu_when_fewer_gpus_than_concurrent_trials(home, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "7")  # one GPU for hpt to hand out; these trials never touch it
+    monkeypatch.setenv("EPOCH_SECONDS", "0.05")
+    storage, experiment_id, state = run(experiment_config(
+        {"name": "random", "max_length": 2, "max_trials": 3, "max_concurrent_trials": 3},
+        {"quality": {"type": "double", "minval": 0.1, "maxval": 2.0}}), home)
+    assert state == "COMPLETED"
+    assert [trial.state for trial in trials_of(storage, experiment_id)] == ["COMPLETED"] * 3
+    spans = {}
+    for entry in trial_log(home):
+        start, end = spans.get(entry["trial_id"], (entry["time"], entry["time"]))
+        spans[entry["trial_id"]] = (min(start, entry["time"]), max(end, entry["time"]))
+    ordered = sorted(spans.values())
+    assert all(earlier[1] < later[0] for earlier, later in zip(ordered, ordered[1:]))  # one trial holds the GPU

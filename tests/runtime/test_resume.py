@@ -37,13 +37,14 @@ def write_config(directory, searcher):
     return path
 
 
-def environment(home):
+def environment(home, epoch_seconds=0.1):
     return {**os.environ, "HPT_HOME": str(home), "TRIAL_LOG": str(home / "trial-log.jsonl"),
-            "EPOCH_SECONDS": "0.1"}
+            "EPOCH_SECONDS": str(epoch_seconds)}
 
 
-def hpt(home, *args, **kwargs):
-    return subprocess.Popen([sys.executable, "-m", "hpt_core.cli", *args, "--quiet"], env=environment(home),
+def hpt(home, *args, epoch_seconds=0.1, **kwargs):
+    return subprocess.Popen([sys.executable, "-m", "hpt_core.cli", *args, "--quiet"],
+                            env=environment(home, epoch_seconds),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
 
 
@@ -138,8 +139,9 @@ def test_resume_refuses_a_running_or_finished_experiment(tmp_path, uninterrupted
 def test_pause_activate_and_cancel_a_detached_experiment(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
+    # epochs of a second: the search cannot finish while the (slow, loaded) CLI commands below start
     created = hpt(home, "experiment", "create", str(write_config(home, "adaptive_asha")), str(MODEL_DIR),
-                  "--detach")
+                  "--detach", epoch_seconds=1.0)
     output, _ = created.communicate(timeout=60)
     assert created.returncode == 0 and "runs in the background" in output, output
     storage = Storage(f"sqlite:///{home}/hpt.db")

@@ -8,8 +8,10 @@ carries them out and keeps two processes of one trial from ever running at once.
 from __future__ import annotations
 
 import abc
+import time
 from dataclasses import dataclass, field
-from typing import ClassVar
+from datetime import datetime, timezone
+from typing import Any, ClassVar
 
 
 class ExecutorError(RuntimeError):
@@ -101,3 +103,88 @@ class Executor(abc.ABC):
     def notices(self) -> list[str]:
         """Messages for the user that have not been returned before (each is returned once)."""
         return []
+
+
+def attempt_header(attempt: int) -> bytes:
+    """The line that opens each attempt's output in a trial's log."""
+    started = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"=== attempt {attempt} started {started} ===\n".encode()
+
+
+class TrackingExecutor(Executor):
+    """An executor that keeps each trial's live attempt (an object with `spec` and `kill_at`) in `_attempts`,
+    the exits not yet polled in `_exits` and the messages not yet returned in `_notices`.
+
+    Subclasses start attempts, send them signals and collect how they ended (`_collect` moves an
+    attempt whose processes have all ended from `_attempts` to `_exits`, and escalates an overdue stop).
+    """
+
+    def __init__(self) -> None:
+        self._attempts: dict[int, Any] = {}
+        self._exits: list[TrialExit] = []
+        self._notices: list[str] = []
+
+    @abc.abstractmethod
+    def _collect(self) -> None:
+        """Record the attempts that have ended and kill those whose grace period is over."""
+
+    @abc.abstractmethod
+    def _ask_to_stop(self, attempt: Any) -> None:
+        """Send SIGTERM to the attempt's processes."""
+
+    def _refuse_while_alive(self, spec: LaunchSpec) -> None:
+        """Raise ExecutorError if an earlier attempt of `spec`'s trial still has processes."""
+        self._collect()
+        earlier = self._attempts.get(spec.trial_id)
+        if earlier is not None:
+            raise ExecutorError(
+                f"trial {spec.trial_id} still has processes of attempt {earlier.spec.attempt}; "
+                f"call ensure_stopped({spec.trial_id}) before launching attempt {spec.attempt}"
+            )
+
+    def poll(self) -> list[TrialExit]:
+        self._collect()
+        exits, self._exits = self._exits, []
+        return exits
+
+    def running(self) -> set[int]:
+        self._collect()
+        return set(self._attempts)
+
+    def terminate(self, trial_id: int, grace_seconds: float = 10.0) -> None:
+        if grace_seconds < 0:
+            raise ValueError(f"grace_seconds must be >= 0, but got {grace_seconds}")
+        attempt = self._attempts.get(trial_id)
+        if attempt is None:
+            return
+        deadline = time.monotonic() + grace_seconds
+        if attempt.kill_at is None:
+            self._ask_to_stop(attempt)
+            attempt.kill_at = deadline
+        else:
+            attempt.kill_at = min(attempt.kill_at, deadline)
+        self._collect()
+
+    def ensure_stopped(self, trial_id: int, grace_seconds: float = 10.0) -> None:
+        attempt = self._attempts.get(trial_id)
+        if attempt is None:
+            return
+        if attempt.kill_at is None:
+            self.terminate(trial_id, grace_seconds)
+        while trial_id in self._attempts:
+            time.sleep(_WAIT_STEP_SECONDS)
+            self._collect()
+
+    def shutdown(self, grace_seconds: float = 10.0) -> None:
+        for trial_id in list(self._attempts):
+            self.terminate(trial_id, grace_seconds)
+        while self._attempts:
+            time.sleep(_WAIT_STEP_SECONDS)
+            self._collect()
+
+    def notices(self) -> list[str]:
+        notices, self._notices = self._notices, []
+        return notices
+
+
+_WAIT_STEP_SECONDS = 0.02

@@ -19,11 +19,17 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
-from hpt_core.executors.base import ExecutorError, Executor, LaunchSpec, ResourcesUnavailable, TrialExit
+from hpt_core.executors.base import (
+    ExecutorError,
+    LaunchSpec,
+    ResourcesUnavailable,
+    TrackingExecutor,
+    TrialExit,
+    attempt_header,
+)
 from hpt_core.executors.process_group import (
     group_alive,
     groups_working_in,
@@ -55,7 +61,7 @@ class _Attempt:
         return self.process.pid
 
 
-class LocalExecutor(Executor):
+class LocalExecutor(TrackingExecutor):
     """Runs each trial's command with the shell, as its own process group, in its own working directory.
 
     - Working directory: `<experiment_dir>/trials/<trial_id>/workdir`, a link farm of `model_dir`
@@ -108,9 +114,10 @@ class LocalExecutor(Executor):
         self.max_concurrent = max_concurrent
         self.max_trials = max_trials
         self.gpus = GpuPool(detect_gpus(os.environ) if gpus is None else gpus)
+        super().__init__()
         self._attempts: dict[int, _Attempt] = {}
-        self._exits: list[TrialExit] = []
-        self._notices = [] if self.gpus.devices else [NO_GPUS_NOTICE]
+        if not self.gpus.devices:
+            self._notices.append(NO_GPUS_NOTICE)
         self._fork_server: ForkServer | None = None
         self.starts = {"warm": 0, "cold": 0}
         self.start_kinds: dict[int, str] = {}  # each trial's latest start: "warm" or "cold"
@@ -125,13 +132,7 @@ class LocalExecutor(Executor):
         return self._gpus_needed(spec) <= self.gpus.free
 
     def launch(self, spec: LaunchSpec) -> None:
-        self._collect()
-        earlier = self._attempts.get(spec.trial_id)
-        if earlier is not None:
-            raise ExecutorError(
-                f"trial {spec.trial_id} still has processes of attempt {earlier.spec.attempt}; "
-                f"call ensure_stopped({spec.trial_id}) before launching attempt {spec.attempt}"
-            )
+        self._refuse_while_alive(spec)
         gpus = self.gpus.acquire(self._gpus_needed(spec))
         if gpus is None:
             raise ResourcesUnavailable(
@@ -146,39 +147,6 @@ class LocalExecutor(Executor):
         pgid = self._attempts[spec.trial_id].pgid
         self._process_record(spec.trial_id).write_text(
             json.dumps({"pgid": pgid, "attempt": spec.attempt, "started": process_start_time(pgid)}))
-
-    def poll(self) -> list[TrialExit]:
-        self._collect()
-        exits, self._exits = self._exits, []
-        return exits
-
-    def running(self) -> set[int]:
-        self._collect()
-        return set(self._attempts)
-
-    def terminate(self, trial_id: int, grace_seconds: float = 10.0) -> None:
-        if grace_seconds < 0:
-            raise ValueError(f"grace_seconds must be >= 0, but got {grace_seconds}")
-        attempt = self._attempts.get(trial_id)
-        if attempt is None:
-            return
-        deadline = time.monotonic() + grace_seconds
-        if attempt.kill_at is None:
-            signal_group(attempt.pgid, signal.SIGTERM)
-            attempt.kill_at = deadline
-        else:
-            attempt.kill_at = min(attempt.kill_at, deadline)
-        self._collect()
-
-    def ensure_stopped(self, trial_id: int, grace_seconds: float = 10.0) -> None:
-        attempt = self._attempts.get(trial_id)
-        if attempt is None:
-            return
-        if attempt.kill_at is None:
-            self.terminate(trial_id, grace_seconds)
-        while not self._advance(attempt):
-            time.sleep(_WAIT_STEP_SECONDS)
-        self._collect()
 
     def recover(self, trial_id: int, grace_seconds: float = 10.0) -> int:
         """Stop the processes an earlier controller left for this trial; the last attempt it recorded.
@@ -209,18 +177,10 @@ class LocalExecutor(Executor):
         return int(record["attempt"])
 
     def shutdown(self, grace_seconds: float = 10.0) -> None:
-        for trial_id in list(self._attempts):
-            self.terminate(trial_id, grace_seconds)
-        while self._attempts:
-            time.sleep(_WAIT_STEP_SECONDS)
-            self._collect()
+        super().shutdown(grace_seconds)
         if self._fork_server is not None:
             self._fork_server.stop()
             self._fork_server = None
-
-    def notices(self) -> list[str]:
-        notices, self._notices = self._notices, []
-        return notices
 
     def _process_record(self, trial_id: int) -> Path:
         return self.experiment_dir / "trials" / str(trial_id) / "process.json"
@@ -250,10 +210,9 @@ class LocalExecutor(Executor):
             make_link_farm(self.model_dir, workdir, exclude=[self.experiment_dir])
         log_path = Path(spec.log_path)
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        started = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         environment = self._environment(spec, gpus)
         with open(log_path, "ab") as log:
-            log.write(f"=== attempt {spec.attempt} started {started} ===\n".encode())
+            log.write(attempt_header(spec.attempt))
             log.flush()
             argv = warm_start_wanted(spec.command, self.model_dir)
             if argv is not None:
@@ -293,6 +252,9 @@ class LocalExecutor(Executor):
             **spec.env,
             "CUDA_VISIBLE_DEVICES": ",".join(gpus),
         }
+
+    def _ask_to_stop(self, attempt: _Attempt) -> None:
+        signal_group(attempt.pgid, signal.SIGTERM)
 
     def _advance(self, attempt: _Attempt) -> bool:
         """Reap, escalate and check one attempt; True once all of its processes have ended."""

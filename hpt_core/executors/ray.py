@@ -17,13 +17,12 @@ import signal
 import time
 import zipfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from hpt_core.config import ExecutorConfig
 from hpt_core.errors import ConfigError, Problem
-from hpt_core.executors.base import Executor, ExecutorError, LaunchSpec, TrialExit
+from hpt_core.executors.base import LaunchSpec, TrackingExecutor, TrialExit, attempt_header
 from hpt_core.executors.local import NO_GPUS_NOTICE
 from hpt_core.executors.workdir import SKIPPED_NAMES
 
@@ -36,7 +35,6 @@ LOST_RETURNCODE = -signal.SIGKILL
 """The exit status of an attempt whose Ray worker or node died: a crash, so the trial restarts."""
 OUTPUT_WAIT_SECONDS = 1.0
 ACTOR_KILL_DELAY_SECONDS = 5.0
-_WAIT_STEP_SECONDS = 0.02
 
 
 @dataclass
@@ -50,7 +48,7 @@ class _Attempt:
     killed: bool = False
 
 
-class RayExecutor(Executor):
+class RayExecutor(TrackingExecutor):
     """Runs each trial's command on a Ray cluster, one actor per attempt, with the trial's resources.
 
     - Resources per trial: `executor.cpus_per_trial` CPUs, `resources.slots_per_trial` GPUs (none on a
@@ -77,10 +75,11 @@ class RayExecutor(Executor):
         self.package = snapshot_model_dir(Path(model_dir), self.experiment_dir)
         self.package_key = _file_digest(self.package)[:12]
         self._ray = _connect(settings.address, self.package)
+        super().__init__()
         self._attempts: dict[int, _Attempt] = {}
-        self._exits: list[TrialExit] = []
         self._has_gpus = self._ray.cluster_resources().get("GPU", 0) > 0
-        self._notices = [] if self._has_gpus else [NO_GPUS_NOTICE]
+        if not self._has_gpus:
+            self._notices.append(NO_GPUS_NOTICE)
 
     @property
     def controller_host(self) -> str:
@@ -88,18 +87,11 @@ class RayExecutor(Executor):
         return self.settings.controller_host or self._ray.util.get_node_ip_address()
 
     def launch(self, spec: LaunchSpec) -> None:
-        self._collect()
-        earlier = self._attempts.get(spec.trial_id)
-        if earlier is not None:
-            raise ExecutorError(
-                f"trial {spec.trial_id} still has an actor for attempt {earlier.spec.attempt}; "
-                f"call ensure_stopped({spec.trial_id}) before launching attempt {spec.attempt}"
-            )
+        self._refuse_while_alive(spec)
         log_path = Path(spec.log_path)
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        started = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         with open(log_path, "ab") as log:
-            log.write(f"=== attempt {spec.attempt} started {started} ===\n".encode())
+            log.write(attempt_header(spec.attempt))
         actor = self._actor_class.options(
             num_cpus=self.settings.cpus_per_trial,
             num_gpus=spec.slots if self._has_gpus else 0,
@@ -109,44 +101,6 @@ class RayExecutor(Executor):
                  max(1, int(self.settings.cpus_per_trial)), spec.attempt)
         self._attempts[spec.trial_id] = _Attempt(spec, actor, actor.output.remote(OUTPUT_WAIT_SECONDS))
         self._attempt_record(spec.trial_id).write_text(json.dumps({"attempt": spec.attempt}))
-
-    def poll(self) -> list[TrialExit]:
-        self._collect()
-        exits, self._exits = self._exits, []
-        return exits
-
-    def running(self) -> set[int]:
-        self._collect()
-        return set(self._attempts)
-
-    def terminate(self, trial_id: int, grace_seconds: float = 10.0) -> None:
-        if grace_seconds < 0:
-            raise ValueError(f"grace_seconds must be >= 0, but got {grace_seconds}")
-        attempt = self._attempts.get(trial_id)
-        if attempt is None:
-            return
-        deadline = time.monotonic() + grace_seconds
-        if attempt.kill_at is None:
-            attempt.actor.signal.remote(signal.SIGTERM)
-            attempt.kill_at = deadline
-        else:
-            attempt.kill_at = min(attempt.kill_at, deadline)
-        self._collect()
-
-    def ensure_stopped(self, trial_id: int, grace_seconds: float = 10.0) -> None:
-        attempt = self._attempts.get(trial_id)
-        if attempt is None:
-            return
-        if attempt.kill_at is None:
-            self.terminate(trial_id, grace_seconds)
-        while trial_id in self._attempts:
-            self._collect(wait_seconds=_WAIT_STEP_SECONDS)
-
-    def shutdown(self, grace_seconds: float = 10.0) -> None:
-        for trial_id in list(self._attempts):
-            self.terminate(trial_id, grace_seconds)
-        while self._attempts:
-            self._collect(wait_seconds=_WAIT_STEP_SECONDS)
 
     def recover(self, trial_id: int, grace_seconds: float = 10.0) -> int:
         """The last attempt an earlier controller launched for the trial (0 if none).
@@ -159,10 +113,6 @@ class RayExecutor(Executor):
         record = self._attempt_record(trial_id)
         return int(json.loads(record.read_text())["attempt"]) if record.exists() else 0
 
-    def notices(self) -> list[str]:
-        notices, self._notices = self._notices, []
-        return notices
-
     def _attempt_record(self, trial_id: int) -> Path:
         directory = self.experiment_dir / "trials" / str(trial_id)
         directory.mkdir(parents=True, exist_ok=True)
@@ -174,12 +124,15 @@ class RayExecutor(Executor):
 
         return self._ray.remote(TrialProcess)
 
-    def _collect(self, wait_seconds: float = 0.0) -> None:
+    def _ask_to_stop(self, attempt: _Attempt) -> None:
+        attempt.actor.signal.remote(signal.SIGTERM)
+
+    def _collect(self) -> None:
         """Fetch the output that is ready, record the attempts that ended, and escalate overdue stops."""
         if not self._attempts:
             return
         by_ref = {attempt.output_ref: trial_id for trial_id, attempt in self._attempts.items()}
-        ready, _ = self._ray.wait(list(by_ref), num_returns=len(by_ref), timeout=wait_seconds)
+        ready, _ = self._ray.wait(list(by_ref), num_returns=len(by_ref), timeout=0)
         for ref in ready:
             self._receive(by_ref[ref], ref)
         now = time.monotonic()

@@ -60,7 +60,7 @@ def _experiment_create(args: argparse.Namespace) -> int:
     experiment = storage.get_experiment(experiment_id)
     print(f"experiment {experiment_id} created; its results go to {experiment.experiment_dir} "
           f"(storage {storage})", flush=True)
-    _print_dashboard_url(storage.url, experiment_id)
+    _print_dashboard_url(storage.url, experiment_id, same_storage=bool(args.storage))
     if args.detach:
         pid = run_detached(storage, experiment_id)
         print(f"experiment {experiment_id} runs in the background (process {pid}, log "
@@ -69,12 +69,20 @@ def _experiment_create(args: argparse.Namespace) -> int:
     return _run_controller(storage, experiment_id, args.quiet)
 
 
-def _print_dashboard_url(storage_url: str, experiment_id: int) -> None:
+def _print_dashboard_url(storage_url: str, experiment_id: int, same_storage: bool) -> None:
+    """The running dashboard's page of the experiment, or how to start one."""
+    import importlib.util
+
     from hpt_core.dashboard.registry import running_dashboard_url
 
     url = running_dashboard_url(storage_url)
     if url is not None:
         print(f"watch it in the dashboard: {url}#/experiments/{experiment_id}", flush=True)
+        return
+    install = "" if importlib.util.find_spec("fastapi") else "pip install 'hpt[dashboard]', then "
+    storage = " with the same --storage" if same_storage else ""
+    print(f"web dashboard: {install}run `hpt dashboard`{storage} and open "
+          f"http://127.0.0.1:8080/#/experiments/{experiment_id}", flush=True)
 
 
 def _dashboard(args: argparse.Namespace) -> int:

@@ -75,6 +75,8 @@ def test_experiment_create_prints_the_url_of_the_running_dashboard(running_dashb
     process.communicate(timeout=30)
     again = run_hpt(home, storage_url, "experiment", "create", str(exp), str(MODEL_DIR), "--quiet")
     assert again.returncode == 0 and "watch it in the dashboard" not in again.stdout and url not in again.stdout
+    assert f"run `hpt dashboard` and open http://127.0.0.1:8080/#/experiments/" \
+           f"{experiment_id + 1}" in again.stdout
 
 
 

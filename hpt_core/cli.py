@@ -181,21 +181,16 @@ def _experiment_delete(args: argparse.Namespace) -> int:
 
 def _experiment_set_state(args: argparse.Namespace) -> int:
     """pause, activate and cancel: the running controller follows the state in storage."""
-    from hpt_core.runner import controller_alive
+    from hpt_core.runner import ActionRefused, change_state, controller_alive
     from hpt_core.storage import open_storage
 
     storage = open_storage(args.storage)
-    experiment = storage.get_experiment(args.experiment_id)
-    wanted = {"pause": "PAUSED", "activate": "ACTIVE", "cancel": "CANCELED"}[args.experiment_command]
-    if experiment.state not in ("ACTIVE", "PAUSED"):
-        raise ConfigError([hpt_core.Problem("experiment", f"experiment {args.experiment_id} has ended",
-                                            experiment.state)])
+    try:
+        wanted = change_state(storage, args.experiment_id, args.experiment_command)
+    except ActionRefused as refused:
+        raise ConfigError([hpt_core.Problem("experiment", str(refused),
+                                            storage.get_experiment(args.experiment_id).state)]) from None
     running = controller_alive(storage, args.experiment_id)
-    if wanted == "CANCELED" and not running:
-        for trial in storage.list_trials(args.experiment_id):
-            if trial.state not in ("COMPLETED", "CANCELED", "ERROR"):
-                storage.update_trial(trial.id, state="CANCELED", end_reason="cancelled")
-    storage.set_experiment_state(args.experiment_id, wanted)
     note = "" if running else (" (no controller is running it" +
                                ("" if wanted == "CANCELED" else f"; `hpt experiment resume {args.experiment_id}` "
                                 "runs it") + ")")

@@ -15,12 +15,12 @@ from typing import Any, Callable
 from hpt_core import checkpoint_storage
 from hpt_core.checkpoint_storage import is_local_path
 from hpt_core.config import ExperimentConfig
-from hpt_core.controller import Controller
+from hpt_core.controller import Controller, EndReason
 from hpt_core.executors.base import Executor
 from hpt_core.executors.ray import RayExecutor
 from hpt_core.errors import ConfigError, Problem
 from hpt_core.plugins import create_searcher, executors, load_config
-from hpt_core.storage import Storage, experiment_dir, hpt_home
+from hpt_core.storage import ExperimentState, Storage, TrialState, experiment_dir, hpt_home
 
 
 def create_experiment(config: ExperimentConfig, model_dir: str | Path, storage: Storage) -> int:
@@ -108,6 +108,36 @@ def controller_alive(storage: Storage, experiment_id: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X") and b"hpt" in command
+
+
+#: what `hpt experiment pause|activate|cancel` (and the dashboard's buttons) ask of an experiment
+STATE_ACTIONS = {"pause": ExperimentState.PAUSED, "activate": ExperimentState.ACTIVE,
+                 "cancel": ExperimentState.CANCELED}
+_ENDED_TRIAL_STATES = {TrialState.COMPLETED, TrialState.CANCELED, TrialState.ERROR}
+
+
+class ActionRefused(Exception):
+    """The experiment is not in a state the action applies to."""
+
+
+def change_state(storage: Storage, experiment_id: int, action: str) -> str:
+    """Carry out `action` (pause, activate or cancel; the running controller follows the state in storage);
+    returns the new state.
+
+    An experiment that has ended cannot change. Cancelling one that no controller runs also cancels its
+    trials that have not ended.
+    """
+    wanted = STATE_ACTIONS[action]
+    experiment = storage.get_experiment(experiment_id)
+    if experiment.state not in (ExperimentState.ACTIVE, ExperimentState.PAUSED):
+        raise ActionRefused(f"experiment {experiment_id} has ended ({experiment.state}); only an ACTIVE or PAUSED "
+                            f"experiment can {action}")
+    if wanted is ExperimentState.CANCELED and not controller_alive(storage, experiment_id):
+        for trial in storage.list_trials(experiment_id):
+            if trial.state not in _ENDED_TRIAL_STATES:
+                storage.update_trial(trial.id, state=TrialState.CANCELED.value, end_reason=EndReason.CANCELED)
+    storage.set_experiment_state(experiment_id, wanted.value)
+    return wanted.value
 
 
 def run_detached(storage: Storage, experiment_id: int) -> int:

@@ -11,11 +11,11 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response, StreamingResponse
 
 from hpt_core.dashboard import checkpoints, experiment_views, searcher_views, trial_views
-from hpt_core.dashboard.actions import ACTIONS, change_state
 from hpt_core.dashboard.downsample import MIN_POINTS
 from hpt_core.dashboard.params import bounded
 from hpt_core.dashboard.security import token_guard
 from hpt_core.dashboard.state import DashboardState
+from hpt_core.runner import STATE_ACTIONS, change_state
 from hpt_core.storage import Storage
 
 MAX_PAGE = 500
@@ -129,7 +129,7 @@ def build_api(data: DashboardState, token: str | None) -> APIRouter:
         return StreamingResponse(checkpoints.zip_stream(Path(checkpoint.path)), media_type="application/zip",
                                  headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
-    for action in ACTIONS:
+    for action in STATE_ACTIONS:
         api.add_api_route(f"/experiments/{{experiment_id}}/{action}", _action_route(storage, action),
                           methods=["POST"], dependencies=[Depends(require_token)],
                           summary=f"{action.capitalize()} the experiment (needs the token)")

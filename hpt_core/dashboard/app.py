@@ -21,11 +21,11 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 import hpt_core
-from hpt_core.dashboard.actions import ActionRefused
 from hpt_core.dashboard.api import build_api
 from hpt_core.dashboard.params import BadParameter
 from hpt_core.dashboard.security import SecurityHeaders, TokenGate
 from hpt_core.dashboard.state import DashboardState
+from hpt_core.runner import ActionRefused
 from hpt_core.storage import open_storage
 
 STATIC_DIR = Path(__file__).parent / "static"

@@ -29,7 +29,7 @@ from hpt_core.operations import Close, Create, ExitedReason, Operation, Shutdown
 from hpt_core.plugins import experiment_loggers, notify
 from hpt_core.replay import EventLog
 from hpt_core.searchers.base import SearchMethod, searcher_metric_value
-from hpt_core.storage import Storage
+from hpt_core.storage import Storage, trial_log
 
 logger = logging.getLogger(__name__)
 
@@ -497,7 +497,7 @@ class Controller:
         }
         return LaunchSpec(
             trial_id=trial.trial_id, attempt=attempt, command=self.config.entrypoint or "", env=env,
-            log_path=f"{self.experiment_dir}/trials/{trial.trial_id}/output.log",
+            log_path=str(trial_log(self.experiment_dir, trial.trial_id)),
             slots=self.config.resources.slots_per_trial,
         )
 

@@ -17,7 +17,7 @@ from typing import Iterator
 from hpt_core.config import ExperimentConfig
 from hpt_core.plugins import load_config
 from hpt_core.runner import build_controller, create_experiment
-from hpt_core.storage import Storage, TrialRecord
+from hpt_core.storage import Storage, TrialRecord, trial_log
 
 SHORT_BATCHES = 4
 LOG_TAIL_LINES = 15
@@ -103,7 +103,7 @@ def _failure(storage: Storage, trial: TrialRecord | None) -> str:
         return "the trial never started"
     reason = trial.end_reason or trial.state
     experiment = storage.get_experiment(trial.experiment_id)
-    log = Path(experiment.experiment_dir) / "trials" / str(trial.id) / "output.log"
+    log = trial_log(experiment.experiment_dir, trial.id)
     tail = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:] if log.exists() else []
     return "\n".join([f"trial {trial.request_id} ended {trial.state}: {reason}", *(["its output ends with:"] + tail
                                                                                   if tail else [])])

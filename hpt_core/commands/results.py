@@ -23,7 +23,7 @@ from hpt_core.errors import ConfigError, Problem
 from hpt_core.export import ExportedCheckpoint, export_checkpoint, export_experiment, trial_checkpoint
 from hpt_core.results import Experiment, Trial
 from hpt_core.space import flatten
-from hpt_core.storage import Storage, open_storage
+from hpt_core.storage import Storage, open_storage, trial_log
 
 ENDED_STATES = ("COMPLETED", "CANCELED", "ERROR")
 FOLLOW_SECONDS = 0.5
@@ -151,7 +151,7 @@ def trial_logs(args: argparse.Namespace) -> int:
     storage = open_storage(args.storage)
     trial = storage.get_trial(args.trial_id)
     experiment_dir = storage.get_experiment(trial.experiment_id).experiment_dir
-    log = Path(experiment_dir or ".") / "trials" / str(trial.id) / "output.log"
+    log = trial_log(experiment_dir or ".", trial.id)
     if not args.follow and not log.is_file():
         print(f"trial {trial.id} has written no output yet ({trial.state})", file=sys.stderr)
         return 0

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 from hpt_core.dashboard.downsample import downsample
 from hpt_core.dashboard.params import choice
 from hpt_core.space import flatten
-from hpt_core.storage import CheckpointState, MetricKind, Storage
+from hpt_core.storage import CheckpointState, MetricKind, Storage, trial_log
 from hpt_core.storage import queries
-
-LOG_FILE = "output.log"
-
 
 def trial_detail(storage: Storage, trial_id: int) -> dict[str, Any]:
     """A trial's record, its metric names and every checkpoint (with a download link while its files exist)."""
@@ -58,7 +54,7 @@ def trial_log_tail(storage: Storage, trial_id: int, *, tail_bytes: int) -> dict[
     """The last `tail_bytes` of the trial's output log (from whole lines), found through storage."""
     trial = storage.get_trial(trial_id)
     experiment_dir = storage.get_experiment(trial.experiment_id).experiment_dir
-    path = Path(experiment_dir or "") / "trials" / str(trial.id) / LOG_FILE
+    path = trial_log(experiment_dir or ".", trial.id)
     try:
         with open(path, "rb") as log:
             size = log.seek(0, 2)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from hpt_core.storage.checks import TRIAL_UPDATABLE_FIELDS
 from hpt_core.storage.errors import RecordNotFound, SchemaVersionError
-from hpt_core.storage.locations import default_storage_url, experiment_dir, hpt_home
+from hpt_core.storage.locations import default_storage_url, experiment_dir, hpt_home, trial_log
 from hpt_core.storage.records import (
     CheckpointRecord,
     ExperimentRecord,
@@ -58,4 +58,5 @@ __all__ = [
     "experiment_dir",
     "hpt_home",
     "open_storage",
+    "trial_log",
 ]

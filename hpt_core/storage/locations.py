@@ -28,3 +28,8 @@ def default_storage_url() -> str:
 def experiment_dir(home: Path | str, experiment_id: int) -> Path:
     """The folder of one experiment's files: `<home>/experiments/<experiment_id>`."""
     return Path(home) / "experiments" / str(experiment_id)
+
+
+def trial_log(experiment_directory: Path | str, trial_id: int) -> Path:
+    """The file of a trial's output, every attempt appended: `<experiment dir>/trials/<trial_id>/output.log`."""
+    return Path(experiment_directory) / "trials" / str(trial_id) / "output.log"

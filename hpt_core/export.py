@@ -4,7 +4,8 @@
 metadata), its trial (id, request id, state, hyperparameters, seed, parent), its experiment (id,
 name, searcher, metric, direction) and the metrics reported at its step (`validation` and
 `training`, each null if none was). Files are copied only from the folders that storage recorded
-for the checkpoints; symbolic links inside a checkpoint are copied as links, never followed. A
+for the checkpoints (local folders, or fsspec URLs such as s3://, downloaded); symbolic links inside a
+local checkpoint are copied as links, never followed. A
 folder appears under its final name only once it is complete.
 """
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from hpt_core import checkpoint_storage
 from hpt_core.checkpoint_gc import is_local_path, rank_by_step, rank_by_validation, searcher_validations
 from hpt_core.errors import ConfigError, Problem
 from hpt_core.storage import CheckpointRecord, RecordNotFound, Storage
@@ -84,7 +86,10 @@ def export_checkpoint(storage: Storage, checkpoint_id: str, destination: str | P
     metadata = export_metadata(storage, checkpoint)
     staging = destination.with_name(f".{destination.name}.{uuid.uuid4().hex}.partial")
     try:
-        shutil.copytree(checkpoint.path, staging, symlinks=True)
+        if is_local_path(checkpoint.path):
+            shutil.copytree(checkpoint.path, staging, symlinks=True)
+        else:
+            checkpoint_storage.local_copy(checkpoint.path, staging)
         (staging / EXPORT_METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str) + "\n")
         os.rename(staging, destination)
     finally:
@@ -142,10 +147,7 @@ def _require_files(checkpoint: CheckpointRecord) -> None:
     if checkpoint.state == "DELETED":
         raise RecordNotFound(f"checkpoint {checkpoint.id} was deleted by checkpoint garbage collection "
                              "(checkpoint_storage.save_experiment_best / save_trial_best / save_trial_latest)")
-    if not is_local_path(checkpoint.path):
-        raise RecordNotFound(f"checkpoint {checkpoint.id} is at {checkpoint.path}, not a local path; "
-                             "only local checkpoints can be downloaded")
-    if not Path(checkpoint.path).is_dir():
+    if not checkpoint_storage.exists(checkpoint.path):
         raise RecordNotFound(f"checkpoint {checkpoint.id}'s folder {checkpoint.path} is missing")
 
 

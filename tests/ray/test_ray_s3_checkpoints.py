@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from hpt_core.export import export_checkpoint
 from hpt_core.runner import delete_experiment
 
 pytest.importorskip("s3fs", reason="S3 checkpoints need s3fs (pip install 'hpt[s3]')")
@@ -31,7 +32,8 @@ def s3_environment():
     server.stop()
 
 
-def test_trials_on_ray_save_restore_and_lose_checkpoints_under_an_s3_url(ray_cluster, experiment, s3_environment):
+def test_trials_on_ray_save_restore_and_lose_checkpoints_under_an_s3_url(ray_cluster, experiment, s3_environment,
+                                                                           tmp_path):
     import fsspec
 
     run = experiment(
@@ -61,6 +63,11 @@ def test_trials_on_ray_save_restore_and_lose_checkpoints_under_an_s3_url(ray_clu
         metadata = json.loads(s3.cat_file(f"{folder}/{checkpoint_id}/hpt_checkpoint.json"))
         assert metadata["checkpoint_id"] == checkpoint_id
         assert s3.isfile(f"{folder}/{checkpoint_id}/state.json")
+
+    exported = export_checkpoint(run.storage, sorted(kept)[0], tmp_path / "exported")  # hpt checkpoint download
+    assert json.loads((exported.path / "state.json").read_bytes()) == json.loads(
+        s3.cat_file(f"{folder}/{sorted(kept)[0]}/state.json"))
+    assert json.loads((exported.path / "hpt_export.json").read_text())["checkpoint"]["id"] == sorted(kept)[0]
 
     assert delete_experiment(run.storage, run.experiment_id)[-1] == root
     assert not fsspec.filesystem("s3", skip_instance_cache=True).exists(folder)

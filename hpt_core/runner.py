@@ -4,7 +4,9 @@ controller on an executor (in the foreground or the background), and delete it."
 from __future__ import annotations
 
 import os
+import re
 import secrets
+import shlex
 import signal
 import subprocess
 import sys
@@ -153,18 +155,40 @@ def run_detached(storage: Storage, experiment_id: int) -> int:
 
 
 def delete_experiment(storage: Storage, experiment_id: int) -> list[str]:
-    """Remove the experiment's rows and folders (its directory and checkpoint root); returns the folders removed."""
+    """Remove the experiment's rows and folders (its directory, its checkpoint root and the folder of its
+    notebook trial function); returns the folders removed."""
     experiment = storage.get_experiment(experiment_id)
     if controller_alive(storage, experiment_id):
         raise ConfigError([Problem("experiment", f"experiment {experiment_id} is running; cancel it first "
                                    f"(`hpt experiment cancel {experiment_id}`)", experiment.state)])
+    config = load_config(experiment.config)
     folders = [experiment.experiment_dir] if experiment.experiment_dir else []
-    folders.append(checkpoint_root(load_config(experiment.config), experiment.experiment_dir or "", experiment_id))
+    folders.append(checkpoint_root(config, experiment.experiment_dir or "", experiment_id))
+    folders.extend(filter(None, [notebook_folder(config.entrypoint)]))
     removed = [folder for folder in dict.fromkeys(folders) if checkpoint_storage.exists(folder)]
     for folder in removed:
         checkpoint_storage.remove(folder)
     storage.delete_experiment(experiment_id)
     return removed
+
+
+def notebook_folder(entrypoint: str | None) -> str | None:
+    """The folder `hpt_core.notebook.run` wrote an experiment's trial function to (`$HPT_HOME/notebook/<uuid>`,
+    the folder of the entrypoint's script), or None for an entrypoint it did not make.
+
+    >>> notebook_folder(f"python {hpt_home() / 'notebook' / ('0' * 32) / 'hpt_trial_function.py'}") is not None
+    True
+    >>> notebook_folder("python train.py"), notebook_folder(None)
+    (None, None)
+    """
+    try:
+        script = Path(shlex.split(entrypoint or "")[-1])
+    except (ValueError, IndexError):
+        return None
+    folder = script.parent
+    if folder.parent == hpt_home() / "notebook" and re.fullmatch(r"[0-9a-f]{32}", folder.name):
+        return str(folder)
+    return None
 
 
 def checkpoint_root(config: ExperimentConfig, directory: str, experiment_id: int) -> str:

@@ -10,6 +10,8 @@ import pytest
 
 from hpt_core import ConfigError
 from hpt_core.notebook import FUNCTION_REFERENCE, importable_name, run
+from hpt_core.runner import delete_experiment
+from hpt_core.storage import Storage
 
 CONFIG = {
     "searcher": {"name": "grid", "metric": "loss", "max_length": {"batches": 3}},
@@ -83,6 +85,10 @@ def test_without_cloudpickle_a_function_importable_by_name_is_used(tmp_path, mon
     assert experiment.best_trial().best_validation.value == pytest.approx(1 / 1.6)
     (reference,) = (tmp_path / "home" / "notebook").glob(f"*/{FUNCTION_REFERENCE}")
     assert json.loads(reference.read_text()) == {"module": "my_trainers", "qualname": "train"}
+
+    with Storage(f"sqlite:///{tmp_path}/hpt.db") as storage:
+        removed = delete_experiment(storage, experiment.id)
+    assert str(reference.parent) in removed and not reference.parent.exists()  # nothing of it is left behind
 
 
 def test_without_cloudpickle_a_function_defined_in_place_is_refused_with_what_to_do(tmp_path, monkeypatch):

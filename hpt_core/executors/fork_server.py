@@ -66,14 +66,14 @@ def third_party_imports(script: Path) -> list[str]:
             if name not in local and name not in standard and importlib.util.find_spec(name) is not None]
 
 
-def serve(socket_path: str, modules: list[str]) -> None:
-    """The server's main loop: preload `modules`, then fork a trial for each request on `socket_path`."""
+def serve(socket_path: str, modules: list[str], parent: int) -> None:
+    """The server's main loop: preload `modules`, then fork a trial for each request on `socket_path`; it ends
+    once `parent` (the executor's process, given by it: it may die before the server could ask) is not its parent."""
     for name in modules:
         try:
             importlib.import_module(name)
         except Exception as error:  # a module that fails to import is the trial's business, not the server's
             print(f"hpt fork server: could not preload {name}: {error}", file=sys.stderr, flush=True)
-    parent = os.getppid()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(socket_path)
     listener.listen(1)

@@ -16,7 +16,8 @@ from hpt_core.executors.fork_server import python_script_of, third_party_imports
 
 CONNECT_SECONDS = 120.0
 SERVER_MAIN = (  # os._exit: a thread some preloaded module left behind must not keep the server alive
-    "import os, sys; from hpt_core.executors.fork_server import serve; serve(sys.argv[1], sys.argv[2:]); os._exit(0)"
+    "import os, sys; from hpt_core.executors.fork_server import serve; "
+    "serve(sys.argv[1], sys.argv[3:], parent=int(sys.argv[2])); os._exit(0)"
 )
 
 
@@ -47,7 +48,7 @@ class ForkServer:
         self.socket_path.unlink(missing_ok=True)
         with open(directory / "fork-server.log", "ab") as log:
             self._process = subprocess.Popen(
-                [sys.executable, "-c", SERVER_MAIN, str(self.socket_path), *self.modules],
+                [sys.executable, "-c", SERVER_MAIN, str(self.socket_path), str(os.getpid()), *self.modules],
                 env=environment, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )

@@ -1,6 +1,8 @@
 """Warm trial starts: trials forked from a server that preloaded their imports, isolated from each other."""
 
 import json
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -157,3 +159,24 @@ def test_trials_start_fresh_when_the_preloaded_imports_start_threads(model_dir, 
         assert executor.warm_start_state().startswith("cold: the preloaded modules started 1 thread(s)")
     finally:
         executor.shutdown()
+
+
+def test_the_server_ends_when_its_executor_dies_while_it_is_still_preloading(tmp_path):
+    package = tmp_path / "site" / "slowimport"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("import time\ntime.sleep(2)\n")
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "train.py").write_text("import slowimport\n")
+    executor_process = subprocess.run(  # an executor process that starts the server and dies at once (kill -9)
+        [sys.executable, "-c", "import os, sys; from pathlib import Path; "
+         "from hpt_core.executors.warm_start import ForkServer; "
+         "server = ForkServer(Path(sys.argv[1]), Path(sys.argv[2]), dict(os.environ)); print(server._process.pid, "
+         "flush=True); os.kill(os.getpid(), 9)", str(tmp_path / "experiment"), str(model_dir / "train.py")],
+        env={**os.environ, "PYTHONPATH": str(tmp_path / "site")}, capture_output=True, text=True, timeout=60)
+    server_pid = int(executor_process.stdout.split()[0])
+    deadline = time.monotonic() + 60
+    while Path(f"/proc/{server_pid}").exists() and \
+            Path(f"/proc/{server_pid}/stat").read_text().rpartition(")")[2].split()[0] not in ("Z", "X"):
+        assert time.monotonic() < deadline, "the fork server outlived its executor"
+        time.sleep(0.1)

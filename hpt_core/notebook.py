@@ -35,7 +35,7 @@ from hpt_core.plugins import load_config
 from hpt_core.progress import ProgressView
 from hpt_core.results import Experiment, resolve_storage
 from hpt_core.runner import build_controller, create_experiment, run_in_foreground
-from hpt_core.storage import Storage, hpt_home
+from hpt_core.storage import Storage, hpt_home, notebook_folders
 
 ENTRYPOINT_SCRIPT = "hpt_trial_function.py"
 PICKLED_FUNCTION = "trial_function.pkl"
@@ -91,7 +91,7 @@ def run(
     if model_dir is not None and not Path(model_dir).is_dir():
         raise ConfigError([Problem("model_dir", "must be an existing directory", str(model_dir))])
     function_file, function_content = serialize_trial_function(trial_function)
-    folder = hpt_home() / "notebook" / uuid.uuid4().hex
+    folder = notebook_folders(hpt_home()) / uuid.uuid4().hex
     folder.mkdir(parents=True)
     (folder / function_file).write_bytes(function_content)
     (folder / ENTRYPOINT_SCRIPT).write_text(_ENTRYPOINT_SOURCE.format(pickled=PICKLED_FUNCTION,

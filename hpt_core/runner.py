@@ -22,7 +22,7 @@ from hpt_core.executors.base import Executor
 from hpt_core.executors.ray import RayExecutor
 from hpt_core.errors import ConfigError, Problem
 from hpt_core.plugins import create_searcher, executors, load_config
-from hpt_core.storage import ExperimentState, Storage, TrialState, experiment_dir, hpt_home
+from hpt_core.storage import ExperimentState, Storage, TrialState, experiment_dir, hpt_home, notebook_folders
 
 
 def create_experiment(config: ExperimentConfig, model_dir: str | Path, storage: Storage) -> int:
@@ -186,7 +186,7 @@ def notebook_folder(entrypoint: str | None) -> str | None:
     except (ValueError, IndexError):
         return None
     folder = script.parent
-    if folder.parent == hpt_home() / "notebook" and re.fullmatch(r"[0-9a-f]{32}", folder.name):
+    if folder.parent == notebook_folders(hpt_home()) and re.fullmatch(r"[0-9a-f]{32}", folder.name):
         return str(folder)
     return None
 

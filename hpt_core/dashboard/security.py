@@ -73,8 +73,7 @@ def token_guard(token: str | None) -> Callable[..., None]:
         if authorization is None:
             raise HTTPException(401, "this action needs the dashboard's token: send `Authorization: Bearer <token>`",
                                 headers={"WWW-Authenticate": "Bearer"})
-        given = _bearer(authorization)
-        if given is None or not secrets.compare_digest(given.encode(), token.encode()):
+        if not _same_token(_bearer(authorization), token):
             raise HTTPException(403, "the token does not match the one the dashboard was started with")
 
     return require_token
@@ -109,10 +108,15 @@ class TokenGate:
         await response(scope, receive, send)
 
     def _matches(self, given: str | None) -> bool:
-        return given is not None and secrets.compare_digest(given.encode(), self.token.encode())
+        return _same_token(given, self.token)
 
 
 def _bearer(authorization: str | None) -> str | None:
     """The token of an `Authorization: Bearer <token>` header (None for any other header)."""
     scheme, _, given = (authorization or "").partition(" ")
     return given.strip() if scheme.lower() == "bearer" else None
+
+
+def _same_token(given: str | None, token: str) -> bool:
+    """Whether `given` is the dashboard's token (compared in constant time)."""
+    return given is not None and secrets.compare_digest(given.encode(), token.encode())

@@ -14,7 +14,13 @@ from __future__ import annotations
 
 from hpt_core.storage.checks import TRIAL_UPDATABLE_FIELDS
 from hpt_core.storage.errors import RecordNotFound, SchemaVersionError
-from hpt_core.storage.locations import default_storage_url, experiment_dir, hpt_home, trial_log
+from hpt_core.storage.locations import (
+    default_storage_url,
+    experiment_dir,
+    hpt_home,
+    notebook_folders,
+    trial_log,
+)
 from hpt_core.storage.records import (
     CheckpointRecord,
     ExperimentRecord,
@@ -57,6 +63,7 @@ __all__ = [
     "default_storage_url",
     "experiment_dir",
     "hpt_home",
+    "notebook_folders",
     "open_storage",
     "trial_log",
 ]

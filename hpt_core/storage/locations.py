@@ -33,3 +33,8 @@ def experiment_dir(home: Path | str, experiment_id: int) -> Path:
 def trial_log(experiment_directory: Path | str, trial_id: int) -> Path:
     """The file of a trial's output, every attempt appended: `<experiment dir>/trials/<trial_id>/output.log`."""
     return Path(experiment_directory) / "trials" / str(trial_id) / "output.log"
+
+
+def notebook_folders(home: Path | str) -> Path:
+    """Where `hpt_core.notebook.run` writes each run's trial function: `<home>/notebook/<uuid hex>`."""
+    return Path(home) / "notebook"

@@ -7,8 +7,10 @@ custom resource (`node_a`, `node_b`), one CPU and a small object store.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,11 +55,31 @@ class RayCluster:
 
 
 @pytest.fixture(scope="session")
-def ray_cluster(tmp_path_factory):
+def ray_temp_root():
+    """A temporary root of the cluster's own, made before Ray starts, and `RAY_TMPDIR` pointing at it.
+
+    Ray writes its address file to `<temp root>/ray/` (temp root: `$RAY_TMPDIR`, else `$TMPDIR`, else /tmp)
+    without creating that folder, so on a machine that never ran Ray it must be made first. The root lies
+    directly under /tmp whatever `$TMPDIR` is: a node's socket paths under it must fit in 107 bytes.
+    """
+    root = Path(tempfile.mkdtemp(prefix="hpt-ray-", dir="/tmp"))
+    previous = os.environ.get("RAY_TMPDIR")
+    os.environ["RAY_TMPDIR"] = str(root)
+    (root / "ray").mkdir()
+    yield root
+    if previous is None:
+        del os.environ["RAY_TMPDIR"]
+    else:
+        os.environ["RAY_TMPDIR"] = previous
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(ray_temp_root):
     cluster_utils = pytest.importorskip("ray.cluster_utils", reason="Ray is not installed (pip install 'hpt[ray]')")
     import ray
 
-    root = tmp_path_factory.mktemp("ray")  # short: a node's socket paths under it must fit in 107 bytes
+    root = ray_temp_root
     cluster = cluster_utils.Cluster(initialize_head=True, head_node_args={
         "num_cpus": 1, "resources": {"node_a": 1}, "object_store_memory": OBJECT_STORE_BYTES,
         "temp_dir": str(root / "node_a"), "include_dashboard": False})

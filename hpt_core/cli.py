@@ -144,6 +144,7 @@ def _experiment_continue(args: argparse.Namespace) -> int:
 
 
 def _run_controller(storage: object, experiment_id: int, quiet: bool, additional_trials: int = 0) -> int:
+    from hpt_core.controller import ControllerFailed
     from hpt_core.progress import ProgressView
     from hpt_core.runner import build_controller, run_in_foreground
 
@@ -153,7 +154,12 @@ def _run_controller(storage: object, experiment_id: int, quiet: bool, additional
     controller.on_tick = view.update
     for notice in controller.executor.notices():
         print(notice, flush=True)
-    state = run_in_foreground(controller)
+    try:
+        state = run_in_foreground(controller)
+    except ControllerFailed as failure:
+        view.close(controller)
+        print(f"error: {failure}", file=sys.stderr)
+        return 1
     view.close(controller)
     _print_outcome(storage, experiment_id, state)
     return 0 if state == "COMPLETED" else 1

@@ -108,6 +108,16 @@ class SearcherConfig(StrictModel):
     source_checkpoint: Optional[StrictStr] = None
     points_to_evaluate: Optional[list[dict[StrictStr, Any]]] = None
 
+    @property
+    def unit_length(self) -> Length:
+        """The length whose unit the method's `ValidateAfter` lengths count in (`max_length` by default)."""
+        return self.max_length or Length(batches=1)
+
+    @property
+    def longest_length(self) -> Optional[Length]:
+        """The most training any one trial may be asked for, or None when the method does not say."""
+        return self.max_length
+
     def check_space(self, space: Space) -> list[Problem]:
         """Problems with the hyperparameters that only this search method cares about (subclasses extend it)."""
         return [

@@ -17,7 +17,8 @@ from typing import Any, Callable
 from hpt_core import checkpoint_storage
 from hpt_core.checkpoint_storage import is_local_path
 from hpt_core.config import ExperimentConfig
-from hpt_core.controller import Controller, EndReason
+from hpt_core.controller import Controller
+from hpt_core.lifecycle import EndReason
 from hpt_core.executors.base import Executor
 from hpt_core.executors.ray import RayExecutor
 from hpt_core.errors import ConfigError, Problem

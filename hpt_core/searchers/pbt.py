@@ -29,6 +29,15 @@ class PBTConfig(SearcherConfig):
     replace_function: ReplaceFunction = Field(default_factory=ReplaceFunction)
     explore_function: ExploreFunction = Field(default_factory=ExploreFunction)
 
+    @property
+    def unit_length(self) -> Length:
+        return self.length_per_round
+
+    @property
+    def longest_length(self) -> Length:
+        """A member that survives every round trains `num_rounds` rounds."""
+        return Length.model_validate({self.length_per_round.unit: self.length_per_round.value * self.num_rounds})
+
 
 class PBTSearch(SearchMethod):
     """Population-based training: train a population in rounds, replace the worst with mutated copies of the best.

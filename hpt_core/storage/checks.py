@@ -16,6 +16,7 @@ TRIAL_UPDATABLE_FIELDS = (
     "restarts",
     "target_length",
     "length_done",
+    "length_trained",
     "started_at",
     "ended_at",
 )
@@ -35,7 +36,7 @@ def trial_changes(fields: Mapping[str, Any]) -> dict[str, Any]:
             values[name] = parse_choice(TrialState, value, "trial state").value
         elif name == "end_reason":
             values[name] = None if value is None else check_text(_enum_value(value), name)
-        elif name in ("restarts", "length_done"):
+        elif name in ("restarts", "length_done", "length_trained"):
             values[name] = check_count(value, name)
         elif name == "target_length":
             values[name] = None if value is None else check_count(value, name)

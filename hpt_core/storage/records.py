@@ -50,6 +50,7 @@ class TrialRecord(_FromRow):
     seed: int
     target_length: int | None
     length_done: int
+    length_trained: int
     created_at: datetime
     started_at: datetime | None
     ended_at: datetime | None

@@ -18,7 +18,7 @@ from sqlalchemy import (
 
 from hpt_core.storage.column_types import PortableJSON, UTCDateTime
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The layout version this code writes; a database with a newer one is refused."""
 
 metadata = MetaData()
@@ -62,6 +62,7 @@ trials = Table(
     Column("seed", BigInteger, nullable=False),
     Column("target_length", BigInteger, nullable=True),
     Column("length_done", BigInteger, nullable=False),
+    Column("length_trained", BigInteger, nullable=False, server_default="0"),
     Column("created_at", UTCDateTime, nullable=False),
     Column("started_at", UTCDateTime, nullable=True),
     Column("ended_at", UTCDateTime, nullable=True),

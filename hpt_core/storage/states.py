@@ -48,10 +48,12 @@ class CheckpointState(enum.StrEnum):
 
 
 class SearcherRecordKind(enum.StrEnum):
-    """An entry of the searcher log: an event fed to the search method, or an operation it returned."""
+    """An entry of the searcher log: an event fed to the search method, an operation it returned, or a
+    snapshot of the experiment's state after the entries before it (only the latest one is kept)."""
 
     EVENT = "event"
     OPERATION = "operation"
+    SNAPSHOT = "snapshot"
 
 
 def parse_choice(kind: type[E], value: str, field: str) -> E:

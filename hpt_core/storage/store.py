@@ -195,16 +195,38 @@ class Storage:
             )
             return seq
 
-    def searcher_records(self, experiment_id: int) -> list[SearcherRecord]:
-        """The experiment's searcher log in order of seq."""
+    def searcher_records(self, experiment_id: int, after: int = 0) -> list[SearcherRecord]:
+        """The experiment's searcher log in order of seq (only the records after seq `after`, if given)."""
+        records = schema.searcher_records
         query = (
-            select(schema.searcher_records)
-            .where(schema.searcher_records.c.experiment_id == experiment_id)
-            .order_by(schema.searcher_records.c.seq)
+            select(records)
+            .where(records.c.experiment_id == experiment_id, records.c.seq > after)
+            .order_by(records.c.seq)
         )
         with read_transaction(self._engine) as connection:
             rows = connection.execute(query).mappings().all()
         return [SearcherRecord.from_row(row) for row in rows]
+
+    def save_snapshot(self, experiment_id: int, snapshot: dict[str, Any]) -> int:
+        """Append `snapshot` (the state after every record before it) to the searcher log, dropping the
+        previous one; returns its seq."""
+        seq = self.append_searcher_record(experiment_id, SearcherRecordKind.SNAPSHOT, snapshot)
+        records = schema.searcher_records
+        with write_transaction(self._engine) as connection:
+            connection.execute(delete(records).where(
+                records.c.experiment_id == experiment_id, records.c.kind == SearcherRecordKind.SNAPSHOT.value,
+                records.c.seq < seq))
+        return seq
+
+    def latest_snapshot(self, experiment_id: int) -> SearcherRecord | None:
+        """The experiment's latest snapshot record, if it has one."""
+        records = schema.searcher_records
+        query = (select(records)
+                 .where(records.c.experiment_id == experiment_id, records.c.kind == SearcherRecordKind.SNAPSHOT.value)
+                 .order_by(records.c.seq.desc()).limit(1))
+        with read_transaction(self._engine) as connection:
+            row = connection.execute(query).mappings().first()
+        return None if row is None else SearcherRecord.from_row(row)
 
     # trials
 
@@ -229,6 +251,7 @@ class Storage:
             "seed": check_integer(seed, "seed"),
             "target_length": None,
             "length_done": 0,
+            "length_trained": 0,
             "created_at": _now(),
             "started_at": None,
             "ended_at": None,
@@ -452,15 +475,22 @@ class Storage:
     # schema
 
     def _prepare_schema(self) -> None:
-        with read_transaction(self._engine) as connection:
-            if _stored_schema_version(connection) is not None:
-                return
+        """Create the tables of a new database, or bring an older layout up to this version."""
+        if self._schema_is_current():
+            return
         with write_transaction(self._engine) as connection:
             if connection.dialect.name == "postgresql":
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
-            if _stored_schema_version(connection) is None:
+            version = _stored_schema_version(connection)
+            if version is None:
                 schema.metadata.create_all(connection)
                 connection.execute(insert(schema.schema_version).values(version=SCHEMA_VERSION))
+            elif version < SCHEMA_VERSION:
+                _migrate(connection, version)
+
+    def _schema_is_current(self) -> bool:
+        with read_transaction(self._engine) as connection:
+            return _stored_schema_version(connection) == SCHEMA_VERSION
 
 
 def _stored_schema_version(connection: Connection) -> int | None:
@@ -478,12 +508,15 @@ def _stored_schema_version(connection: Connection) -> int | None:
             f"the database has schema version {version}, but this hpt knows versions up to {SCHEMA_VERSION}; "
             "upgrade hpt to open it"
         )
-    if version < SCHEMA_VERSION:
-        raise SchemaVersionError(
-            f"the database has schema version {version}, older than this hpt's {SCHEMA_VERSION}, "
-            "and no migration from it exists"
-        )
     return version
+
+
+def _migrate(connection: Connection, version: int) -> None:
+    """Bring a layout of `version` up to SCHEMA_VERSION, one version at a time, keeping every row."""
+    if version == 1:  # 1 -> 2: trials.length_trained, which version 1 approximated by length_done
+        connection.execute(text("ALTER TABLE trials ADD COLUMN length_trained BIGINT NOT NULL DEFAULT 0"))
+        connection.execute(update(schema.trials).values(length_trained=schema.trials.c.length_done))
+    connection.execute(update(schema.schema_version).values(version=SCHEMA_VERSION))
 
 
 def _lock_experiment(connection: Connection, experiment_id: int) -> None:

@@ -26,10 +26,10 @@ def _set_version(url: str, version: int) -> None:
         engine.dispose()
 
 
-def test_opening_an_empty_database_creates_the_tables_and_stores_version_1(storage_url: str) -> None:
+def test_opening_an_empty_database_creates_the_tables_and_stores_version_2(storage_url: str) -> None:
     Storage(storage_url).close()
-    assert SCHEMA_VERSION == 1
-    assert _versions(storage_url) == [1]
+    assert SCHEMA_VERSION == 2
+    assert _versions(storage_url) == [2]
     engine = sqlalchemy.create_engine(storage_url)
     try:
         tables = set(sqlalchemy.inspect(engine).get_table_names())
@@ -43,14 +43,33 @@ def test_reopening_keeps_the_data_and_a_single_version_row(storage_url: str) -> 
         storage.create_experiment(name="kept", config={}, model_dir=".", seed=0, secret="s")
     with Storage(storage_url) as storage:
         assert [experiment.name for experiment in storage.list_experiments()] == ["kept"]
-    assert _versions(storage_url) == [1]
+    assert _versions(storage_url) == [2]
 
 
 def test_a_database_from_a_newer_hpt_is_refused(storage_url: str) -> None:
     Storage(storage_url).close()
     _set_version(storage_url, SCHEMA_VERSION + 1)
-    with pytest.raises(SchemaVersionError, match="schema version 2, but this hpt knows versions up to 1; upgrade hpt"):
+    with pytest.raises(SchemaVersionError, match="schema version 3, but this hpt knows versions up to 2; upgrade hpt"):
         Storage(storage_url)
+
+
+def test_a_version_1_database_is_migrated_keeping_its_rows_with_length_trained_from_length_done(
+        storage_url: str) -> None:
+    with Storage(storage_url) as storage:
+        experiment_id = storage.create_experiment(name="old", config={}, model_dir=".", seed=0, secret="s")
+        trial_id = storage.create_trial(experiment_id, 1, {"lr": 0.1}, seed=3)
+        storage.update_trial(trial_id, length_done=4)
+    engine = sqlalchemy.create_engine(storage_url)
+    try:
+        with engine.begin() as connection:  # the layout version 1 had
+            connection.execute(sqlalchemy.text("ALTER TABLE trials DROP COLUMN length_trained"))
+    finally:
+        engine.dispose()
+    _set_version(storage_url, 1)
+    with Storage(storage_url) as storage:
+        trial = storage.get_trial(trial_id)
+        assert (trial.hparams, trial.length_done, trial.length_trained) == ({"lr": 0.1}, 4, 4)
+    assert _versions(storage_url) == [2]
 
 
 def test_an_in_memory_sqlite_database_is_refused() -> None:

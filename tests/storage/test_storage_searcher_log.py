@@ -41,8 +41,20 @@ def test_each_experiment_has_its_own_sequence(storage: Storage) -> None:
 
 
 def test_unknown_kinds_and_experiments_are_refused(storage: Storage, experiment_id: int) -> None:
-    with pytest.raises(ValueError, match="searcher record kind must be one of event, operation, but got 'op'"):
+    with pytest.raises(ValueError, match="searcher record kind must be one of event, operation, snapshot, but got 'op'"):
         storage.append_searcher_record(experiment_id, "op", {})
     with pytest.raises(RecordNotFound, match="experiment 999 does not exist"):
         storage.append_searcher_record(999, "event", {})
     assert storage.searcher_records(experiment_id) == []
+
+
+def test_only_the_latest_snapshot_is_kept_and_records_can_be_read_after_it(storage: Storage, experiment_id: int) -> None:
+    storage.append_searcher_record(experiment_id, "event", {"n": 1})
+    first = storage.save_snapshot(experiment_id, {"after": 1})
+    storage.append_searcher_record(experiment_id, "event", {"n": 2})
+    second = storage.save_snapshot(experiment_id, {"after": 2})
+    storage.append_searcher_record(experiment_id, "event", {"n": 3})
+    assert (first, second) == (2, 4)
+    assert storage.latest_snapshot(experiment_id).payload == {"after": 2}
+    assert [record.seq for record in storage.searcher_records(experiment_id)] == [1, 3, 4, 5]
+    assert [record.payload for record in storage.searcher_records(experiment_id, after=second)] == [{"n": 3}]

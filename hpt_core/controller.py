@@ -81,6 +81,7 @@ class Controller:
         self._snapshot_at = time.monotonic()
         self._launched_at: dict[int, float] = {}
         self._additional_trials = 0
+        self._failure: SearcherError | None = None
         self._lock = threading.RLock()
         self.channel: ChannelServer | None = None
         self.experiment_dir = storage.get_experiment(experiment_id).experiment_dir
@@ -195,6 +196,8 @@ class Controller:
 
     def _finished(self) -> bool:
         with self._lock:
+            if self._failure is not None:
+                raise self._failure
             self.machine.time_is_up = self.time_is_up
             return self.machine.finished()
 
@@ -318,7 +321,11 @@ class Controller:
             raise ChannelRefused(404, f"no such endpoint: {name}")
         with self._lock:
             trial = self._identify(body)
-            return self._handlers[name](trial, body)
+            try:
+                return self._handlers[name](trial, body)
+            except SearcherError as error:  # the loop stops the experiment; the trial is told to stop now
+                self._failure = self._failure or error
+                return {"decision": "stop", "checkpoint": False}
 
     def _identify(self, body: Mapping[str, Any]) -> Trial:
         trial = self.machine.by_trial_id.get(body.get("trial_id"))

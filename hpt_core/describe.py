@@ -31,7 +31,7 @@ def describe_experiment(storage: Storage, experiment_id: int) -> dict[str, Any]:
             "hparams": trial.hparams,
             "restarts": trial.restarts,
             "parent_request_id": trial.parent_request_id,
-            "length_trained": trial.length_done,
+            "length_trained": trial.length_trained,
             "target_length": trial.target_length,
             "best_validation": best,
             "latest_validation": values[-1] if values else None,

@@ -26,6 +26,7 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from hpt_core.errors import SearcherError
+from hpt_core.lifecycle import SearchDriver
 from hpt_core.operations import Close, Create, Operation, Shutdown, ValidateAfter
 from hpt_core.searchers.base import SearchMethod
 
@@ -96,30 +97,31 @@ class Preview:
 def preview(searcher: SearchMethod, max_operations: int = MAX_OPERATIONS) -> Preview:
     """Run `searcher` to its Shutdown with made-up metrics and count the training it asks for.
 
-    Raises `SearcherError` if the method stops asking for anything before its Shutdown, or asks
-    for more than `max_operations` operations.
+    Raises `SearcherError` if the method stops asking for anything before its Shutdown, asks
+    for more than `max_operations` operations, or breaks the protocol (`lifecycle.SearchDriver`).
     """
     lengths = _simulate(searcher, max_operations)
-    length = searcher.config.max_length or getattr(searcher.config, "length_per_round", None)
-    unit = length.unit if length is not None else "units"
+    unit = searcher.config.unit_length.unit if searcher.config.longest_length is not None else "units"
     return Preview(group_lengths(searcher, lengths), unit)
 
 
 def _simulate(searcher: SearchMethod, max_operations: int) -> dict[int, int]:
     """Drive the method to Shutdown; return each trial's training length (0 if it never trained)."""
+    driver = SearchDriver(searcher)
     metric_rng = np.random.default_rng(PREVIEW_SEED)
     metrics: dict[int, float] = {}
     lengths: dict[int, int] = {}
-    pending: deque[Operation] = deque(searcher.initial_operations())
+    pending: deque[Operation] = deque(driver.send("initial_operations"))
     in_flight: deque[ValidateAfter] = deque()
     carried_out = 0
     while True:
         if not pending:
             if not in_flight:
-                raise SearcherError(f"{searcher.name or type(searcher).__name__} stopped before its Shutdown")
+                raise SearcherError(f"{driver.method} stopped before its Shutdown")
             work = in_flight.popleft()
             lengths[work.request_id] = max(lengths[work.request_id], work.length)
-            pending.extend(searcher.on_validation_completed(work.request_id, metrics[work.request_id], work.length))
+            pending.extend(driver.send("on_validation_completed", work.request_id, metrics[work.request_id],
+                                       work.length))
             continue
         operation = pending.popleft()
         carried_out += 1
@@ -130,11 +132,11 @@ def _simulate(searcher: SearchMethod, max_operations: int) -> dict[int, int]:
         if isinstance(operation, Create):
             metrics[operation.request_id] = float(metric_rng.random())
             lengths[operation.request_id] = 0
-            pending.extend(searcher.on_trial_created(operation.request_id))
+            pending.extend(driver.send("on_trial_created", operation.request_id))
         elif isinstance(operation, ValidateAfter):
             in_flight.append(operation)
         elif isinstance(operation, Close):
-            pending.extend(searcher.on_trial_closed(operation.request_id))
+            pending.extend(driver.send("on_trial_closed", operation.request_id))
 
 
 def group_lengths(searcher: SearchMethod, lengths: dict[int, int]) -> tuple[PreviewGroup, ...]:

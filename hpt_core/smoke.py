@@ -61,7 +61,7 @@ def _test_config(config: ExperimentConfig) -> dict:
 
 def _short_length(config: ExperimentConfig) -> tuple[str, int]:
     searcher = config.searcher
-    length = searcher.max_length or getattr(searcher, "length_per_round", None)
+    length = searcher.unit_length if searcher.longest_length is not None else None
     if length is None or length.unit == "batches":
         return "batches", min(SHORT_BATCHES, length.value if length else SHORT_BATCHES)
     if length.unit == "records":

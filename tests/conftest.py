@@ -2,4 +2,4 @@
 
 pytest_plugins = ["conftest_postgres"]
 
-collect_ignore_glob = ["runtime/model/*", "plugin_fixture/*"]
+collect_ignore_glob = ["runtime/model/*", "runtime/searchers/*", "plugin_fixture/*"]

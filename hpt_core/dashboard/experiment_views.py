@@ -145,7 +145,7 @@ def _trial_row(trial: queries.TrialRow, hparams: dict[str, Any], validations: Tr
         "latest_validation": None if validations is None else validations.latest,
         "batches": None if validations is None else validations.batches,
         "epochs": None if validations is None else validations.epochs, "length_done": trial.length_done,
-        "restarts": trial.restarts, "checkpoints": checkpoints,
+        "length_trained": trial.length_trained, "restarts": trial.restarts, "checkpoints": checkpoints,
         "parent_trial_id": None if trial.parent_request_id is None else parents.get(trial.parent_request_id),
     }
 

@@ -28,7 +28,7 @@ def trial_detail(storage: Storage, trial_id: int) -> dict[str, Any]:
     return {
         "id": trial.id, "experiment_id": trial.experiment_id, "request_id": trial.request_id, "state": trial.state,
         "end_reason": trial.end_reason, "hparams": flatten(trial.hparams), "restarts": trial.restarts,
-        "length_done": trial.length_done, "target_length": trial.target_length,
+        "length_done": trial.length_done, "length_trained": trial.length_trained, "target_length": trial.target_length,
         "started": None if trial.started_at is None else trial.started_at.isoformat(),
         "ended": None if trial.ended_at is None else trial.ended_at.isoformat(),
         "parent_trial_id": parent,

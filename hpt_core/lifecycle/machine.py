@@ -14,6 +14,7 @@ loading its latest `snapshot()` and replaying only the events recorded after it.
 from __future__ import annotations
 
 import collections
+import json
 import math
 from typing import Any, Iterable, Mapping, Protocol, Sequence
 
@@ -471,11 +472,11 @@ class TrialMachine:
     # --- snapshots ----------------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
-        """Everything replay would rebuild, as plain JSON; only taken when `idle`."""
+        """Everything replay would rebuild, as plain JSON (a copy); only taken when `idle`."""
         if not self.idle:
             raise RuntimeError("a snapshot is taken between events, never while one is dispatched")
         self.events_since_snapshot = 0
-        return {
+        return json.loads(json.dumps({
             "searcher": self.searcher.state_dict(),
             "driver": self.driver.state_dict(),
             "trials": {str(request_id): [trial.target, trial.length_done, trial.close_requested, trial.parent_length]
@@ -484,7 +485,7 @@ class TrialMachine:
             "announced": sorted(self.announced),
             "told_closed": sorted(self.told_closed),
             "shutdown": None if self.shutdown is None else operation_to_dict(self.shutdown),
-        }
+        }))
 
     def _load_snapshot(self, snapshot: Mapping[str, Any]) -> None:
         self.searcher.load_state_dict(snapshot["searcher"])

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from hpt_core.errors import InvalidHP, SearcherError
+from hpt_core.lifecycle import SearchDriver
 from hpt_core.operations import Close, Create, ExitedReason, Operation, Shutdown, ValidateAfter
 from hpt_core.searchers.base import SearchMethod
 from hpt_core.simulator.benchmarks import Benchmark, SimulationError
@@ -119,7 +120,7 @@ def simulate(searcher: SearchMethod, benchmark: Benchmark, workers: int = 4, bud
 
     Raises `SimulationError` for a bad setting or a length the benchmark has no results for, and
     `SearcherError` if the method stops asking for anything before its Shutdown, asks for more
-    than `max_operations` operations, or breaks the protocol (work for a trial it never created).
+    than `max_operations` operations, or breaks the protocol (the checks of `lifecycle.SearchDriver`).
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise SimulationError(f"workers must be an integer ≥ 1, got {workers!r}")
@@ -132,6 +133,7 @@ class _Simulation:
     def __init__(self, searcher: SearchMethod, benchmark: Benchmark, workers: int, budget: float | None,
                  max_operations: int) -> None:
         self.searcher = searcher
+        self.driver = SearchDriver(searcher)
         self.benchmark = benchmark
         self.workers = workers
         self.budget = budget
@@ -150,15 +152,14 @@ class _Simulation:
         self.shut_down = False
 
     def run(self) -> SimulationResult:
-        self._carry_out(self.searcher.initial_operations())
+        self._carry_out(self.driver.send("initial_operations"))
         while not self.shut_down:
             self._dispatch()
             if self.shut_down:
                 break
             event = self._next_event()
             if event is None:
-                name = self.searcher.name or type(self.searcher).__name__
-                raise SearcherError(f"{name} stopped before its Shutdown")
+                raise SearcherError(f"{self.driver.method} stopped before its Shutdown")
             finish, request_id = event
             if self.budget is not None and finish > self.budget:
                 self._stop_at(self.budget)
@@ -182,35 +183,27 @@ class _Simulation:
                 self.shut_down = True
             elif isinstance(operation, Create):
                 self._create(operation)
-                pending.extend(self.searcher.on_trial_created(operation.request_id))
+                pending.extend(self.driver.send("on_trial_created", operation.request_id))
             elif isinstance(operation, ValidateAfter):
                 self._queue(operation)
             elif isinstance(operation, Close):
-                trial = self._trial(operation.request_id, operation)
+                trial = self.trials[operation.request_id]
                 if not trial.closed:
                     self._end(trial)
-                    pending.extend(self.searcher.on_trial_closed(trial.request_id))
+                    pending.extend(self.driver.send("on_trial_closed", trial.request_id))
 
     def _create(self, operation: Create) -> None:
-        if operation.request_id in self.trials:
-            raise SearcherError(f"{operation} repeats the request id of a trial created before")
-        start = 0 if operation.checkpoint is None else self._trial(operation.checkpoint, operation).position
+        start = 0 if operation.checkpoint is None else self.trials[operation.checkpoint].position
         self.trials[operation.request_id] = SimulatedTrial(operation.request_id, dict(operation.hparams), start)
         self.work[operation.request_id] = deque()
 
     def _queue(self, operation: ValidateAfter) -> None:
-        trial = self._trial(operation.request_id, operation)
+        trial = self.trials[operation.request_id]
         if trial.closed:
-            raise SearcherError(f"{operation} names a trial that was closed")
+            raise SearcherError(f"{operation} names a trial that exited early")
         self.work[trial.request_id].append(operation.length)
         if trial.request_id not in self.running:
             self.ready.setdefault(trial.request_id, None)
-
-    def _trial(self, request_id: int, operation: Operation) -> SimulatedTrial:
-        trial = self.trials.get(request_id)
-        if trial is None:
-            raise SearcherError(f"{operation} names a trial that was never created")
-        return trial
 
     def _end(self, trial: SimulatedTrial) -> None:
         """Close a trial: drop its work; a running trial stops now and frees its worker."""
@@ -236,9 +229,6 @@ class _Simulation:
         """Start the trial's next work on a worker already taken for it (freed again if the trial cannot train)."""
         trial = self.trials[request_id]
         target = self.work[request_id][0]
-        if target < trial.length:
-            raise SearcherError(f"ValidateAfter(request_id={request_id}, length={target}) asks for less than the "
-                                f"{trial.length} the trial trained to")
         try:
             before = self.benchmark.lookup(trial.hparams, trial.position).elapsed if trial.position else 0.0
             after = self.benchmark.lookup(trial.hparams, trial.start + target).elapsed
@@ -268,7 +258,7 @@ class _Simulation:
         trial.length = self.work[request_id].popleft()
         metrics = dict(self.benchmark.lookup(trial.hparams, trial.position).metrics)
         self.reports.append(Report(self.clock, request_id, trial.length, metrics))
-        self._carry_out(self.searcher.on_validation_completed(request_id, metrics, trial.length))
+        self._carry_out(self.driver.send("on_validation_completed", request_id, metrics, trial.length))
         if self.work[request_id] and not trial.closed and not self.shut_down:
             self.ready.pop(request_id, None)
             self._start(request_id)
@@ -278,8 +268,8 @@ class _Simulation:
     def _exit_early(self, trial: SimulatedTrial, reason: ExitedReason) -> None:
         trial.exited = reason
         self._end(trial)
-        self._carry_out(self.searcher.on_trial_exited_early(trial.request_id, reason))
-        self._carry_out(self.searcher.on_trial_closed(trial.request_id))
+        self._carry_out(self.driver.send("on_trial_exited_early", trial.request_id, reason))
+        self._carry_out(self.driver.send("on_trial_closed", trial.request_id))
 
     def _stop_at(self, budget: float) -> None:
         """The budget ran out: work still running is cut off (its time so far counts as busy)."""

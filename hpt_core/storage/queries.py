@@ -56,6 +56,7 @@ class TrialRow:
     end_reason: str | None
     restarts: int
     length_done: int
+    length_trained: int
     target_length: int | None
     parent_request_id: int | None
 
@@ -115,7 +116,8 @@ def trial_rows(storage: Storage, experiment_id: int) -> list[TrialRow]:
     """The experiment's trials in order of id (their hyperparameters left out)."""
     trials = schema.trials
     query = (select(trials.c.id, trials.c.request_id, trials.c.state, trials.c.end_reason, trials.c.restarts,
-                    trials.c.length_done, trials.c.target_length, trials.c.parent_request_id)
+                    trials.c.length_done, trials.c.length_trained, trials.c.target_length,
+                    trials.c.parent_request_id)
              .where(trials.c.experiment_id == experiment_id).order_by(trials.c.id))
     with storage.reading() as connection:
         return [TrialRow(*row) for row in connection.execute(query)]

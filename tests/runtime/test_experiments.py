@@ -180,7 +180,8 @@ def test_a_stop_request_ends_the_trial_completed(home):
     stopping, normal = trials_of(storage, experiment_id)
     assert (stopping.state, stopping.end_reason) == ("COMPLETED", "early-stop request")
     assert storage.latest_checkpoint(stopping.id).epochs == 2
-    assert (normal.state, normal.length_done) == ("COMPLETED", 5)
+    assert (stopping.length_trained, stopping.length_done) == (2, 0)  # trained 2 epochs, reached no target
+    assert (normal.state, normal.length_done, normal.length_trained) == ("COMPLETED", 5, 5)
     assert {"name": "on_trial_exited_early", "args": [stopping.request_id, "USER_REQUESTED_STOP"]} in \
         searcher_events(storage, experiment_id)
 
@@ -190,6 +191,7 @@ def test_a_nan_searcher_metric_is_an_error_at_once_without_restarts(home):
         {"name": "grid", "max_length": 2}, {"behaviour": {"type": "categorical", "vals": ["nan", "normal"]}}), home)
     nan, normal = trials_of(storage, experiment_id)
     assert (nan.state, nan.restarts) == ("ERROR", 0)
+    assert nan.length_trained == 20  # in batches, as it reported them, though its error ended it
     assert "invalid searcher metric" in nan.end_reason and "val_loss" in nan.end_reason
     assert normal.state == "COMPLETED" and state == "COMPLETED"
 

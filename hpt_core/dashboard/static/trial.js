@@ -57,7 +57,7 @@ function renderFacts(node, trial) {
     fact("Request", trial.request_id, "trial-request"),
     fact("Parent", trial.parent_trial_id === null || trial.parent_trial_id === undefined ? "—"
       : el("a", { href: `#/trials/${trial.parent_trial_id}` }, `trial ${trial.parent_trial_id}`), "trial-parent"),
-    fact("Length trained", formatNumber(trial.length_done), "trial-length"),
+    fact("Length trained", formatNumber(trial.length_trained), "trial-length"),
     fact("Restarts", trial.restarts, "trial-restarts"),
     fact("Started", formatTime(trial.started), "trial-started"),
     fact("Ended", formatTime(trial.ended), "trial-ended"));

@@ -28,7 +28,7 @@ from hpt_core.checkpoint_gc import collect_garbage
 from hpt_core.config import ExperimentConfig
 from hpt_core.errors import SearcherError
 from hpt_core.executors.base import Executor, LaunchSpec, TrialExit
-from hpt_core.lifecycle import EndReason, Trial, TrialMachine, restore
+from hpt_core.lifecycle import Trial, TrialMachine, restore
 from hpt_core.operations import Operation, operation_to_dict
 from hpt_core.plugins import experiment_loggers, notify
 from hpt_core.replay import EventLog

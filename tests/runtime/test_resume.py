@@ -1,12 +1,15 @@
 """kill -9 of the controller loses nothing: `hpt experiment resume` continues exactly where it stopped.
 
-With max_concurrent_trials: 1 the trials' metrics are a function of their hyperparameters and
-lengths only, so a resumed experiment must end with the same operations, trials and outcome as
-an uninterrupted run of the same seed.
+A chaos test: the controller of a PBT run and of an adaptive ASHA run with the TPE sampler is killed at
+seeded points (and at the moment PBT's first child starts), then resumed. With max_concurrent_trials: 1
+a trial's metrics are a function of its hyperparameters, lengths and the weights it restored (the trial
+carries a weight through its checkpoints), so the resumed experiment must end with the operations,
+trials, lengths, metrics, checkpoints and best of an uninterrupted run of the same seed.
 """
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -21,11 +24,13 @@ from hpt_core.storage import Storage
 MODEL_DIR = Path(__file__).parent / "model"
 
 SEARCHERS = {
-    "adaptive_asha": {"name": "adaptive_asha", "max_length": {"epochs": 4}, "max_trials": 4, "mode": "aggressive",
-                      "divisor": 2},
-    "pbt": {"name": "pbt", "population_size": 3, "num_rounds": 3, "length_per_round": {"epochs": 1},
+    "adaptive_asha_tpe": {"name": "adaptive_asha", "max_length": {"epochs": 2}, "max_trials": 12, "divisor": 2,
+                          "mode": "aggressive", "sampler": "tpe"},
+    "pbt": {"name": "pbt", "population_size": 3, "num_rounds": 2, "length_per_round": {"epochs": 2},
             "replace_function": {"truncate_fraction": 0.34}},
 }
+KILL_POINTS = 5
+PBT_FIRST_CHILD = "the first PBT child's attempt 1 started"
 
 
 def write_config(directory, searcher):
@@ -37,23 +42,50 @@ def write_config(directory, searcher):
     return path
 
 
-def environment(home, epoch_seconds=0.1):
+def environment(home, epoch_seconds=0.05):
     return {**os.environ, "HPT_HOME": str(home), "TRIAL_LOG": str(home / "trial-log.jsonl"),
             "EPOCH_SECONDS": str(epoch_seconds)}
 
 
-def hpt(home, *args, epoch_seconds=0.1, **kwargs):
+def hpt(home, *args, epoch_seconds=0.05, **kwargs):
     return subprocess.Popen([sys.executable, "-m", "hpt_core.cli", *args, "--quiet"],
                             env=environment(home, epoch_seconds),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
 
 
 def outcome(home):
+    """What must not depend on a crash: state, operations, trials, distinct metrics, checkpoints, best."""
     storage = Storage(f"sqlite:///{home}/hpt.db")
     operations = [record.payload for record in storage.searcher_records(1) if record.kind == "operation"]
-    trials = [(t.request_id, t.hparams, t.state, t.end_reason, t.length_done, t.parent_request_id)
-              for t in storage.list_trials(1)]
-    return storage.get_experiment(1).state, operations, trials, storage
+    trials = storage.list_trials(1)
+    request_of = {trial.id: trial.request_id for trial in trials}
+    metrics = {(request_of[m.trial_id], m.kind, m.epochs, json.dumps(m.metrics, sort_keys=True))
+               for m in storage.metrics(experiment_id=1)}
+    checkpoints = {(request_of[c.trial_id], c.epochs) for c in storage.checkpoints(experiment_id=1,
+                                                                                    include_deleted=True)}
+    validations = storage.metrics(experiment_id=1, kind="validation")
+    best = min(validations, key=lambda m: (m.metrics["val_loss"], m.id)) if validations else None
+    return {"state": storage.get_experiment(1).state, "operations": operations,
+            "trials": [(t.request_id, t.hparams, t.state, t.end_reason, t.length_done, t.length_trained,
+                        t.parent_request_id) for t in trials],
+            "metrics": metrics, "checkpoints": checkpoints,
+            "best": None if best is None else (request_of[best.trial_id], best.metrics["val_loss"]),
+            "storage": storage}
+
+
+def last_seq(home):
+    """The seq of the newest searcher record (0 before there is one)."""
+    try:
+        records = Storage(f"sqlite:///{home}/hpt.db").searcher_records(1)
+    except Exception:  # the database or its schema may not exist yet
+        return 0
+    return records[-1].seq if records else 0
+
+
+def first_child_started(home):
+    """PBT's first child (trial 4: members 1-3, then the clone of the best) has its attempt 1 started."""
+    log = home / "experiments" / "1" / "trials" / "4" / "output.log"
+    return log.exists() and "=== attempt 1 started" in log.read_text()
 
 
 def processes_of(home):
@@ -78,47 +110,52 @@ def uninterrupted(tmp_path_factory):
         process = hpt(home, "experiment", "create", str(write_config(home, searcher)), str(MODEL_DIR))
         output, _ = process.communicate(timeout=300)
         assert process.returncode == 0, output
-        results[searcher] = outcome(home)[:3]
+        results[searcher] = {**outcome(home), "last_seq": last_seq(home)}
     return results
 
 
-@pytest.mark.parametrize("searcher, kill_after_records", [
-    ("adaptive_asha", 4), ("adaptive_asha", 11), ("adaptive_asha", 17), ("pbt", 6), ("pbt", 16),
-])
-def test_resume_after_kill_equals_an_uninterrupted_run(tmp_path, uninterrupted, searcher, kill_after_records):
+def kill_points(searcher):
+    """Seeded points, as fractions of the uninterrupted run's searcher record."""
+    draw = random.Random(f"chaos-{searcher}")
+    return [(searcher, round(draw.uniform(0.05, 0.95), 2)) for _ in range(KILL_POINTS)]
+
+
+@pytest.mark.parametrize("searcher, kill_at", [*kill_points("adaptive_asha_tpe"), *kill_points("pbt"),
+                                               ("pbt", PBT_FIRST_CHILD)])
+def test_resume_after_kill_equals_an_uninterrupted_run(tmp_path, uninterrupted, searcher, kill_at):
+    expected = uninterrupted[searcher]
     home = tmp_path / "home"
     home.mkdir()
+    if kill_at == PBT_FIRST_CHILD:
+        due = lambda: first_child_started(home)  # noqa: E731
+    else:
+        seq = 2 + round(kill_at * (expected["last_seq"] - 4))
+        due = lambda: last_seq(home) >= seq  # noqa: E731
     controller = hpt(home, "experiment", "create", str(write_config(home, searcher)), str(MODEL_DIR))
     deadline = time.monotonic() + 120
-    while True:
+    while not due():
         assert time.monotonic() < deadline and controller.poll() is None, "the experiment ended before the kill"
-        if (home / "hpt.db").exists():
-            try:
-                if len(Storage(f"sqlite:///{home}/hpt.db").searcher_records(1)) >= kill_after_records:
-                    break
-            except Exception:  # the schema may not exist yet
-                pass
-        time.sleep(0.05)
+        time.sleep(0.02)
     controller.send_signal(signal.SIGKILL)
     controller.wait()
-    state_after_kill, _, _, storage = outcome(home)
-    assert state_after_kill == "ACTIVE"
-    metrics_before = {(m.id, m.trial_id, m.kind, m.batches) for m in storage.metrics(experiment_id=1)}
+    before = outcome(home)
+    assert before["state"] == "ACTIVE"
 
     resumed = hpt(home, "experiment", "resume", "1")
     output, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, output
 
-    state, operations, trials, storage = outcome(home)
-    expected_state, expected_operations, expected_trials = uninterrupted[searcher]
-    assert state == expected_state == "COMPLETED"
-    assert operations == expected_operations  # a fresh search method fed the events reproduced every operation
-    assert trials == expected_trials  # no trial duplicated, none lost, the same outcome
-    metrics_after = {(m.id, m.trial_id, m.kind, m.batches) for m in storage.metrics(experiment_id=1)}
-    assert metrics_before <= metrics_after  # nothing reported before the kill is lost
-    validations = [(m.trial_id, m.batches) for m in storage.metrics(experiment_id=1, kind="validation")]
-    completed = {(t.id, t.length_done * 10) for t in storage.list_trials(1)}
-    assert all(validations.count(key) == 1 for key in completed)  # no completed unit of work was redone
+    after = outcome(home)
+    assert after["state"] == expected["state"] == "COMPLETED"
+    assert after["operations"] == expected["operations"]  # the search method decided exactly as before
+    assert after["trials"] == expected["trials"]  # no trial duplicated or lost; the same ends and lengths
+    assert after["metrics"] == expected["metrics"]  # the same values: every restore was the right one
+    assert before["metrics"] <= after["metrics"]  # nothing reported before the kill is lost
+    assert expected["checkpoints"] <= after["checkpoints"]
+    assert after["best"] == expected["best"]
+    storage = after["storage"]
+    validations = [(m.trial_id, m.epochs) for m in storage.metrics(experiment_id=1, kind="validation")]
+    assert len(validations) == len(set(validations))  # no completed unit of work was redone
     logged = {(e["trial_id"], e["epochs"]) for e in map(json.loads, (home / "trial-log.jsonl").read_text().splitlines())
               if e["event"] == "checkpoint"}
     stored = {(c.trial_id, c.epochs) for c in storage.checkpoints(experiment_id=1, include_deleted=True)}
@@ -129,7 +166,7 @@ def test_resume_after_kill_equals_an_uninterrupted_run(tmp_path, uninterrupted, 
 def test_resume_refuses_a_running_or_finished_experiment(tmp_path, uninterrupted):
     home = tmp_path / "home"
     home.mkdir()
-    process = hpt(home, "experiment", "create", str(write_config(home, "adaptive_asha")), str(MODEL_DIR))
+    process = hpt(home, "experiment", "create", str(write_config(home, "pbt")), str(MODEL_DIR))
     process.communicate(timeout=300)
     again = hpt(home, "experiment", "resume", "1")
     output, _ = again.communicate(timeout=60)
@@ -140,7 +177,7 @@ def test_pause_activate_and_cancel_a_detached_experiment(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     # epochs of a second: the search cannot finish while the (slow, loaded) CLI commands below start
-    created = hpt(home, "experiment", "create", str(write_config(home, "adaptive_asha")), str(MODEL_DIR),
+    created = hpt(home, "experiment", "create", str(write_config(home, "adaptive_asha_tpe")), str(MODEL_DIR),
                   "--detach", epoch_seconds=1.0)
     output, _ = created.communicate(timeout=60)
     assert created.returncode == 0 and "runs in the background" in output, output

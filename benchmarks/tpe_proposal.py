@@ -3,8 +3,8 @@
 A `random` search with `sampler: tpe` is fed N finished trials (one result each, a random
 objective) through the search-method protocol; then `propose_hparams()` is timed REPEATS times
 (the model is rebuilt from the recorded results at every proposal, as in a real search). Also
-timed: the JSON dump of the whole search-method state, which the controller saves after every
-event. Two spaces: LCBench's 7 mixed hyperparameters and NAS-Bench-201's 6 categorical ones.
+timed: the JSON dump of the whole search-method state, which the controller saves with each
+snapshot. Two spaces: LCBench's 7 mixed hyperparameters and NAS-Bench-201's 6 categorical ones.
 Writes benchmarks/results/tpe_proposal.md.
 
     python benchmarks/tpe_proposal.py                        # N = 100 and 1000: seconds

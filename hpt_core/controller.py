@@ -74,7 +74,7 @@ class Controller:
         self.checkpoint_root = checkpoint_root
         self.host = host
         self.on_tick = on_tick
-        self.machine = TrialMachine(config, searcher, _StorageBooks(self), seed)
+        self.machine = TrialMachine(config, searcher, StorageBooks(storage, experiment_id, config.max_restarts), seed)
         self.started_at = time.monotonic()
         self._deadline = math.inf
         self._followed_at = 0.0
@@ -217,16 +217,9 @@ class Controller:
         self._snapshot_at = time.monotonic()
 
     def _resume(self) -> None:
-        """Rebuild from storage: the latest snapshot, then the events after it; settle what the crash cut off."""
-        snapshot = self.storage.latest_snapshot(self.experiment_id)
-        after = 0 if snapshot is None else snapshot.seq
-        trials = [_trial_of(row, attempt=self.executor.recover(row.id))
-                  for row in self.storage.list_trials(self.experiment_id)]
-        validations = [(record.trial_id, record.metrics)
-                       for record in self.storage.metrics(experiment_id=self.experiment_id, kind="validation")]
-        self.machine.load(trials, None if snapshot is None else snapshot.payload, validations)
+        """Rebuild from storage (stopping what an earlier controller left running); settle what the crash cut off."""
+        rebuild(self.machine, self.storage, self.experiment_id, self.executor.recover)
         self._register_checkpoints_left_on_disk()
-        self.machine.replay(EventLog(self.storage.searcher_records(self.experiment_id, after=after)))
         self.machine.settle(self._stored_validations)
         self._save_snapshot()
 
@@ -417,13 +410,13 @@ class Controller:
                     "progress": self.searcher.progress(), "elapsed": time.monotonic() - self.started_at}
 
 
-class _StorageBooks:
+class StorageBooks:
     """The machine's effects, carried out on storage and the plugin hooks."""
 
-    def __init__(self, controller: Controller) -> None:
-        self.controller = controller
-        self.storage = controller.storage
-        self.experiment_id = controller.experiment_id
+    def __init__(self, storage: Storage, experiment_id: int, max_restarts: int) -> None:
+        self.storage = storage
+        self.experiment_id = experiment_id
+        self.max_restarts = max_restarts
 
     def record_event(self, name: str, args: list[Any]) -> None:
         self.storage.append_searcher_record(self.experiment_id, "event", {"name": name, "args": args})
@@ -445,10 +438,24 @@ class _StorageBooks:
 
     def restarting(self, trial: Trial, returncode: int) -> None:
         logger.warning("trial %d exited with %d; restart %d of %d", trial.trial_id, returncode, trial.restarts,
-                       self.controller.config.max_restarts)
+                       self.max_restarts)
 
 
-def _trial_of(row: Any, attempt: int) -> Trial:
+def rebuild(machine: TrialMachine, storage: Storage, experiment_id: int,
+            attempt_of: Callable[[int], int] = lambda trial_id: 0) -> None:
+    """Rebuild a fresh `machine` from storage: the trials, the latest snapshot, `best` from the stored
+    validations, then the searcher records after the snapshot replayed. `attempt_of(trial_id)` is the
+    latest attempt of a trial the executor knows of."""
+    snapshot = storage.latest_snapshot(experiment_id)
+    trials = [trial_of(row, attempt_of(row.id)) for row in storage.list_trials(experiment_id)]
+    validations = [(record.trial_id, record.metrics)
+                   for record in storage.metrics(experiment_id=experiment_id, kind="validation")]
+    machine.load(trials, None if snapshot is None else snapshot.payload, validations)
+    after = 0 if snapshot is None else snapshot.seq
+    machine.replay(EventLog(storage.searcher_records(experiment_id, after=after)))
+
+
+def trial_of(row: Any, attempt: int) -> Trial:
     """A trial as storage has it (after a crash: `attempt` is the latest the executor knows of). Its
     `length_done` is what the search method heard, which the snapshot and the replayed events restore."""
     return Trial(row.id, row.request_id, row.hparams, row.seed, row.parent_request_id, state=row.state,

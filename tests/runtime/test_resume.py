@@ -1,7 +1,8 @@
 """kill -9 of the controller loses nothing: `hpt experiment resume` continues exactly where it stopped.
 
 A chaos test: the controller of a PBT run and of an adaptive ASHA run with the TPE sampler is killed at
-seeded points (and at the moment PBT's first child starts), then resumed. With max_concurrent_trials: 1
+seeded points (and at the moment PBT's first child starts), every other search method at one, then
+resumed. With max_concurrent_trials: 1
 a trial's metrics are a function of its hyperparameters, lengths and the weights it restored (the trial
 carries a weight through its checkpoints), so the resumed experiment must end with the operations,
 trials, lengths, metrics, checkpoints and best of an uninterrupted run of the same seed.
@@ -28,15 +29,26 @@ SEARCHERS = {
                           "mode": "aggressive", "sampler": "tpe"},
     "pbt": {"name": "pbt", "population_size": 3, "num_rounds": 2, "length_per_round": {"epochs": 2},
             "replace_function": {"truncate_fraction": 0.34}},
+    "single": {"name": "single", "max_length": {"epochs": 4}},
+    "grid": {"name": "grid", "max_length": {"epochs": 2}},
+    "random": {"name": "random", "max_length": {"epochs": 2}, "max_trials": 3},
+    "adaptive_asha": {"name": "adaptive_asha", "max_length": {"epochs": 4}, "max_trials": 4, "divisor": 2,
+                      "mode": "aggressive"},
+    "custom": {"name": "custom", "class": "hpt_core.searchers:RandomSearch", "max_length": {"epochs": 2},
+               "max_trials": 3},
 }
+CHAOS = ("adaptive_asha_tpe", "pbt")
+"""Killed at `KILL_POINTS` seeded points; every other search method at one."""
 KILL_POINTS = 5
 PBT_FIRST_CHILD = "the first PBT child's attempt 1 started"
 
 
 def write_config(directory, searcher):
+    quality = {"type": "categorical", "vals": [0.3, 1.0, 1.7]} if searcher == "grid" else \
+        {"type": "double", "minval": 0.1, "maxval": 2.0}
     config = {"entrypoint": f"{sys.executable} trial.py", "reproducibility": {"experiment_seed": 5},
               "searcher": {"metric": "val_loss", "max_concurrent_trials": 1, **SEARCHERS[searcher]},
-              "hyperparameters": {"quality": {"type": "double", "minval": 0.1, "maxval": 2.0}}}
+              "hyperparameters": {"quality": quality}}
     path = directory / "exp.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -117,10 +129,10 @@ def uninterrupted(tmp_path_factory):
 def kill_points(searcher):
     """Seeded points, as fractions of the uninterrupted run's searcher record."""
     draw = random.Random(f"chaos-{searcher}")
-    return [(searcher, round(draw.uniform(0.05, 0.95), 2)) for _ in range(KILL_POINTS)]
+    return [(searcher, round(draw.uniform(0.05, 0.95), 2)) for _ in range(KILL_POINTS if searcher in CHAOS else 1)]
 
 
-@pytest.mark.parametrize("searcher, kill_at", [*kill_points("adaptive_asha_tpe"), *kill_points("pbt"),
+@pytest.mark.parametrize("searcher, kill_at", [*(point for searcher in SEARCHERS for point in kill_points(searcher)),
                                                ("pbt", PBT_FIRST_CHILD)])
 def test_resume_after_kill_equals_an_uninterrupted_run(tmp_path, uninterrupted, searcher, kill_at):
     expected = uninterrupted[searcher]

@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 import hpt_core
-from hpt_core.controller import SNAPSHOT_EVENTS, StorageBooks, rebuild, trial_of
+from hpt_core.controller import SNAPSHOT_EVENTS
+from hpt_core.recording import StorageBooks, rebuild, trial_of
 from hpt_core.lifecycle import TrialMachine
 from hpt_core.operations import operation_to_dict
 from hpt_core.replay import EventLog
@@ -86,8 +87,10 @@ def run_search(storage: Storage, config: hpt_core.ExperimentConfig, events: int)
     while books.events < events and machine.pending:
         trial = machine.trials[machine.pending[0]]
         machine.launched(trial, trial.attempt + 1)
-        machine.reported(trial, "validation", {"loss": float(losses.random())}, batches=0, epochs=trial.target)
-        machine.decision(trial)  # the reply to the report: continue, pause or stop
+        decision = "continue"
+        while decision == "continue":  # a trial promoted at once trains on to its new target
+            machine.reported(trial, "validation", {"loss": float(losses.random())}, batches=0, epochs=trial.target)
+            decision = machine.decision(trial)["decision"]
         machine.exited(trial, 0)
         if machine.events_since_snapshot >= SNAPSHOT_EVENTS:
             books.save_snapshot(machine.snapshot())

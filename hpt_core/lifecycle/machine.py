@@ -9,6 +9,10 @@ written, and the controller (a thin shell of channel, executor and storage) carr
 Every event is given to `Books.record_event` before the search method sees it, and every operation
 to `Books.record_operation` before it takes effect (write-ahead), so a crashed experiment resumes by
 loading its latest `snapshot()` and replaying only the events recorded after it.
+
+Longer than hpt's ~400-line habit on purpose: the rules share one state (trials, pending queue,
+event queue, best) and are read together; the parts that need none of it are apart (`driver`,
+`restore`, `units`, `trial`).
 """
 
 from __future__ import annotations

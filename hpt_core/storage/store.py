@@ -1,4 +1,10 @@
-"""`Storage`: the experiments, trials, metrics, checkpoints and searcher log of hpt, in one database."""
+"""`Storage`: the experiments, trials, metrics, checkpoints and searcher log of hpt, in one database.
+
+Longer than hpt's ~400-line habit on purpose: it is the one class every part of hpt writes through,
+each method a short transaction over the same engine, checks and row types; split by table, the
+transactions that span tables (a trial's creation under its experiment's lock, deletion) would
+be spread over files.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
 """A conformance suite for search methods: a simulated controller plus the checks every method must pass.
 
+(Longer than hpt's ~400-line habit: it ships to users as one importable module with its fixtures.)
+
 `drive()` plays a search to its end the way the controller does: it creates the trials a
 method asks for, trains them in a random interleaving, reports validations, injects early exits
 and closes trials. The `check_*` functions inspect the recorded run and raise `ConformanceError`

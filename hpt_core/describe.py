@@ -8,6 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from hpt_core.plugins import length_unit
 from hpt_core.space import flatten
 from hpt_core.storage import Storage
 
@@ -49,7 +50,7 @@ def describe_experiment(storage: Storage, experiment_id: int) -> dict[str, Any]:
         "searcher": searcher["name"],
         "metric": metric,
         "smaller_is_better": smaller_is_better,
-        "length_unit": next(iter(searcher.get("max_length") or searcher.get("length_per_round") or {"batches": 0})),
+        "length_unit": length_unit(experiment.config),
         "progress": experiment.progress,
         "model_dir": experiment.model_dir,
         "experiment_dir": experiment.experiment_dir,

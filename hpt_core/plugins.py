@@ -104,6 +104,19 @@ def search_method_configs() -> dict[str, type[SearcherConfig]]:
     return {name: method.config_model for name, method in search_methods().items()}
 
 
+def length_unit(config: Mapping[str, Any]) -> str:
+    """The unit a stored experiment config's lengths count in, as its search method's config model says
+    (`unit_length`); "batches" when the method is not installed or the section no longer validates."""
+    section = config.get("searcher") or {}
+    method = search_methods().get(section.get("name"))
+    if method is None:
+        return "batches"
+    try:
+        return method.config_model.model_validate(section).unit_length.unit
+    except ValueError:
+        return "batches"
+
+
 def logger_options_models() -> dict[str, type[LoggerOptions]]:
     return {name: logger_class.options_model for name, logger_class in loggers().items()}
 

@@ -13,6 +13,7 @@ from hpt_core.dashboard.hyperparameters import hyperparameter_columns
 from hpt_core.dashboard.params import BadParameter, choice
 from hpt_core.dashboard.state import DashboardState, SearcherMetric, TrialHparams
 from hpt_core.dashboard.validation_index import TrialValidations, ValidationIndex
+from hpt_core.plugins import length_unit
 from hpt_core.storage import ExperimentRecord, MetricKind, TrialState
 from hpt_core.storage import queries
 
@@ -53,13 +54,11 @@ def experiment_detail(state: DashboardState, experiment_id: int) -> dict[str, An
     """The experiment page's header: the summary, its config, hyperparameters and metric names."""
     record = state.experiment(experiment_id)
     counts = queries.trial_states_by_experiment(state.storage).get(experiment_id, {})
-    searcher = record.config.get("searcher", {})
-    length = searcher.get("max_length") or searcher.get("length_per_round") or {"batches": 0}
     summary = experiment_summary(state, record, counts)
     return {
         **summary,
         "description": record.description, "config": record.config,
-        "length_unit": next(iter(length)) if isinstance(length, dict) else "batches",
+        "length_unit": length_unit(record.config),
         "hyperparameters": hyperparameter_columns(record.config.get("hyperparameters", {})),
         "validation_metrics": state.validations(record).names(state.storage), "writable": state.writable,
     }

@@ -1,4 +1,8 @@
-"""`HptCallback`: one Lightning callback that makes a Trainer an hpt trial.
+"""`HptCallback`: the hooks that make a Lightning Trainer an hpt trial.
+
+`HptCallback(ctx)` makes the callback class of the Lightning package the program imported, as
+`pathlib.Path(...)` makes a `PosixPath`: `LightningHptCallback` (a `lightning.pytorch.Callback`) or
+`PytorchLightningHptCallback` (a `pytorch_lightning.Callback`), both importable from hpt_lightning.
 
 >>> import torch, hpt_core, lightning.pytorch as L
 >>> from torch.utils.data import DataLoader, TensorDataset
@@ -15,6 +19,8 @@
 >>> data = DataLoader(TensorDataset(torch.randn(16, 2), torch.randn(16, 1)), batch_size=8)
 >>> ctx = hpt_core.init()                                   # outside an experiment: a local context
 >>> hpt = HptCallback(ctx)
+>>> isinstance(hpt, L.Callback), type(hpt).__name__
+(True, 'LightningHptCallback')
 >>> trainer = L.Trainer(max_epochs=1, callbacks=[hpt], logger=False, enable_checkpointing=False,
 ...                     enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
 >>> trainer.fit(Tiny(lr=ctx.get_hparam("lr", 0.1)), data, data, ckpt_path=hpt.ckpt_path)  # doctest: +ELLIPSIS
@@ -23,11 +29,10 @@
 
 from __future__ import annotations
 
-import functools
 import signal
 import threading
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, ClassVar, TypeVar
 
 from hpt_core.context import Context, Restore, TrialContext, init
 from hpt_core.errors import InvalidHP
@@ -74,20 +79,18 @@ class HptCallback:
 
     Outside an experiment (a local context) it only prints the validation metrics: the Trainer
     trains as it would without it.
-
-    An HptCallback derives from the `Callback` class of the Lightning package(s) imported when it
-    is created (`lightning.pytorch`, `pytorch_lightning`, or both); `setup` raises TypeError when
-    the Trainer and its callbacks come from different packages.
     """
 
-    _packages: tuple[str, ...] = ()
+    package: ClassVar[str]
+    """The Lightning package whose `Callback` this class is (set by each package's subclass)."""
 
     def __new__(cls, *args: Any, **kwargs: Any) -> "HptCallback":
         if cls is HptCallback:
-            cls = callback_class(packages.imported_packages())
+            cls = packages.callback_class(packages.imported_packages()[0])
         return super().__new__(cls)
 
     def __init__(self, ctx: Context) -> None:
+        super().__init__()
         self._ctx: Context | None = ctx
         self._in_experiment = isinstance(ctx, TrialContext)
         self.restore: Restore | None = ctx.restore
@@ -112,12 +115,12 @@ class HptCallback:
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
         if stage != "fit":
             return
-        package = packages.check_one_package(trainer, trainer.callbacks)
+        packages.check_one_package(trainer, trainer.callbacks)
         self._reset_run_state()
         if not self._in_experiment:
             return
         _require_validation_each_epoch(trainer)
-        packages.module(package).seed_everything(self._trial_seed, workers=True, verbose=False)
+        packages.module(self.package).seed_everything(self._trial_seed, workers=True, verbose=False)
         _lift_length_limits(trainer)
         if trainer.is_global_zero:
             self._context()  # a worker of `ddp_spawn` makes its own context here
@@ -276,27 +279,15 @@ class HptCallback:
         self._validation_names: set[str] = set()
         self._sigterm_handler: Any = signal.SIG_DFL
 
-    def __reduce__(self) -> tuple[Any, ...]:
+    def __getstate__(self) -> dict[str, Any]:
         """Pickled for `ddp_spawn`: a trial's context holds a connection, and the worker makes its own."""
-        ctx = None if isinstance(self._ctx, TrialContext) else self._ctx
-        state = {"_ctx": ctx, "_in_experiment": self._in_experiment, "restore": self.restore, "_unit": self._unit,
-                 "_trial_seed": self._trial_seed}
-        return _rebuild, (self._packages, state)
+        return {"_ctx": None if isinstance(self._ctx, TrialContext) else self._ctx,
+                "_in_experiment": self._in_experiment, "restore": self.restore, "_unit": self._unit,
+                "_trial_seed": self._trial_seed}
 
-
-@functools.cache
-def callback_class(package_names: tuple[str, ...]) -> type[HptCallback]:
-    """HptCallback made a `Callback` of the given Lightning packages."""
-    bases = tuple(packages.module(name).Callback for name in package_names)
-    return type("HptCallback", (HptCallback, *bases), {"__module__": __name__, "_packages": package_names,
-                                                       "__doc__": HptCallback.__doc__})
-
-
-def _rebuild(package_names: tuple[str, ...], state: dict[str, Any]) -> HptCallback:
-    callback = object.__new__(callback_class(package_names))
-    callback.__dict__.update(state)
-    callback._reset_run_state()
-    return callback
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._reset_run_state()
 
 
 def _validating_while_fitting(trainer: Any) -> bool:

@@ -94,6 +94,7 @@ def test_a_length_in_batches_ends_fit_at_that_batch(hpt_keras, keras, data, tmp_
     callback = hpt_keras.HptCallback(ctx)
     model = build_model(keras)
     history = fit(model, callback, data)
+    assert callback.epochs == 6  # fit needs 6 epochs at the most (a batch each), not a sentinel
     assert len(history.history["loss"]) == 2 and int(model.optimizer.iterations.numpy()) == 6
     (checkpoint,) = checkpoints(tmp_path)
     assert saved_counters(checkpoint) == (6, 2)

@@ -79,6 +79,8 @@ def test_a_trial_reports_every_epoch_and_a_length_in_batches_ends_fit_at_that_ba
     assert all(set(m.metrics) == {"loss", "accuracy"} for m in training)
     assert all(set(m.metrics) == {"val_loss", "val_accuracy"} for m in validation)
     assert trial_log(home, trial.id, "epoch_end")[-1]["iterations"] == 12
+    (begin,) = trial_log(home, trial.id, "train_begin")
+    assert begin["fit_epochs"] == 12  # the progress bar counts to the length in steps, one epoch each at most
     assert storage.latest_checkpoint(trial.id).batches == 12
     assert len(trial_log(home, trial.id, "exit")) == 1  # fit returned and the script ran to its end
 

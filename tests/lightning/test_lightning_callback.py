@@ -14,10 +14,11 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import hpt_core
 import hpt_lightning
-from hpt_lightning import HptCallback, callback, metrics, packages
+from hpt_lightning import HptCallback, LightningHptCallback, PytorchLightningHptCallback, callback, metrics, packages
 from hpt_lightning.warm_start import load_weights_keeping_hyperparameters
 
 PACKAGES = {"lightning.pytorch": lightning.pytorch, "pytorch_lightning": pytorch_lightning}
+CALLBACKS = {"lightning.pytorch": LightningHptCallback, "pytorch_lightning": PytorchLightningHptCallback}
 
 
 @pytest.fixture(autouse=True)
@@ -71,7 +72,7 @@ def train(package, callbacks):
 def test_outside_an_experiment_the_trainer_trains_as_it_would_without_hpt(package_name, capsys, tmp_path):
     package = PACKAGES[package_name]
     plain_run, plain_model = train(package, [])
-    hpt = HptCallback(hpt_core.init())
+    hpt = CALLBACKS[package_name](hpt_core.init())
     assert isinstance(hpt, package.Callback) and hpt.ckpt_path is None
     run, model = train(package, [hpt])
     assert (run.current_epoch, run.global_step) == (plain_run.current_epoch, plain_run.global_step) == (3, 12)
@@ -82,6 +83,21 @@ def test_outside_an_experiment_the_trainer_trains_as_it_would_without_hpt(packag
                                                       "epochs" for epoch in (1, 2, 3)]  # no sanity-check report
     assert "val_loss=" in shown[-1]
     assert list(tmp_path.iterdir()) == []  # no checkpoints: the Trainer's own settings hold
+
+
+def test_each_package_has_a_plain_callback_class_and_hpt_callback_makes_the_imported_ones():
+    for package_name, klass in CALLBACKS.items():
+        assert issubclass(klass, PACKAGES[package_name].Callback) and issubclass(klass, HptCallback)
+        assert klass.__module__ != package_name and klass.package == package_name
+    assert not issubclass(LightningHptCallback, pytorch_lightning.Callback)
+    assert type(HptCallback(hpt_core.init())) is LightningHptCallback  # both imported: lightning.pytorch's
+
+
+def test_a_trainer_of_the_other_package_names_the_callback_class_to_use():
+    other = trainer(pytorch_lightning, [LightningHptCallback(hpt_core.init())])
+    with pytest.raises(TypeError, match=r"hpt's callback for `pytorch_lightning` is "
+                                        r"`hpt_lightning.PytorchLightningHptCallback`"):
+        other.fit(regression_module(pytorch_lightning), data(), data())
 
 
 def test_a_trainer_with_callbacks_of_the_other_package_is_a_clear_error():
@@ -98,10 +114,10 @@ def test_the_callback_takes_the_package_the_program_imported():
                "print(imported())\n"
                "import pytorch_lightning\n"
                "hpt = hpt_lightning.HptCallback(hpt_core.init())\n"
-               "print(isinstance(hpt, pytorch_lightning.Callback), imported())")
+               "print(type(hpt).__name__, isinstance(hpt, pytorch_lightning.Callback), imported())")
     result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True,
                             env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
-    assert result.stdout.splitlines() == ["[]", "True ['pytorch_lightning']"]
+    assert result.stdout.splitlines() == ["[]", "PytorchLightningHptCallback True ['pytorch_lightning']"]
 
 
 def test_a_warm_start_takes_the_weights_and_optimizer_state_but_keeps_its_own_hyperparameters(tmp_path):

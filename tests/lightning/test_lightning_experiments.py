@@ -1,8 +1,10 @@
 """Real Lightning training inside real experiments: reports, pauses and resumes, early stopping, restarts,
-invalid hyperparameters, PBT warm starts, and DDP with two processes.
+invalid hyperparameters, and, with DDP on two processes, single trials, ASHA pauses and PBT warm starts.
 
 Each experiment runs `model/lightning_trial.py` (a tiny classifier on scikit-learn's digits, 4 training
-batches per epoch) in real trial processes; the trial's `Probe` callback logs what its Trainer did.
+batches per epoch, logging with `sync_dist=True` and torchmetrics objects) in real trial processes;
+the trial's `Probe` callback logs what its Trainer did, per rank. Every experiment runs under a
+timeout: one that hangs is cancelled, and its test fails.
 """
 
 import json
@@ -23,6 +25,9 @@ from hpt_lightning import CHECKPOINT_FILE
 
 MODEL_DIR = Path(__file__).parent / "model"
 BATCHES_PER_EPOCH = 4
+TIMEOUT_SECONDS = 240
+TRAINING_NAMES = {"loss", "train_marker", "step_marker", "train_marker_metric"}
+VALIDATION_NAMES = {"val_loss", "val_accuracy", "val_marker", "val_marker_metric"}
 
 
 @dataclass
@@ -31,6 +36,7 @@ class Experiment:
     experiment_id: int
     state: str
     log_path: Path
+    timed_out: bool
 
     @property
     def log(self):
@@ -46,15 +52,20 @@ class Experiment:
     def metrics(self, trial, kind):
         return [m for m in self.storage.metrics(trial_id=trial.id) if m.kind == kind]
 
-    def events(self, trial, event):
-        return [e for e in self.log if e["trial_id"] == trial.id and e["event"] == event]
+    def events(self, trial, event, rank=None):
+        return [e for e in self.log if e["trial_id"] == trial.id and e["event"] == event
+                and rank in (None, e.get("rank"))]
 
     def searcher_events(self):
         return [r.payload for r in self.storage.searcher_records(self.experiment_id) if r.kind == "event"]
 
 
 def run_experiment(directory, searcher, hyperparameters, while_running=None, **fields):
-    """Run an experiment of `lightning_trial.py` to its end; `while_running(controller)` runs in a thread."""
+    """Run an experiment of `lightning_trial.py` to its end; `while_running(controller)` runs in a thread.
+
+    An experiment still running after TIMEOUT_SECONDS is cancelled (its trials get SIGTERM, then
+    SIGKILL) and comes back with `timed_out`: a trial that hangs fails its test instead of the suite.
+    """
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HPT_HOME", str(directory / "home"))
         patch.setenv("TRIAL_LOG", str(directory / "trial-log.jsonl"))
@@ -72,14 +83,45 @@ def run_experiment(directory, searcher, hyperparameters, while_running=None, **f
         helper = threading.Thread(target=while_running, args=(controller,)) if while_running else None
         if helper is not None:
             helper.start()
+        timed_out = threading.Event()
+        watchdog = threading.Timer(TIMEOUT_SECONDS, lambda: (timed_out.set(), controller.cancel()))
+        watchdog.start()
         state = controller.run()
+        watchdog.cancel()
         if helper is not None:
             helper.join()
-    return Experiment(storage, experiment_id, state, directory / "trial-log.jsonl")
+    return Experiment(storage, experiment_id, state, directory / "trial-log.jsonl", timed_out.is_set())
 
 
 def checkpoint_state(checkpoint):
     return torch.load(Path(checkpoint.path) / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
+
+
+def epoch_index(metrics):
+    """The epoch (from 0) in which a report's last batch was trained: the epoch its metrics were logged in."""
+    return math.ceil(metrics.batches / BATCHES_PER_EPOCH) - 1
+
+
+def assert_reports_hold_their_own_metrics(experiment, trial, processes):
+    """One validation report per validation of rank 0, holding only validation metrics; training reports
+    holding only training metrics; each value reduced over the `processes` ranks (a marker is its epoch plus
+    the ranks' mean) and stored against the batches and epochs it was logged at."""
+    rank_mean = (processes - 1) / 2
+    validations = experiment.metrics(trial, "validation")
+    validated = experiment.events(trial, "validation", rank=0)
+    assert len(validations) == len(validated) > 0
+    assert len(experiment.events(trial, "validation")) == processes * len(validated)  # every rank validated
+    assert [m.metrics["val_loss"] for m in validations] == pytest.approx([e["val_loss"] for e in validated])
+    for report in validations:
+        assert set(report.metrics) == VALIDATION_NAMES
+        assert report.metrics["val_marker"] == report.metrics["val_marker_metric"] == \
+            pytest.approx(epoch_index(report) + rank_mean)
+    trainings = experiment.metrics(trial, "training")
+    assert trainings
+    for report in trainings:
+        assert set(report.metrics) <= TRAINING_NAMES and "step_marker" in report.metrics
+        for name in set(report.metrics) - {"loss"}:
+            assert report.metrics[name] == pytest.approx(epoch_index(report) + rank_mean), name
 
 
 # --- one grid experiment, one trial per behaviour ---------------------------------------------
@@ -102,10 +144,20 @@ def test_validation_and_training_metrics_arrive_in_storage_with_batches_and_epoc
     assert [(m.batches, m.epochs) for m in validations] == [(4, 1), (8, 2), (12, 3)]  # no sanity-check report
     probed = [e["val_loss"] for e in behaviours.events(trial, "validation")]
     assert [m.metrics["val_loss"] for m in validations] == pytest.approx(probed)
-    assert all({"val_loss", "val_accuracy"} <= set(m.metrics) for m in validations)
     trainings = behaviours.metrics(trial, "training")
     assert [(m.batches, m.epochs) for m in trainings] == [(4, 1), (8, 2), (12, 3)]
-    assert all("loss" in m.metrics and "val_loss" not in m.metrics for m in trainings)
+    assert all(set(m.metrics) == TRAINING_NAMES for m in trainings)  # each epoch's own, at its end
+    assert_reports_hold_their_own_metrics(behaviours, trial, processes=1)
+
+
+def test_the_first_two_epochs_metrics_are_stored_against_their_epochs(behaviours):
+    trial = behaviours.trial(behaviour="normal")
+    first, second = behaviours.metrics(trial, "training")[:2]
+    assert (first.epochs, first.metrics["train_marker"]) == (1, 0.0)  # the marker is the epoch it was logged in
+    assert (second.epochs, second.metrics["train_marker"]) == (2, 1.0)
+    first, second = behaviours.metrics(trial, "validation")[:2]
+    assert (first.epochs, first.metrics["val_marker"], second.epochs, second.metrics["val_marker"]) == (1, 0.0, 2, 1.0)
+    assert "loss" not in first.metrics and "train_marker" not in second.metrics  # no training metric of any epoch
 
 
 def test_the_search_method_sets_the_length_not_the_trainers_max_epochs(behaviours):
@@ -177,41 +229,73 @@ def test_a_trainer_that_cannot_validate_at_every_epoch_is_a_clear_error(tmp_path
     assert "`Trainer(check_val_every_n_epoch=...)` must be 1 or None, but got 2" in output
 
 
-# --- adaptive ASHA: a paused trial resumes where it stopped -------------------------------------
+# --- DDP, two processes on the gloo backend: one voice, every rank in step --------------------------
+#
+# Each rank trains 4 batches of its half of the data per epoch; the module logs with `sync_dist=True` and
+# torchmetrics objects, so reading its metrics is a collective that every rank must join.
 
 
-def test_asha_pauses_a_trial_and_resumes_it_with_its_epochs_continuing(tmp_path):
+def assert_every_rank_stopped(experiment, trial):
+    """In each attempt both ranks ended training at the same step, stopped by hpt, and `fit` returned."""
+    for attempt in {e["attempt"] for e in experiment.events(trial, "train_start")}:
+        ends = [e for e in experiment.events(trial, "train_end") if e["attempt"] == attempt]
+        assert sorted(e["rank"] for e in ends) == [0, 1]
+        assert all(e["should_stop"] for e in ends) and len({e["global_step"] for e in ends}) == 1
+        assert [e for e in experiment.events(trial, "fit_returned") if e["attempt"] == attempt]
+
+
+@pytest.mark.parametrize("strategy, package", [("ddp", "lightning"), ("ddp_spawn", "pytorch_lightning")])
+def test_ddp_reports_synced_metrics_once_and_stops_every_rank(tmp_path, strategy, package):
+    experiment = run_experiment(tmp_path, {"name": "single", "max_length": {"epochs": 2}},
+                                {"strategy": strategy, "package": package, "devices": 2, "lr": 0.1},
+                                checkpoint_policy="all", checkpoint_storage={"save_trial_latest": 2})
+    assert (experiment.state, experiment.timed_out) == ("COMPLETED", False)
+    (trial,) = experiment.trials()
+    assert (trial.state, trial.restarts, trial.length_done) == ("COMPLETED", 0, 2)
+    assert [(m.batches, m.epochs) for m in experiment.metrics(trial, "validation")] == [(4, 1), (8, 2)]
+    assert [(m.batches, m.epochs) for m in experiment.metrics(trial, "training")] == [(4, 1), (8, 2)]
+    assert_reports_hold_their_own_metrics(experiment, trial, processes=2)
+    checkpoints = experiment.storage.checkpoints(trial_id=trial.id)
+    assert [(c.batches, c.epochs) for c in checkpoints] == [(4, 1), (8, 2)]  # saved at each epoch's end
+    assert all((Path(c.path) / CHECKPOINT_FILE).is_file() for c in checkpoints)
+    assert_every_rank_stopped(experiment, trial)
+    assert {e["epoch"] for e in experiment.events(trial, "train_end")} == {2}  # Trainer(max_epochs=20)
+    assert not math.isnan(experiment.metrics(trial, "validation")[-1].metrics["val_loss"])
+
+
+def test_ddp_asha_pauses_a_trial_and_resumes_it_with_its_epochs_continuing(tmp_path):
     # One at a time, 2 trials, rungs at 1 and 2 epochs. With seed 1 trial 1 draws lr 0.1 and trial 2
     # lr 1e-5: trial 1 reaches rung 0 alone and pauses, trial 2 does worse, so trial 1 is promoted and
-    # resumed from its checkpoint. The trial uses `pytorch_lightning` (the other tests `lightning.pytorch`).
+    # resumed from its checkpoint.
     experiment = run_experiment(tmp_path, {
         "name": "adaptive_asha", "max_length": {"epochs": 2}, "max_trials": 2, "max_concurrent_trials": 1,
         "mode": "aggressive", "divisor": 2,
-    }, {"lr": {"type": "categorical", "vals": [0.1, 0.00001]}, "package": "pytorch_lightning"})
-    assert experiment.state == "COMPLETED"
+    }, {"lr": {"type": "categorical", "vals": [0.1, 0.00001]}, "package": "pytorch_lightning", "strategy": "ddp",
+        "devices": 2})
+    assert (experiment.state, experiment.timed_out) == ("COMPLETED", False)
     promoted, closed = experiment.trials()
     assert (promoted.hparams["lr"], promoted.state, promoted.length_done, promoted.restarts) == (0.1, "COMPLETED", 2, 0)
     assert (closed.state, closed.end_reason, closed.length_done) == ("COMPLETED", "closed at a rung", 1)
-    first, resumed = experiment.events(promoted, "train_start")
+    first, resumed = experiment.events(promoted, "train_start", rank=0)
     assert first["restore"] is None
     assert resumed["restore"]["warm_start"] is False and resumed["restore"]["epochs"] == 1
     assert (resumed["epoch"], resumed["batches"]) == (1, 4)
     assert [(m.epochs, m.batches) for m in experiment.metrics(promoted, "validation")] == [(1, 4), (2, 8)]
     assert [m.epochs for m in experiment.metrics(promoted, "training")] == [1, 2]
+    for trial in (promoted, closed):
+        assert_reports_hold_their_own_metrics(experiment, trial, processes=2)
+        assert_every_rank_stopped(experiment, trial)
 
 
-# --- PBT: a child starts from its parent's weights with its own learning rate ------------------
-
-
-def test_a_pbt_child_starts_from_its_parents_weights_and_trains_with_its_own_learning_rate(tmp_path):
+def test_ddp_pbt_child_starts_from_its_parents_weights_and_trains_with_its_own_learning_rate(tmp_path):
     # Rounds of 6 batches (an epoch is 4): each round ends mid-epoch, where hpt validates and checkpoints.
     experiment = run_experiment(tmp_path, {
         "name": "pbt", "population_size": 2, "num_rounds": 2, "length_per_round": {"batches": 6},
         "replace_function": {"truncate_fraction": 0.5},
         "explore_function": {"resample_probability": 0.0, "perturb_factor": 0.5},
-    }, {"lr": {"type": "log", "minval": -2, "maxval": -1}},
+    }, {"lr": {"type": "log", "minval": -2, "maxval": -1}, "strategy": "ddp", "devices": 2},
         checkpoint_storage={"save_trial_latest": 100})  # keep the parent's checkpoint to compare with
-    assert experiment.state == "COMPLETED"
+    assert (experiment.state, experiment.timed_out) == ("COMPLETED", False)
     trials = experiment.trials()
     (child,) = [t for t in trials if t.parent_request_id is not None]
     parent = next(t for t in trials if t.request_id == child.parent_request_id)
@@ -220,8 +304,10 @@ def test_a_pbt_child_starts_from_its_parents_weights_and_trains_with_its_own_lea
     for trial in trials:  # a validation at each target, mid-epoch, besides those at the epochs' ends
         validated = {(m.batches, m.epochs) for m in experiment.metrics(trial, "validation")}
         assert (6, 1) in validated and ((12, 3) in validated) == (trial.length_done == 12)
+        assert_reports_hold_their_own_metrics(experiment, trial, processes=2)
+        assert_every_rank_stopped(experiment, trial)
 
-    (start,) = experiment.events(child, "train_start")
+    (start,) = experiment.events(child, "train_start", rank=0)
     assert start["restore"]["warm_start"] is True
     parent_checkpoint = experiment.storage.get_checkpoint(start["restore"]["checkpoint_id"])
     assert (parent_checkpoint.trial_id, parent_checkpoint.batches) == (parent.id, 6)
@@ -232,23 +318,3 @@ def test_a_pbt_child_starts_from_its_parents_weights_and_trains_with_its_own_lea
     assert all(e["lr"] == pytest.approx(child.hparams["lr"]) for e in experiment.events(child, "epoch_end"))
     assert (start["epoch"], start["batches"]) == (0, 0)
     assert [(m.batches, m.epochs) for m in experiment.metrics(child, "validation")] == [(4, 1), (6, 1)]
-
-
-# --- DDP: two processes, one voice ----------------------------------------------------------------
-
-
-@pytest.mark.parametrize("strategy", ["ddp", "ddp_spawn"])
-def test_ddp_with_two_processes_reports_once_and_stops_every_rank(tmp_path, strategy):
-    experiment = run_experiment(tmp_path, {"name": "single", "max_length": {"epochs": 2}},
-                                {"strategy": strategy, "devices": 2, "lr": 0.1}, checkpoint_policy="none")
-    assert experiment.state == "COMPLETED"
-    (trial,) = experiment.trials()
-    assert (trial.state, trial.restarts, trial.length_done) == ("COMPLETED", 0, 2)
-    assert [(m.batches, m.epochs) for m in experiment.metrics(trial, "validation")] == [(4, 1), (8, 2)]
-    assert [(m.batches, m.epochs) for m in experiment.metrics(trial, "training")] == [(4, 1), (8, 2)]
-    (checkpoint,) = experiment.storage.checkpoints(trial_id=trial.id)
-    assert checkpoint.epochs == 2 and (Path(checkpoint.path) / CHECKPOINT_FILE).is_file()
-    ends = experiment.events(trial, "train_end")
-    assert sorted(e["rank"] for e in ends) == [0, 1]
-    assert all((e["epoch"], e["should_stop"]) == (2, True) for e in ends)  # Trainer(max_epochs=20)
-    assert not math.isnan(experiment.metrics(trial, "validation")[-1].metrics["val_loss"])

@@ -12,7 +12,7 @@
 See docs/keras.md.
 """
 
-from hpt_keras.callback import UNBOUNDED_EPOCHS, HptCallback
+from hpt_keras.callback import HptCallback
 from hpt_keras.checkpoints import WEIGHTS_FILE, load_training_state, save_training_state
 
-__all__ = ["HptCallback", "UNBOUNDED_EPOCHS", "WEIGHTS_FILE", "load_training_state", "save_training_state"]
+__all__ = ["HptCallback", "WEIGHTS_FILE", "load_training_state", "save_training_state"]

@@ -2,9 +2,9 @@
 
 How one `fit` call follows the search method: a search method raises a trial's target while it
 trains (ASHA promotes it, PBT starts another round), but the `epochs` of `fit` is fixed when fit
-starts. So inside an experiment `callback.epochs` is an upper bound (the most any trial may train in
-epochs, or `UNBOUNDED_EPOCHS` when the search method does not say or lengths are in batches) and the
-callback ends fit itself, with `model.stop_training`, when the trial is to pause or close;
+starts. So inside an experiment `callback.epochs` is an upper bound (the most any trial may train:
+that many epochs, or with lengths in batches that many batches, one epoch each at the least) and
+the callback ends fit itself, with `model.stop_training`, when the trial is to pause or close;
 outside an experiment it is the experiment file's length. A target in batches ends the epoch it
 falls in early: Keras validates there, and if the trial goes on, the next epoch starts afresh.
 """
@@ -18,8 +18,6 @@ import keras
 from hpt_core.context import LocalContext, TrialContext
 from hpt_keras.checkpoints import WEIGHTS_FILE, load_training_state, save_training_state
 from hpt_keras.metrics import split_logs
-
-UNBOUNDED_EPOCHS = 1_000_000
 
 
 class _StopSetByHpt:
@@ -63,8 +61,9 @@ class HptCallback(keras.callbacks.Callback):
         model.fit(x, y, validation_data=(x_val, y_val), epochs=callback.epochs,
                   initial_epoch=callback.initial_epoch, callbacks=[callback, keras.callbacks.EarlyStopping()])
 
-    `default_epochs` is the length to train outside an experiment when no experiment file gives
-    one. With a local context (what `hpt_core.init()` returns outside an experiment):
+    `default_epochs` is the number of epochs to train when the experiment file gives no length
+    (`searcher.max_length`, or PBT's rounds). With a local context (what `hpt_core.init()` returns
+    outside an experiment):
 
     >>> import tempfile, hpt_core, keras, numpy as np
     >>> from pathlib import Path
@@ -104,18 +103,22 @@ class HptCallback(keras.callbacks.Callback):
 
     @property
     def epochs(self) -> int:
-        """The `epochs` to pass to fit: in an experiment, the most any trial may train (the callback ends fit
-        at the trial's target), else the length to train."""
+        """The `epochs` to pass to fit, which Keras's progress bar counts to: the experiment file's length.
+
+        In an experiment that is the most any trial may train, and the callback ends fit at the
+        trial's own target. A length in batches is that many epochs: each epoch trains one batch at
+        the least, so fit never needs more (the bar counts to the length in steps).
+        """
         context = self.context
-        if not isinstance(context, LocalContext):
-            known = context.unit == "epochs" and context.max_length is not None
-            return context.max_length if known else UNBOUNDED_EPOCHS
-        if context.target_length is None:
-            if self.default_epochs is None:
-                raise ValueError("no length to train to: run inside an experiment, name an experiment file with "
-                                 "HPT_CONFIG, or pass HptCallback(ctx, default_epochs=N)")
+        if context.max_length is not None:
+            return context.max_length
+        if self.default_epochs is not None:
             return self.default_epochs
-        return context.target_length if context.unit == "epochs" else UNBOUNDED_EPOCHS
+        if isinstance(context, LocalContext):
+            raise ValueError("no length to train to: run inside an experiment, name an experiment file with "
+                             "HPT_CONFIG, or pass HptCallback(ctx, default_epochs=N)")
+        raise ValueError("this experiment's search method gives no searcher.max_length, so fit has no number of "
+                         "epochs to count to: set searcher.max_length, or pass HptCallback(ctx, default_epochs=N)")
 
     # --- Keras hooks ------------------------------------------------------------------------------
 

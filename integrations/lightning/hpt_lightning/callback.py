@@ -1,4 +1,8 @@
-"""`HptCallback`: one Lightning callback that makes a Trainer an hpt trial.
+"""`HptCallback`: the hooks that make a Lightning Trainer an hpt trial, in one process or under DDP.
+
+`HptCallback(ctx)` makes the callback class of the Lightning package the program imported, as
+`pathlib.Path(...)` makes a `PosixPath`: `LightningHptCallback` (a `lightning.pytorch.Callback`) or
+`PytorchLightningHptCallback` (a `pytorch_lightning.Callback`), both importable from hpt_lightning.
 
 >>> import torch, hpt_core, lightning.pytorch as L
 >>> from torch.utils.data import DataLoader, TensorDataset
@@ -15,6 +19,8 @@
 >>> data = DataLoader(TensorDataset(torch.randn(16, 2), torch.randn(16, 1)), batch_size=8)
 >>> ctx = hpt_core.init()                                   # outside an experiment: a local context
 >>> hpt = HptCallback(ctx)
+>>> isinstance(hpt, L.Callback), type(hpt).__name__
+(True, 'LightningHptCallback')
 >>> trainer = L.Trainer(max_epochs=1, callbacks=[hpt], logger=False, enable_checkpointing=False,
 ...                     enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
 >>> trainer.fit(Tiny(lr=ctx.get_hparam("lr", 0.1)), data, data, ckpt_path=hpt.ckpt_path)  # doctest: +ELLIPSIS
@@ -23,22 +29,30 @@
 
 from __future__ import annotations
 
-import functools
 import signal
-import threading
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, ClassVar, TypeVar
 
 from hpt_core.context import Context, Restore, TrialContext, init
 from hpt_core.errors import InvalidHP
-from hpt_lightning import packages
-from hpt_lightning.metrics import scalar_metrics, validation_names
+from hpt_lightning import packages, trainer_internals
+from hpt_lightning.metrics import logged_since
 from hpt_lightning.warm_start import load_weights_keeping_hyperparameters
 
 CHECKPOINT_FILE = "model.ckpt"
 """The file each hpt checkpoint directory holds: a full Lightning checkpoint (`trainer.save_checkpoint`)."""
 
-_Decision = TypeVar("_Decision")
+_Answer = TypeVar("_Answer")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the controller told global rank 0 at a validation, as every rank receives it."""
+
+    stop: bool
+    checkpoint: bool
+    target: int | None
 
 
 class HptCallback:
@@ -53,9 +67,9 @@ class HptCallback:
 
     Inside an experiment:
 
-    - after each validation (not the sanity check) it reports the scalars of
-      `trainer.callback_metrics` (the searcher metric among them), and at the end of each epoch
-      the training metrics, with the batches and epochs trained;
+    - after each validation (not the sanity check) it reports the metrics that validation logged
+      (the searcher metric among them), and at the end of each epoch (and at a target inside an
+      epoch) the training metrics logged in that epoch, each with the batches and epochs trained;
     - the search method sets the length: the Trainer's `max_epochs`, `max_steps`, `min_epochs`
       and `min_steps` are lifted, a validation is run at each target (an epoch's end, or right
       after the target batch) and the Trainer then goes on to the next target or stops
@@ -70,24 +84,24 @@ class HptCallback:
     - SIGTERM (hpt cancelling the trial) stops the Trainer gracefully instead of Lightning's
       exception; training is seeded with `ctx.trial_seed`; an `hpt_core.InvalidHP` raised in
       the user's code is reported at once;
-    - under DDP only global rank 0 talks to the controller, and its decisions are broadcast.
+    - under DDP every rank reads the metrics (reading metrics logged with `sync_dist=True` or
+      torchmetrics objects is a collective), global rank 0 alone talks to the controller, and its
+      decisions reach every rank once per validation, so all ranks stop at the same batch.
 
     Outside an experiment (a local context) it only prints the validation metrics: the Trainer
     trains as it would without it.
-
-    An HptCallback derives from the `Callback` class of the Lightning package(s) imported when it
-    is created (`lightning.pytorch`, `pytorch_lightning`, or both); `setup` raises TypeError when
-    the Trainer and its callbacks come from different packages.
     """
 
-    _packages: tuple[str, ...] = ()
+    package: ClassVar[str]
+    """The Lightning package whose `Callback` this class is (set by each package's subclass)."""
 
     def __new__(cls, *args: Any, **kwargs: Any) -> "HptCallback":
         if cls is HptCallback:
-            cls = callback_class(packages.imported_packages())
+            cls = packages.callback_class(packages.imported_packages()[0])
         return super().__new__(cls)
 
     def __init__(self, ctx: Context) -> None:
+        super().__init__()
         self._ctx: Context | None = ctx
         self._in_experiment = isinstance(ctx, TrialContext)
         self.restore: Restore | None = ctx.restore
@@ -112,13 +126,13 @@ class HptCallback:
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
         if stage != "fit":
             return
-        package = packages.check_one_package(trainer, trainer.callbacks)
+        packages.check_one_package(trainer, trainer.callbacks)
         self._reset_run_state()
         if not self._in_experiment:
             return
         _require_validation_each_epoch(trainer)
-        packages.module(package).seed_everything(self._trial_seed, workers=True, verbose=False)
-        _lift_length_limits(trainer)
+        packages.module(self.package).seed_everything(self._trial_seed, workers=True, verbose=False)
+        trainer_internals.lift_length_limits(trainer)
         if trainer.is_global_zero:
             self._context()  # a worker of `ddp_spawn` makes its own context here
             handler = signal.getsignal(signal.SIGTERM)
@@ -136,62 +150,64 @@ class HptCallback:
                              "given it: call `trainer.fit(..., ckpt_path=hpt_callback.ckpt_path)`")
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
-        self._batches = trainer.fit_loop.epoch_loop.total_batch_idx + 1
+        self._batches = trainer_internals.batches_trained(trainer)
         self._epochs = trainer.current_epoch
-        if self._in_experiment and threading.current_thread() is threading.main_thread():
-            # Lightning's own SIGTERM handler raises out of `fit`; hpt's asks the trial to stop gracefully
-            signal.signal(signal.SIGTERM, self._sigterm_handler)
+        if self._in_experiment:
+            trainer_internals.take_over_sigterm(self._sigterm_handler)
+            self._target = self._on_rank_zero(trainer, lambda: self._context().target_length)
+
+    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        self._metrics_at_epoch_start = _read_metrics(trainer)
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
-        self._batches = trainer.fit_loop.epoch_loop.total_batch_idx + 1
+        self._batches = trainer_internals.batches_trained(trainer)
         self._epochs = trainer.current_epoch + int(trainer.is_last_batch)
-        if not self._in_experiment:
+        if not self._in_experiment or self._stopping:
             return
-        stop, unit_ended = self._on_rank_zero(trainer, lambda: (self._context().should_stop(),
-                                                                self._unit_ended(trainer)))
-        if stop:
-            self._stop(trainer)
-        elif unit_ended:
-            if self._unit == "batches" and trainer.is_global_zero:
-                self._report_training(trainer)
-            trainer.should_stop = True  # Lightning validates right after a batch that sets it
-            self._forcing_validation = True
+        if trainer.world_size == 1 and self._context().should_stop():
+            self._stop(trainer)  # heard at once in one process; under DDP at the next validation
+        elif self._target_reached(trainer):
+            if not trainer.is_last_batch:
+                self._report_training(trainer)  # at an epoch's end, on_train_epoch_end reports the whole epoch
+            if not trainer.should_stop:
+                trainer_internals.validate_after_this_batch(trainer)
+                self._forcing_validation = True
 
     def on_validation_start(self, trainer: Any, pl_module: Any) -> None:
         if not _validating_while_fitting(trainer):
             return
         if self._forcing_validation:
-            trainer.should_stop = False
+            trainer_internals.go_on_after_validation(trainer)
             self._forcing_validation = False
-        self._metrics_before_validation = dict(trainer.callback_metrics)
+        self._metrics_before_validation = _read_metrics(trainer)
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         if not _validating_while_fitting(trainer):
             return
-        metrics = trainer.callback_metrics
-        self._validation_names = validation_names(metrics, self._metrics_before_validation)
+        metrics = logged_since(self._metrics_before_validation, _read_metrics(trainer))
+        self._validation_names |= metrics.keys()
         if not self._in_experiment:
             if trainer.is_global_zero:
-                self._context().report_validation(scalar_metrics(metrics), batches=self._batches, epochs=self._epochs)
+                self._context().report_validation(metrics, batches=self._batches, epochs=self._epochs)
             return
 
-        def report() -> tuple[bool, bool]:
+        def report() -> Decision:
             ctx = self._context()
             self._hear_stop_requests(trainer)
-            ctx.report_validation(scalar_metrics(metrics), batches=self._batches, epochs=self._epochs)
-            return ctx.should_stop(), ctx.should_checkpoint()
+            ctx.report_validation(metrics, batches=self._batches, epochs=self._epochs)
+            return Decision(ctx.should_stop(), ctx.should_checkpoint(), ctx.target_length)
 
-        stop, checkpoint = self._on_rank_zero(trainer, report)
-        if stop:
+        decision = self._on_rank_zero(trainer, report)
+        self._target = decision.target
+        if decision.stop:
             self._stop(trainer)
-        if checkpoint and not trainer.is_last_batch:
+        if decision.checkpoint and not trainer.is_last_batch:
             self._save(trainer)  # mid-epoch: the state resumes right after this batch
-        elif checkpoint:
+        elif decision.checkpoint:
             self._checkpoint_due = True  # at the epoch's end, once the epoch is counted
 
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-        if trainer.is_global_zero:
-            self._report_training(trainer)
+        self._report_training(trainer)
         if self._checkpoint_due and not self._stopping:
             self._save(trainer)  # a trial that stops saves in on_train_end, after every epoch-end hook
 
@@ -212,14 +228,13 @@ class HptCallback:
 
     # --- decisions ----------------------------------------------------------------------------
 
-    def _unit_ended(self, trainer: Any) -> bool:
-        """Whether the batch just trained reached the target (rank 0 only)."""
-        target = self._context().target_length
-        if target is None:
+    def _target_reached(self, trainer: Any) -> bool:
+        """Whether the batch just trained reached the target (every rank holds the target rank 0 was given)."""
+        if self._target is None:
             return False
         if self._unit == "batches":
-            return self._batches >= target
-        return trainer.is_last_batch and self._epochs >= target
+            return self._batches >= self._target
+        return trainer.is_last_batch and self._epochs >= self._target
 
     def _hear_stop_requests(self, trainer: Any) -> None:
         """Another callback (EarlyStopping, ...) stopping the Trainer asks hpt to end the trial (rank 0 only)."""
@@ -231,17 +246,20 @@ class HptCallback:
         self._stopping = True
         self._forcing_validation = False
 
+    # --- reports and checkpoints (every rank calls these at the same points) ----------------------
+
     def _report_training(self, trainer: Any) -> None:
+        """The training metrics logged since the epoch began, reported by rank 0 (once per batch count)."""
         if self._training_reported_at == self._batches:
             return
         self._training_reported_at = self._batches
-        metrics = {name: value for name, value in scalar_metrics(trainer.callback_metrics).items()
-                   if name not in self._validation_names}
-        if metrics:
+        logged = logged_since(self._metrics_at_epoch_start, _read_metrics(trainer))
+        metrics = {name: value for name, value in logged.items() if name not in self._validation_names}
+        if metrics and trainer.is_global_zero:
             self._context().report_training(metrics, batches=self._batches, epochs=self._epochs)
 
     def _save(self, trainer: Any) -> None:
-        """A checkpoint in hpt's checkpoint storage; every rank calls `save_checkpoint`, rank 0 writes it."""
+        """A checkpoint in hpt's storage: every rank calls `save_checkpoint` into the directory rank 0 made."""
         self._checkpoint_due = False
         self._checkpointed_at = self._batches
         if trainer.is_global_zero:
@@ -260,43 +278,39 @@ class HptCallback:
         return self._ctx
 
     @staticmethod
-    def _on_rank_zero(trainer: Any, decide: Callable[[], _Decision]) -> _Decision:
-        """`decide()` on global rank 0, its answer on every rank."""
-        return trainer.strategy.broadcast(decide() if trainer.is_global_zero else None, src=0)
+    def _on_rank_zero(trainer: Any, ask: Callable[[], _Answer]) -> _Answer:
+        """`ask()` on global rank 0, its answer on every rank (one broadcast)."""
+        return trainer.strategy.broadcast(ask() if trainer.is_global_zero else None, src=0)
 
     def _reset_run_state(self) -> None:
         self._batches = 0
         self._epochs = 0
+        self._target: int | None = None
         self._forcing_validation = False
         self._stopping = False
         self._checkpoint_due = False
         self._checkpointed_at: int | None = None
         self._training_reported_at: int | None = None
+        self._metrics_at_epoch_start: dict[str, Any] = {}
         self._metrics_before_validation: dict[str, Any] = {}
         self._validation_names: set[str] = set()
         self._sigterm_handler: Any = signal.SIG_DFL
 
-    def __reduce__(self) -> tuple[Any, ...]:
+    def __getstate__(self) -> dict[str, Any]:
         """Pickled for `ddp_spawn`: a trial's context holds a connection, and the worker makes its own."""
-        ctx = None if isinstance(self._ctx, TrialContext) else self._ctx
-        state = {"_ctx": ctx, "_in_experiment": self._in_experiment, "restore": self.restore, "_unit": self._unit,
-                 "_trial_seed": self._trial_seed}
-        return _rebuild, (self._packages, state)
+        return {"_ctx": None if isinstance(self._ctx, TrialContext) else self._ctx,
+                "_in_experiment": self._in_experiment, "restore": self.restore, "_unit": self._unit,
+                "_trial_seed": self._trial_seed}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._reset_run_state()
 
 
-@functools.cache
-def callback_class(package_names: tuple[str, ...]) -> type[HptCallback]:
-    """HptCallback made a `Callback` of the given Lightning packages."""
-    bases = tuple(packages.module(name).Callback for name in package_names)
-    return type("HptCallback", (HptCallback, *bases), {"__module__": __name__, "_packages": package_names,
-                                                       "__doc__": HptCallback.__doc__})
-
-
-def _rebuild(package_names: tuple[str, ...], state: dict[str, Any]) -> HptCallback:
-    callback = object.__new__(callback_class(package_names))
-    callback.__dict__.update(state)
-    callback._reset_run_state()
-    return callback
+def _read_metrics(trainer: Any) -> dict[str, Any]:
+    """A copy of `trainer.callback_metrics`. Call on every rank at the same point: reading reduces the metrics
+    logged with `sync_dist=True` and computes torchmetrics objects, collectives that every rank must join."""
+    return dict(trainer.callback_metrics)
 
 
 def _validating_while_fitting(trainer: Any) -> bool:
@@ -313,11 +327,3 @@ def _require_validation_each_epoch(trainer: Any) -> None:
         raise ValueError("inside an experiment hpt validates at the end of any epoch the search method asks for: "
                          "`Trainer(check_val_every_n_epoch=...)` must be 1 or None, but got "
                          f"{trainer.check_val_every_n_epoch}")
-
-
-def _lift_length_limits(trainer: Any) -> None:
-    """Inside an experiment the search method sets the length: Lightning's own limits must not end training."""
-    trainer.fit_loop.max_epochs = -1
-    trainer.fit_loop.min_epochs = 0
-    trainer.fit_loop.epoch_loop.max_steps = -1
-    trainer.fit_loop.epoch_loop.min_steps = None

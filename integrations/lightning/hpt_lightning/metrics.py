@@ -1,10 +1,11 @@
-"""Lightning's logged metrics as the plain numbers hpt stores.
+"""Lightning's logged metrics as the plain numbers hpt stores, and which of them a stretch of training logged.
 
 >>> import torch
 >>> scalar_metrics({"val_loss": torch.tensor(0.25), "step": 3, "confusion": torch.zeros(2, 2), "name": "a"})
 {'val_loss': 0.25, 'step': 3.0}
->>> validation_names({"loss": 1, "val_loss": 2}, {"loss": 1})
-{'val_loss'}
+>>> loss, before_validation = torch.tensor(1.0), torch.tensor(2.0)
+>>> logged_since({"loss": loss, "val_loss": before_validation}, {"loss": loss, "val_loss": torch.tensor(0.5)})
+{'val_loss': 0.5}
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ def scalar_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     return scalars
 
 
-def validation_names(after: Mapping[str, Any], before: Mapping[str, Any]) -> set[str]:
-    """Names a validation run logged: new in `after`, or holding another object than in `before`.
+def logged_since(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, float]:
+    """The scalars of `after` logged since `before` was read: new names, or names holding another object.
 
-    Lightning keeps one `callback_metrics` mapping for training and validation; a validation run
-    replaces the values it logs with new objects and leaves the others as they were.
+    Both are copies of `trainer.callback_metrics`, one mapping for training and validation alike:
+    Lightning puts a new tensor there for each value it logs or reduces, and leaves the others as
+    they were (a metric logged in the previous epoch keeps its old value until logged again).
     """
-    return {name for name, value in after.items() if name not in before or before[name] is not value}
+    return scalar_metrics({name: value for name, value in after.items()
+                           if name not in before or before[name] is not value})

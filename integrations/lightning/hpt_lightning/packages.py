@@ -1,15 +1,17 @@
-"""Which Lightning package a Trainer comes from: `lightning.pytorch` or `pytorch_lightning`.
+"""Which Lightning package a Trainer comes from (`lightning.pytorch` or `pytorch_lightning`), and hpt's callback for it.
 
 The two ship the same classes under two names, and each Trainer checks callbacks against its own
-`Callback` base class, so hpt's callback must derive from the package the user's Trainer comes
-from, and a Trainer given callbacks of the other package misbehaves (a checkpoint or early-stopping
-callback of the other package is not run where it belongs).
+`Callback` base class, so hpt has one callback class per package (`CALLBACK_CLASSES`), and a
+Trainer given callbacks of the other package misbehaves (a checkpoint or early-stopping callback
+of the other package is not run where it belongs).
 
 >>> import lightning.pytorch
 >>> "lightning.pytorch" in imported_packages()
 True
 >>> package_of(lightning.pytorch.Trainer(logger=False))
 'lightning.pytorch'
+>>> callback_class("lightning.pytorch").__name__
+'LightningHptCallback'
 """
 
 from __future__ import annotations
@@ -20,6 +22,12 @@ from types import ModuleType
 from typing import Any, Iterable
 
 PACKAGES = ("lightning.pytorch", "pytorch_lightning")
+
+CALLBACK_CLASSES = {
+    "lightning.pytorch": ("hpt_lightning.lightning_callback", "LightningHptCallback"),
+    "pytorch_lightning": ("hpt_lightning.pytorch_lightning_callback", "PytorchLightningHptCallback"),
+}
+"""Package -> (module, name) of its hpt callback class; each module imports its package, so only on demand."""
 
 
 def imported_packages() -> tuple[str, ...]:
@@ -35,6 +43,12 @@ def imported_packages() -> tuple[str, ...]:
         return (name,)
     raise ImportError("hpt_lightning needs PyTorch Lightning: install `lightning` or `pytorch-lightning` "
                       "(`pip install 'hpt[lightning]'`)")
+
+
+def callback_class(package: str) -> type:
+    """hpt's callback class for a Lightning package (imports that package)."""
+    module_name, class_name = CALLBACK_CLASSES[package]
+    return getattr(importlib.import_module(module_name), class_name)
 
 
 def package_of(instance: Any) -> str | None:
@@ -63,5 +77,5 @@ def check_one_package(trainer: Any, callbacks: Iterable[Any]) -> str:
                           for callback in foreign)
         raise TypeError(f"the Trainer comes from `{package}` but these callbacks do not: {named}. Import the "
                         "Trainer and every callback from one package, `lightning.pytorch` or `pytorch_lightning`; "
-                        "an HptCallback takes the package(s) imported when it is created")
+                        f"hpt's callback for `{package}` is `hpt_lightning.{CALLBACK_CLASSES[package][1]}`")
     return package

@@ -4,6 +4,11 @@ Its training is a user's ordinary script with `HptCallback` added; a `Probe` cal
 what the Trainer did (per rank) to $TRIAL_LOG as JSON lines, so the tests can compare that with what
 storage holds. Hyperparameters: `lr`, `package` (lightning | pytorch_lightning), `strategy` and
 `devices`, `check_val_every_n_epoch`, `behaviour` (normal | early_stop | die_once | invalid | slow).
+
+The module logs as Lightning's documentation tells DDP users to: epoch-level metrics with
+`sync_dist=True`, step-level ones too, and torchmetrics objects. Each `*marker*` metric logs the
+epoch plus the process's rank, so its value tells the epoch it was logged in and whether it was
+reduced over the ranks (their mean: epoch + 0.5 with two processes, epoch alone with one).
 """
 
 import json
@@ -12,6 +17,7 @@ import signal
 import time
 
 import torch
+import torchmetrics
 from sklearn.datasets import load_digits
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -48,6 +54,12 @@ class Classifier(L.LightningModule):
         super().__init__()
         self.lr = lr
         self.net = torch.nn.Sequential(torch.nn.Linear(64, 16), torch.nn.ReLU(), torch.nn.Linear(16, 10))
+        self.train_marker_metric = torchmetrics.MeanMetric()
+        self.val_marker_metric = torchmetrics.MeanMetric()
+        self.val_accuracy = torchmetrics.classification.MulticlassAccuracy(num_classes=10, average="micro")
+
+    def marker(self):
+        return torch.tensor(float(self.current_epoch + self.global_rank))
 
     def training_step(self, batch, batch_idx):
         if behaviour == "die_once" and attempt == 1 and self.current_epoch == 1 and batch_idx == 2:
@@ -57,14 +69,22 @@ class Classifier(L.LightningModule):
             time.sleep(0.05)
         features, labels = batch
         loss = torch.nn.functional.cross_entropy(self.net(features), labels)
-        self.log("loss", loss, on_step=False, on_epoch=True)
+        self.log("loss", loss, on_step=False, on_epoch=True, sync_dist=True)
+        self.log("train_marker", self.marker(), on_step=False, on_epoch=True, sync_dist=True)
+        self.log("step_marker", self.marker(), on_step=True, on_epoch=False, sync_dist=True)
+        self.train_marker_metric.update(self.marker())
+        self.log("train_marker_metric", self.train_marker_metric, on_step=False, on_epoch=True)
         return loss
 
     def validation_step(self, batch, batch_idx):
         features, labels = batch
         logits = self.net(features)
-        self.log("val_loss", torch.nn.functional.cross_entropy(logits, labels))
-        self.log("val_accuracy", (logits.argmax(dim=1) == labels).float().mean())
+        self.log("val_loss", torch.nn.functional.cross_entropy(logits, labels), sync_dist=True)
+        self.val_accuracy.update(logits, labels)
+        self.log("val_accuracy", self.val_accuracy)
+        self.log("val_marker", self.marker(), sync_dist=True)
+        self.val_marker_metric.update(self.marker())
+        self.log("val_marker_metric", self.val_marker_metric)
 
     def configure_optimizers(self):
         if behaviour == "invalid":

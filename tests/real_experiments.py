@@ -75,7 +75,7 @@ class ExperimentFolder:
     def _default_storage_url(self) -> str:
         return f"sqlite:///{self.home}/hpt.db"
 
-    def experiment(self, searcher: Mapping[str, Any], hyperparameters: Mapping[str, Any], *,
+    def experiment(self, searcher: Mapping[str, Any], hyperparameters: Mapping[str, Any], /, *,
                    seed: int | None = None, variables: Mapping[str, str] | None = None,
                    **fields: Any) -> dict[str, Any]:
         """The content of an experiment file (`seed`: `reproducibility.experiment_seed`)."""
@@ -91,15 +91,15 @@ class ExperimentFolder:
             content["reproducibility"] = {"experiment_seed": seed}
         return content
 
-    def write_file(self, name: str, searcher: Mapping[str, Any], hyperparameters: Mapping[str, Any], *,
+    def write_file(self, file_name: str, searcher: Mapping[str, Any], hyperparameters: Mapping[str, Any], /, *,
                    directory: Path | None = None, **fields: Any) -> Path:
-        """Write `experiment(...)` to `NAME.yaml` in this folder (or in `directory`); returns its path."""
-        path = (directory or self.path) / f"{name}.yaml"
+        """Write `experiment(...)` to `FILE_NAME.yaml` in this folder (or in `directory`); returns its path."""
+        path = (directory or self.path) / f"{file_name}.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(self.experiment(searcher, hyperparameters, **fields), allow_unicode=True))
         return path
 
-    def create(self, searcher: Mapping[str, Any], hyperparameters: Mapping[str, Any], *,
+    def create(self, searcher: Mapping[str, Any], hyperparameters: Mapping[str, Any], /, *,
                model_dir: Path | None = None, **fields: Any) -> int:
         """Create (not run) an experiment in this folder's storage; returns its id."""
         config = hpt_core.load_config(self.experiment(searcher, hyperparameters, **fields))
@@ -107,7 +107,7 @@ class ExperimentFolder:
             patch.setenv("HPT_HOME", str(self.home))
             return create_experiment(config, model_dir or self.model_dir, storage)
 
-    def run(self, searcher: Mapping[str, Any], hyperparameters: Mapping[str, Any], *,
+    def run(self, searcher: Mapping[str, Any], hyperparameters: Mapping[str, Any], /, *,
             on_tick: Callable[[Any], None] | None = None, move_model_dir_away: bool = False,
             **fields: Any) -> ExperimentRun:
         """Create an experiment and run it to its end in this process.

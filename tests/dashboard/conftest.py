@@ -23,7 +23,7 @@ Session-scoped, built once and read-only afterwards (except for the running expe
 - `readonly_dashboard_url`: the same storage served without a token (write actions answer 403).
 - `asha_experiment_id`, `pbt_experiment_id`, `hostile_experiment_id`, `running_experiment_id`: the ids.
 
-The hostile strings, DASHBOARD_TOKEN, `DashboardSite` and `run_hpt` live in dashboard_support.py
+The hostile strings, DASHBOARD_TOKEN, `DashboardSite` and `dashboard_experiments` live in dashboard_support.py
 (`from dashboard_support import HOSTILE_HPARAM`).
 """
 
@@ -32,7 +32,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,41 +46,41 @@ from dashboard_support import (
     HOSTILE_VALUE,
     MODEL_DIR,
     DashboardSite,
-    experiment_file,
-    run_hpt,
+    dashboard_experiments,
 )
+from real_experiments import ExperimentFolder
 
 from hpt_core.dashboard.server import DashboardServer
 from hpt_core.runner import controller_alive
-from hpt_core.storage import Storage
 
 # conftest.py: not collected for doctests (it has none), since pytest would import it under the module name
 # "conftest" that browser/conftest.py already holds by then.
 collect_ignore_glob = ["model/*", "conftest.py"]
 
 
-def _experiment_files(folder: Path) -> dict[str, Path]:
+def _experiment_files(experiments: ExperimentFolder) -> dict[str, Path]:
     lr = {"type": "double", "minval": 0.05, "maxval": 0.5}
     return {
-        "asha": experiment_file(folder, "asha", {
+        "asha": experiments.write_file("asha", {
             "name": "adaptive_asha", "metric": "val_loss", "max_length": {"epochs": 4}, "max_trials": 8,
             "mode": "aggressive", "divisor": 4, "max_rungs": 2, "max_concurrent_trials": 2,
-        }, {"lr": {"type": "log", "minval": -1.3, "maxval": -0.3, "base": 10.0}, "checkpoint_each_epoch": True}),
-        "pbt": experiment_file(folder, "pbt", {
+        }, {"lr": {"type": "log", "minval": -1.3, "maxval": -0.3, "base": 10.0}, "checkpoint_each_epoch": True},
+            name="asha"),
+        "pbt": experiments.write_file("pbt", {
             "name": "pbt", "metric": "val_loss", "population_size": 4, "num_rounds": 3,
             "length_per_round": {"epochs": 1}, "max_concurrent_trials": 2,
             "replace_function": {"truncate_fraction": 0.5},
             "explore_function": {"resample_probability": 0.5, "perturb_factor": 0.2},
-        }, {"lr": lr, "optimizer": {"momentum": {"type": "double", "minval": 0.0, "maxval": 0.9}}}),
-        "hostile": experiment_file(folder, "hostile", {
+        }, {"lr": lr, "optimizer": {"momentum": {"type": "double", "minval": 0.0, "maxval": 0.9}}}, name="pbt"),
+        "hostile": experiments.write_file("hostile", {
             "name": "grid", "metric": HOSTILE_METRIC, "max_length": {"epochs": 2}, "max_concurrent_trials": 2,
         }, {"lr": {"type": "categorical", "vals": [0.1, 0.3]},
             HOSTILE_HPARAM: {"type": "categorical", "vals": [HOSTILE_VALUE, "plain"]},
-            "report_as": HOSTILE_METRIC}, title=HOSTILE_NAME, description=f"described as {HOSTILE_NAME}"),
-        "running": experiment_file(folder, "running", {
+            "report_as": HOSTILE_METRIC}, name=HOSTILE_NAME, description=f"described as {HOSTILE_NAME}"),
+        "running": experiments.write_file("running", {
             "name": "random", "metric": "val_loss", "max_length": {"epochs": 100000}, "max_trials": 2,
             "max_concurrent_trials": 2,
-        }, {"lr": lr, "epoch_seconds": 1.0}),
+        }, {"lr": lr, "epoch_seconds": 1.0}, name="running"),
     }
 
 
@@ -96,18 +95,15 @@ def _created_id(completed: subprocess.CompletedProcess[str]) -> int:
 
 @pytest.fixture(scope="session")
 def dashboard_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DashboardSite]:
-    home = tmp_path_factory.mktemp("dashboard-home")
-    storage_url = f"sqlite:///{home}/hpt.db"
-    files = _experiment_files(home)
-    env = {**os.environ, "HPT_HOME": str(home), "HPT_STORAGE": storage_url}
-    running = run_hpt(home, storage_url, "experiment", "create", str(files["running"]), str(MODEL_DIR), "--detach",
-                      "--quiet")
+    experiments = dashboard_experiments(tmp_path_factory.mktemp("dashboard"))
+    files = _experiment_files(experiments)
+    running = experiments.hpt("experiment", "create", str(files["running"]), str(MODEL_DIR), "--detach", "--quiet",
+                              timeout=EXPERIMENT_TIMEOUT)
     running_id = _created_id(running)
     try:
         finished = {
-            name: subprocess.Popen([sys.executable, "-m", "hpt_core.cli", "experiment", "create", str(files[name]),
-                                    str(MODEL_DIR), "--quiet"], env=env, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True)
+            name: experiments.start_hpt("experiment", "create", str(files[name]), str(MODEL_DIR), "--quiet",
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             for name in ("asha", "pbt", "hostile")
         }
         ids = {}
@@ -115,16 +111,16 @@ def dashboard_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboa
             stdout, stderr = process.communicate(timeout=EXPERIMENT_TIMEOUT)
             ids[name] = _created_id(subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr))
             assert process.returncode == 0, f"the {name} experiment did not complete:\n{stdout}\n{stderr}"
-        yield DashboardSite(home, storage_url, ids["asha"], ids["pbt"], ids["hostile"], running_id)
+        yield DashboardSite(experiments, ids["asha"], ids["pbt"], ids["hostile"], running_id)
     finally:
-        _cancel_and_wait(home, storage_url, running_id)
+        _cancel_and_wait(experiments, running_id)
 
 
-def _cancel_and_wait(home: Path, storage_url: str, experiment_id: int) -> None:
+def _cancel_and_wait(experiments: ExperimentFolder, experiment_id: int) -> None:
     """Cancel the experiment and wait for its controller to end (its trials checkpoint and exit); a controller
     still there after a minute is killed."""
-    run_hpt(home, storage_url, "experiment", "cancel", str(experiment_id), timeout=60)
-    with Storage(storage_url) as storage:
+    experiments.hpt("experiment", "cancel", str(experiment_id), timeout=60)
+    with experiments.storage() as storage:
         deadline = time.monotonic() + 60
         while controller_alive(storage, experiment_id) and time.monotonic() < deadline:
             time.sleep(0.2)

@@ -1,11 +1,9 @@
-"""Helpers of the dashboard's tests: the hostile names, the session's site of real experiments, the `hpt` command."""
+"""Helpers of the dashboard's tests: the hostile names, the session's site of real experiments, HTTP requests."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -13,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from real_experiments import ExperimentFolder
 
 from hpt_core.storage import Storage
 
@@ -26,42 +24,32 @@ HOSTILE_NAME = "<svg onload=alert(4)>"
 EXPERIMENT_TIMEOUT = 240
 
 
+def dashboard_experiments(path: Path) -> ExperimentFolder:
+    """A folder of experiments of the dashboard's trial (model/trial.py): 1 restart, seed 7."""
+    return ExperimentFolder(path, MODEL_DIR, defaults={"max_restarts": 1, "reproducibility": {"experiment_seed": 7}})
+
+
 @dataclass(frozen=True)
 class DashboardSite:
-    """The session's storage and the ids of its experiments."""
+    """The session's experiments (their folder) and their ids."""
 
-    home: Path
-    storage_url: str
+    experiments: ExperimentFolder
     asha_id: int
     pbt_id: int
     hostile_id: int
     running_id: int
 
+    @property
+    def storage_url(self) -> str:
+        return self.experiments.storage_url
+
     def storage(self) -> Storage:
         """A new Storage on the site's database (close it after use)."""
-        return Storage(self.storage_url)
+        return self.experiments.storage()
 
     def hpt(self, *args: str, timeout: float = EXPERIMENT_TIMEOUT) -> subprocess.CompletedProcess[str]:
         """Run the `hpt` command with this site's HPT_HOME and storage."""
-        return run_hpt(self.home, self.storage_url, *args, timeout=timeout)
-
-
-def run_hpt(home: Path, storage_url: str, *args: str, timeout: float = EXPERIMENT_TIMEOUT,
-            ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HPT_HOME": str(home), "HPT_STORAGE": storage_url, "COLUMNS": "120"}
-    return subprocess.run([sys.executable, "-m", "hpt_core.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout)
-
-
-def experiment_file(folder: Path, name: str, searcher: dict, hyperparameters: dict, **fields: object) -> Path:
-    """An experiment file of the test trial, written to `folder`."""
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump({
-        "name": fields.pop("title", name), "entrypoint": f"{sys.executable} trial.py", "max_restarts": 1,
-        "reproducibility": {"experiment_seed": 7}, "searcher": searcher, "hyperparameters": hyperparameters,
-        **fields,
-    }, allow_unicode=True))
-    return path
+        return self.experiments.hpt(*args, timeout=timeout)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import time
 from http.client import HTTPConnection
 
 import pytest
-from dashboard_support import MODEL_DIR, experiment_file, http, run_hpt
+from dashboard_support import EXPERIMENT_TIMEOUT, MODEL_DIR, dashboard_experiments, http
 
 
 def free_port() -> int:
@@ -21,18 +21,16 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def home(tmp_path):
-    return tmp_path / "home"
+def experiments(tmp_path):
+    return dashboard_experiments(tmp_path)
 
 
 @pytest.fixture
-def running_dashboard(home):
-    """`hpt dashboard` on a free port over SQLite under `home`, stopped with Ctrl-C (SIGINT) at the end."""
+def running_dashboard(experiments):
+    """`hpt dashboard` on a free port over the experiments' storage (SQLite in their HPT_HOME), stopped with
+    Ctrl-C (SIGINT) at the end."""
     port = free_port()
-    storage_url = f"sqlite:///{home}/hpt.db"
-    env = {**os.environ, "HPT_HOME": str(home), "HPT_STORAGE": storage_url}
-    process = subprocess.Popen([sys.executable, "-m", "hpt_core.cli", "dashboard", "--port", str(port)], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = experiments.start_hpt("dashboard", "--port", str(port), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 60
     while True:
@@ -45,7 +43,7 @@ def running_dashboard(home):
         assert time.monotonic() < deadline, "the dashboard did not start"
         time.sleep(0.1)
     try:
-        yield process, url, storage_url
+        yield process, url
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
@@ -61,11 +59,11 @@ def test_listening_beyond_loopback_without_a_token_is_refused(tmp_path):
     assert "--host" in completed.stderr and "0.0.0.0" in completed.stderr and "token" in completed.stderr
 
 
-def test_experiment_create_prints_the_url_of_the_running_dashboard(running_dashboard, home, tmp_path):
-    process, url, storage_url = running_dashboard
-    exp = experiment_file(tmp_path, "single", {"name": "single", "metric": "val_loss", "max_length": {"epochs": 1}},
-                          {"lr": 0.1})
-    created = run_hpt(home, storage_url, "experiment", "create", str(exp), str(MODEL_DIR), "--quiet")
+def test_experiment_create_prints_the_url_of_the_running_dashboard(running_dashboard, experiments):
+    process, url = running_dashboard
+    exp = experiments.write_file("single", {"name": "single", "metric": "val_loss", "max_length": {"epochs": 1}},
+                                 {"lr": 0.1}, name="single")
+    created = experiments.hpt("experiment", "create", str(exp), str(MODEL_DIR), "--quiet", timeout=EXPERIMENT_TIMEOUT)
     assert created.returncode == 0, created.stderr
     experiment_id = int(created.stdout.split()[1])
     assert f"{url}#/experiments/{experiment_id}" in created.stdout
@@ -73,7 +71,7 @@ def test_experiment_create_prints_the_url_of_the_running_dashboard(running_dashb
 
     process.send_signal(signal.SIGINT)
     process.communicate(timeout=30)
-    again = run_hpt(home, storage_url, "experiment", "create", str(exp), str(MODEL_DIR), "--quiet")
+    again = experiments.hpt("experiment", "create", str(exp), str(MODEL_DIR), "--quiet", timeout=EXPERIMENT_TIMEOUT)
     assert again.returncode == 0 and "watch it in the dashboard" not in again.stdout and url not in again.stdout
     assert f"run `hpt dashboard` and open http://127.0.0.1:8080/#/experiments/" \
            f"{experiment_id + 1}" in again.stdout

@@ -6,7 +6,7 @@ import importlib.util
 
 import pytest
 
-collect_ignore_glob = ["model/*"]
+collect_ignore_glob = ["model/*", "conftest.py"]
 
 
 @pytest.fixture(scope="session")

@@ -7,20 +7,15 @@ the trial's `Probe` callback logs what its Trainer did, per rank. Every experime
 timeout: one that hangs is cancelled, and its test fails.
 """
 
-import json
 import math
-import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
+from real_experiments import ExperimentFolder, ExperimentRun
 
-import hpt_core
-from hpt_core.runner import build_controller, create_experiment
-from hpt_core.storage import Storage
 from hpt_lightning import CHECKPOINT_FILE
 
 MODEL_DIR = Path(__file__).parent / "model"
@@ -30,67 +25,34 @@ TRAINING_NAMES = {"loss", "train_marker", "step_marker", "train_marker_metric"}
 VALIDATION_NAMES = {"val_loss", "val_accuracy", "val_marker", "val_marker_metric"}
 
 
+def experiments_in(directory):
+    """A folder of experiments of `lightning_trial.py` with 1 restart and seed 1 (unless a test gives others)."""
+    return ExperimentFolder(directory, MODEL_DIR, "lightning_trial.py",
+                            defaults={"max_restarts": 1, "reproducibility": {"experiment_seed": 1}})
+
+
 @dataclass
-class Experiment:
-    storage: Storage
-    experiment_id: int
-    state: str
-    log_path: Path
-    timed_out: bool
+class TimedRun(ExperimentRun):
+    """A run that says whether it was cancelled for running past `TIMEOUT_SECONDS`."""
 
-    @property
-    def log(self):
-        return [json.loads(line) for line in self.log_path.read_text().splitlines()] if self.log_path.exists() else []
-
-    def trials(self):
-        return self.storage.list_trials(self.experiment_id)
-
-    def trial(self, **hparams):
-        (trial,) = [t for t in self.trials() if all(t.hparams.get(k) == v for k, v in hparams.items())]
-        return trial
-
-    def metrics(self, trial, kind):
-        return [m for m in self.storage.metrics(trial_id=trial.id) if m.kind == kind]
-
-    def events(self, trial, event, rank=None):
-        return [e for e in self.log if e["trial_id"] == trial.id and e["event"] == event
-                and rank in (None, e.get("rank"))]
-
-    def searcher_events(self):
-        return [r.payload for r in self.storage.searcher_records(self.experiment_id) if r.kind == "event"]
+    timed_out: bool = False
 
 
-def run_experiment(directory, searcher, hyperparameters, while_running=None, **fields):
-    """Run an experiment of `lightning_trial.py` to its end; `while_running(controller)` runs in a thread.
+def run_experiment(directory, searcher, hyperparameters, **fields):
+    """Run an experiment of `lightning_trial.py` in `directory` to its end.
 
     An experiment still running after TIMEOUT_SECONDS is cancelled (its trials get SIGTERM, then
     SIGKILL) and comes back with `timed_out`: a trial that hangs fails its test instead of the suite.
     """
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HPT_HOME", str(directory / "home"))
-        patch.setenv("TRIAL_LOG", str(directory / "trial-log.jsonl"))
-        storage = Storage(f"sqlite:///{directory}/hpt.db")
-        config = hpt_core.load_config({
-            "entrypoint": f"{sys.executable} lightning_trial.py",
-            "max_restarts": fields.pop("max_restarts", 1),
-            "reproducibility": {"experiment_seed": fields.pop("seed", 1)},
-            "searcher": {"metric": "val_loss", **searcher},
-            "hyperparameters": hyperparameters,
-            **fields,
-        })
-        experiment_id = create_experiment(config, MODEL_DIR, storage)
-        controller = build_controller(storage, experiment_id)
-        helper = threading.Thread(target=while_running, args=(controller,)) if while_running else None
-        if helper is not None:
-            helper.start()
-        timed_out = threading.Event()
-        watchdog = threading.Timer(TIMEOUT_SECONDS, lambda: (timed_out.set(), controller.cancel()))
-        watchdog.start()
-        state = controller.run()
-        watchdog.cancel()
-        if helper is not None:
-            helper.join()
-    return Experiment(storage, experiment_id, state, directory / "trial-log.jsonl", timed_out.is_set())
+    started, late = time.monotonic(), []
+
+    def cancel_when_late(controller):
+        if not late and time.monotonic() - started > TIMEOUT_SECONDS:
+            late.append(True)
+            controller.cancel()
+
+    run = experiments_in(directory).run(searcher, hyperparameters, on_tick=cancel_when_late, **fields)
+    return TimedRun(**vars(run), timed_out=bool(late))
 
 
 def checkpoint_state(checkpoint):
@@ -108,9 +70,9 @@ def assert_reports_hold_their_own_metrics(experiment, trial, processes):
     the ranks' mean) and stored against the batches and epochs it was logged at."""
     rank_mean = (processes - 1) / 2
     validations = experiment.metrics(trial, "validation")
-    validated = experiment.events(trial, "validation", rank=0)
+    validated = experiment.log("validation", trial_id=trial.id, rank=0)
     assert len(validations) == len(validated) > 0
-    assert len(experiment.events(trial, "validation")) == processes * len(validated)  # every rank validated
+    assert len(experiment.log("validation", trial_id=trial.id)) == processes * len(validated)  # every rank validated
     assert [m.metrics["val_loss"] for m in validations] == pytest.approx([e["val_loss"] for e in validated])
     for report in validations:
         assert set(report.metrics) == VALIDATION_NAMES
@@ -142,7 +104,7 @@ def test_validation_and_training_metrics_arrive_in_storage_with_batches_and_epoc
     assert (trial.state, trial.length_done) == ("COMPLETED", 3)
     validations = behaviours.metrics(trial, "validation")
     assert [(m.batches, m.epochs) for m in validations] == [(4, 1), (8, 2), (12, 3)]  # no sanity-check report
-    probed = [e["val_loss"] for e in behaviours.events(trial, "validation")]
+    probed = [e["val_loss"] for e in behaviours.log("validation", trial_id=trial.id)]
     assert [m.metrics["val_loss"] for m in validations] == pytest.approx(probed)
     trainings = behaviours.metrics(trial, "training")
     assert [(m.batches, m.epochs) for m in trainings] == [(4, 1), (8, 2), (12, 3)]
@@ -162,14 +124,14 @@ def test_the_first_two_epochs_metrics_are_stored_against_their_epochs(behaviours
 
 def test_the_search_method_sets_the_length_not_the_trainers_max_epochs(behaviours):
     trial = behaviours.trial(behaviour="normal")
-    (end,) = behaviours.events(trial, "train_end")
+    (end,) = behaviours.log("train_end", trial_id=trial.id)
     assert (end["epoch"], end["global_step"], end["should_stop"]) == (3, 12, True)  # Trainer(max_epochs=20)
-    assert behaviours.events(trial, "fit_returned"), "fit returns normally when hpt stops the Trainer"
+    assert behaviours.log("fit_returned", trial_id=trial.id), "fit returns normally when hpt stops the Trainer"
 
 
 def test_a_trial_is_seeded_from_its_trial_seed(behaviours):
     trial = behaviours.trial(behaviour="normal")
-    (start,) = behaviours.events(trial, "train_start")
+    (start,) = behaviours.log("train_start", trial_id=trial.id)
     assert start["seed"] == trial.seed
 
 
@@ -186,9 +148,9 @@ def test_early_stopping_ends_the_trial_completed_with_a_checkpoint(behaviours):
 def test_a_trial_killed_mid_epoch_restarts_from_its_last_checkpoint(behaviours):
     trial = behaviours.trial(behaviour="die_once")
     assert (trial.state, trial.restarts, trial.length_done) == ("COMPLETED", 1, 3)
-    (died,) = behaviours.events(trial, "dying")
+    (died,) = behaviours.log("dying", trial_id=trial.id)
     assert (died["attempt"], died["epoch"], died["global_step"]) == (1, 1, 6)
-    first, second = behaviours.events(trial, "train_start")
+    first, second = behaviours.log("train_start", trial_id=trial.id)
     assert (first["restore"], second["attempt"]) == (None, 2)
     assert second["restore"]["epochs"] == 1 and second["restore"]["warm_start"] is False
     assert (second["epoch"], second["batches"], second["global_step"]) == (1, 4, 4)  # continues after epoch 1
@@ -201,22 +163,28 @@ def test_invalid_hp_raised_in_the_module_ends_the_trial_as_invalid(behaviours):
 
 
 def test_a_cancelled_trial_checkpoints_and_fit_returns_normally(tmp_path):
-    def cancel_after_the_first_validation(controller):
-        deadline = time.monotonic() + 120
-        while not controller.storage.metrics(experiment_id=controller.experiment_id, kind="validation"):
-            assert time.monotonic() < deadline, "the trial never validated"
-            time.sleep(0.1)
-        controller.cancel()  # SIGTERM to the trial, as Ctrl-C on `hpt experiment create` does
+    experiments = experiments_in(tmp_path)
+    storage = experiments.storage()
+    deadline = time.monotonic() + 120
+    cancelled = []
 
-    experiment = run_experiment(tmp_path, {"name": "single", "max_length": {"epochs": 100}},
-                                {"behaviour": "slow", "lr": 0.1}, while_running=cancel_after_the_first_validation)
+    def cancel_after_the_first_validation(controller):
+        if cancelled:
+            return
+        if storage.metrics(kind="validation"):
+            controller.cancel()  # SIGTERM to the trial, as Ctrl-C on `hpt experiment create` does
+            cancelled.append(True)
+        assert time.monotonic() < deadline, "the trial never validated"
+
+    experiment = experiments.run({"name": "single", "max_length": {"epochs": 100}}, {"behaviour": "slow", "lr": 0.1},
+                                 on_tick=cancel_after_the_first_validation)
     assert experiment.state == "CANCELED"
     (trial,) = experiment.trials()
     assert (trial.state, trial.restarts) == ("CANCELED", 0)
-    (end,) = experiment.events(trial, "train_end")
+    (end,) = experiment.log("train_end", trial_id=trial.id)
     checkpoint = experiment.storage.latest_checkpoint(trial.id)
     assert checkpoint.batches == end["global_step"] >= BATCHES_PER_EPOCH
-    assert experiment.events(trial, "fit_returned"), "Lightning's SIGTERM exception did not escape fit"
+    assert experiment.log("fit_returned", trial_id=trial.id), "Lightning's SIGTERM exception did not escape fit"
 
 
 def test_a_trainer_that_cannot_validate_at_every_epoch_is_a_clear_error(tmp_path):
@@ -224,8 +192,7 @@ def test_a_trainer_that_cannot_validate_at_every_epoch_is_a_clear_error(tmp_path
                                 {"check_val_every_n_epoch": 2}, max_restarts=0)
     (trial,) = experiment.trials()
     assert (trial.state, trial.end_reason) == ("ERROR", "error after restarts")
-    output = (Path(experiment.storage.get_experiment(experiment.experiment_id).experiment_dir) / "trials" /
-              str(trial.id) / "output.log").read_text()
+    output = experiment.trial_output(trial.id)
     assert "`Trainer(check_val_every_n_epoch=...)` must be 1 or None, but got 2" in output
 
 
@@ -237,11 +204,11 @@ def test_a_trainer_that_cannot_validate_at_every_epoch_is_a_clear_error(tmp_path
 
 def assert_every_rank_stopped(experiment, trial):
     """In each attempt both ranks ended training at the same step, stopped by hpt, and `fit` returned."""
-    for attempt in {e["attempt"] for e in experiment.events(trial, "train_start")}:
-        ends = [e for e in experiment.events(trial, "train_end") if e["attempt"] == attempt]
+    for attempt in {e["attempt"] for e in experiment.log("train_start", trial_id=trial.id)}:
+        ends = [e for e in experiment.log("train_end", trial_id=trial.id) if e["attempt"] == attempt]
         assert sorted(e["rank"] for e in ends) == [0, 1]
         assert all(e["should_stop"] for e in ends) and len({e["global_step"] for e in ends}) == 1
-        assert [e for e in experiment.events(trial, "fit_returned") if e["attempt"] == attempt]
+        assert [e for e in experiment.log("fit_returned", trial_id=trial.id) if e["attempt"] == attempt]
 
 
 @pytest.mark.parametrize("strategy, package", [("ddp", "lightning"), ("ddp_spawn", "pytorch_lightning")])
@@ -259,7 +226,7 @@ def test_ddp_reports_synced_metrics_once_and_stops_every_rank(tmp_path, strategy
     assert [(c.batches, c.epochs) for c in checkpoints] == [(4, 1), (8, 2)]  # saved at each epoch's end
     assert all((Path(c.path) / CHECKPOINT_FILE).is_file() for c in checkpoints)
     assert_every_rank_stopped(experiment, trial)
-    assert {e["epoch"] for e in experiment.events(trial, "train_end")} == {2}  # Trainer(max_epochs=20)
+    assert {e["epoch"] for e in experiment.log("train_end", trial_id=trial.id)} == {2}  # Trainer(max_epochs=20)
     assert not math.isnan(experiment.metrics(trial, "validation")[-1].metrics["val_loss"])
 
 
@@ -276,7 +243,7 @@ def test_ddp_asha_pauses_a_trial_and_resumes_it_with_its_epochs_continuing(tmp_p
     promoted, closed = experiment.trials()
     assert (promoted.hparams["lr"], promoted.state, promoted.length_done, promoted.restarts) == (0.1, "COMPLETED", 2, 0)
     assert (closed.state, closed.end_reason, closed.length_done) == ("COMPLETED", "closed at a rung", 1)
-    first, resumed = experiment.events(promoted, "train_start", rank=0)
+    first, resumed = experiment.log("train_start", trial_id=promoted.id, rank=0)
     assert first["restore"] is None
     assert resumed["restore"]["warm_start"] is False and resumed["restore"]["epochs"] == 1
     assert (resumed["epoch"], resumed["batches"]) == (1, 4)
@@ -307,7 +274,7 @@ def test_ddp_pbt_child_starts_from_its_parents_weights_and_trains_with_its_own_l
         assert_reports_hold_their_own_metrics(experiment, trial, processes=2)
         assert_every_rank_stopped(experiment, trial)
 
-    (start,) = experiment.events(child, "train_start", rank=0)
+    (start,) = experiment.log("train_start", trial_id=child.id, rank=0)
     assert start["restore"]["warm_start"] is True
     parent_checkpoint = experiment.storage.get_checkpoint(start["restore"]["checkpoint_id"])
     assert (parent_checkpoint.trial_id, parent_checkpoint.batches) == (parent.id, 6)
@@ -315,6 +282,6 @@ def test_ddp_pbt_child_starts_from_its_parents_weights_and_trains_with_its_own_l
     assert start["weights"] == pytest.approx([float(t.double().sum()) for t in parent_state["state_dict"].values()])
     assert parent_state["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(parent.hparams["lr"])
     assert start["lr"] == pytest.approx(child.hparams["lr"])  # not the parent's, held in its optimizer state
-    assert all(e["lr"] == pytest.approx(child.hparams["lr"]) for e in experiment.events(child, "epoch_end"))
+    assert all(e["lr"] == pytest.approx(child.hparams["lr"]) for e in experiment.log("epoch_end", trial_id=child.id))
     assert (start["epoch"], start["batches"]) == (0, 0)
     assert [(m.batches, m.epochs) for m in experiment.metrics(child, "validation")] == [(4, 1), (6, 1)]

@@ -1,25 +1,11 @@
 """The mlflow logger, on real experiments, read back from a real local MLflow tracking store (SQLite)."""
 
-import sys
-from pathlib import Path
-
 import pytest
 from mlflow import MlflowClient
+from real_experiments import ExperimentFolder
 
 import hpt_core
 from hpt_core.loggers.mlflow import MLflowLogger, MLflowOptions
-from hpt_core.runner import build_controller, create_experiment
-from hpt_core.storage import Storage
-
-MODEL_DIR = Path(__file__).parents[1] / "runtime" / "model"
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("HPT_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("TRIAL_LOG", str(tmp_path / "trial-log.jsonl"))
-    monkeypatch.setenv("EPOCH_SECONDS", "0.01")
-    return tmp_path
 
 
 @pytest.fixture(scope="module")
@@ -28,19 +14,11 @@ def tracking_uri(tmp_path_factory):
     return f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/mlflow.db"
 
 
-def run_experiment(home, hyperparameters, loggers, **fields):
-    config = hpt_core.load_config({
-        "entrypoint": f"{sys.executable} trial.py",
-        "reproducibility": {"experiment_seed": 1},
-        "searcher": {"name": "grid", "metric": "val_loss", "max_length": {"epochs": 2}},
-        "hyperparameters": hyperparameters,
-        "loggers": loggers,
-        **fields,
-    })
-    storage = Storage(f"sqlite:///{home}/hpt.db")
-    experiment_id = create_experiment(config, MODEL_DIR, storage)
-    state = build_controller(storage, experiment_id).run()
-    return storage, experiment_id, state
+def run_experiment(directory, hyperparameters, loggers, **fields):
+    """A grid search of 2 epochs (of 0.01 s) of the runtime trial, seed 1, in `directory`."""
+    run = ExperimentFolder(directory, variables={"EPOCH_SECONDS": "0.01"}).run(
+        {"name": "grid", "max_length": {"epochs": 2}}, hyperparameters, seed=1, loggers=loggers, **fields)
+    return run.storage, run.experiment_id, run.state
 
 
 def runs_of(client, experiment_name):
@@ -51,9 +29,9 @@ def runs_of(client, experiment_name):
     return parent, children
 
 
-def test_the_experiment_is_a_run_and_each_trial_a_nested_run_with_its_hparams_and_metrics(home, tracking_uri):
+def test_the_experiment_is_a_run_and_each_trial_a_nested_run_with_its_hparams_and_metrics(tmp_path, tracking_uri):
     storage, experiment_id, state = run_experiment(
-        home, {"quality": {"type": "categorical", "vals": [0.5, 2.0]}, "optimizer": {"kind": "sgd"}},
+        tmp_path, {"quality": {"type": "categorical", "vals": [0.5, 2.0]}, "optimizer": {"kind": "sgd"}},
         {"mlflow": {"tracking_uri": tracking_uri, "experiment_name": "digits"}})
     assert state == "COMPLETED"
     client = MlflowClient(tracking_uri=tracking_uri)
@@ -79,17 +57,17 @@ def test_the_experiment_is_a_run_and_each_trial_a_nested_run_with_its_hparams_an
                                          "validation/accuracy"}
 
 
-def test_the_experiment_name_defaults_to_the_experiments_name(home, tracking_uri):
-    _, _, state = run_experiment(home, {"quality": 1.0}, {"mlflow": {"tracking_uri": tracking_uri}},
+def test_the_experiment_name_defaults_to_the_experiments_name(tmp_path, tracking_uri):
+    _, _, state = run_experiment(tmp_path, {"quality": 1.0}, {"mlflow": {"tracking_uri": tracking_uri}},
                                  name="my search")
     assert state == "COMPLETED"
     parent, children = runs_of(MlflowClient(tracking_uri=tracking_uri), "my search")
     assert parent.info.status == "FINISHED" and len(children) == 1
 
 
-def test_trials_that_error_or_are_cancelled_end_their_runs_failed_or_killed(home, tracking_uri):
+def test_trials_that_error_or_are_cancelled_end_their_runs_failed_or_killed(tmp_path, tracking_uri):
     storage, experiment_id, state = run_experiment(
-        home, {"behaviour": {"type": "categorical", "vals": ["nan", "invalid", "normal"]}},
+        tmp_path, {"behaviour": {"type": "categorical", "vals": ["nan", "invalid", "normal"]}},
         {"mlflow": {"tracking_uri": tracking_uri, "experiment_name": "faults"}})
     assert state == "COMPLETED"
     _, children = runs_of(MlflowClient(tracking_uri=tracking_uri), "faults")
@@ -98,7 +76,7 @@ def test_trials_that_error_or_are_cancelled_end_their_runs_failed_or_killed(home
     assert status == {"nan": "FAILED", "invalid": "KILLED", "normal": "FINISHED"}
 
 
-def test_after_a_resume_the_logger_goes_on_in_the_same_runs(home, tracking_uri, tmp_path):
+def test_after_a_resume_the_logger_goes_on_in_the_same_runs(tracking_uri, tmp_path):
     config = hpt_core.load_config({"name": "resumed", "searcher": {"name": "single", "metric": "val_loss",
                                                                     "max_length": 4}})
     experiment_dir = tmp_path / "experiment"

@@ -1,43 +1,22 @@
 """The tensorboard logger, on real experiments, read back with TensorBoard's own reader and HParams plugin."""
 
 import logging
-import sys
 from pathlib import Path
 
 import pytest
+from real_experiments import ExperimentFolder
 from tensorboard import context as tensorboard_context
 from tensorboard.backend.event_processing import data_provider, event_accumulator, plugin_event_multiplexer
 from tensorboard.plugins import base_plugin
 from tensorboard.plugins.hparams import api_pb2, backend_context, get_experiment, list_session_groups
 
-import hpt_core
-from hpt_core.runner import build_controller, create_experiment
-from hpt_core.storage import Storage
 
-MODEL_DIR = Path(__file__).parents[1] / "runtime" / "model"
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("HPT_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("TRIAL_LOG", str(tmp_path / "trial-log.jsonl"))
-    monkeypatch.setenv("EPOCH_SECONDS", "0.01")
-    return tmp_path
-
-
-def run_experiment(home, hyperparameters, loggers=None, epochs=2):
+def run_experiment(directory, hyperparameters, loggers=None, epochs=2):
+    """A grid search of `epochs` epochs (of 0.01 s) of the runtime trial, seed 1, in `directory`."""
     fields = {"loggers": loggers} if loggers is not None else {}
-    config = hpt_core.load_config({
-        "entrypoint": f"{sys.executable} trial.py",
-        "reproducibility": {"experiment_seed": 1},
-        "searcher": {"name": "grid", "metric": "val_loss", "max_length": {"epochs": epochs}},
-        "hyperparameters": hyperparameters,
-        **fields,
-    })
-    storage = Storage(f"sqlite:///{home}/hpt.db")
-    experiment_id = create_experiment(config, MODEL_DIR, storage)
-    state = build_controller(storage, experiment_id).run()
-    return storage, experiment_id, state
+    run = ExperimentFolder(directory, variables={"EPOCH_SECONDS": "0.01"}).run(
+        {"name": "grid", "max_length": {"epochs": epochs}}, hyperparameters, seed=1, **fields)
+    return run.storage, run.experiment_id, run.state
 
 
 class HParamsView:
@@ -68,8 +47,8 @@ def scalars(run_dir, tag):
     return [(event.step, event.value) for event in accumulator.Scalars(tag)]
 
 
-def test_each_trial_is_a_run_with_its_hparams_and_metrics_in_the_hparams_view(home):
-    storage, experiment_id, state = run_experiment(home, {
+def test_each_trial_is_a_run_with_its_hparams_and_metrics_in_the_hparams_view(tmp_path):
+    storage, experiment_id, state = run_experiment(tmp_path, {
         "quality": {"type": "categorical", "vals": [0.5, 2.0]},
         "optimizer": {"kind": "sgd", "nesterov": True},
     }, loggers={"tensorboard": {}})
@@ -103,9 +82,9 @@ def test_each_trial_is_a_run_with_its_hparams_and_metrics_in_the_hparams_view(ho
         assert [value for _, value in logged] == pytest.approx([loss for _, loss in stored])
 
 
-def test_a_trial_that_errors_ends_its_session_as_a_failure(home):
+def test_a_trial_that_errors_ends_its_session_as_a_failure(tmp_path):
     storage, experiment_id, state = run_experiment(
-        home, {"behaviour": {"type": "categorical", "vals": ["nan", "normal"]}}, loggers={"tensorboard": {}})
+        tmp_path, {"behaviour": {"type": "categorical", "vals": ["nan", "normal"]}}, loggers={"tensorboard": {}})
     assert state == "COMPLETED"
     logdir = Path(storage.get_experiment(experiment_id).experiment_dir) / "tensorboard"
     status = {group.hparams["behaviour"].string_value: group.sessions[0].status
@@ -113,9 +92,9 @@ def test_a_trial_that_errors_ends_its_session_as_a_failure(home):
     assert status == {"nan": api_pb2.STATUS_FAILURE, "normal": api_pb2.STATUS_SUCCESS}
 
 
-def test_path_holds_one_folder_per_experiment(home, tmp_path, monkeypatch):
+def test_path_holds_one_folder_per_experiment(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    storage, experiment_id, state = run_experiment(home, {"quality": 1.0}, loggers={"tensorboard": {"path": "tb"}},
+    storage, experiment_id, state = run_experiment(tmp_path, {"quality": 1.0}, loggers={"tensorboard": {"path": "tb"}},
                                                    epochs=1)
     assert state == "COMPLETED"
     (trial,) = storage.list_trials(experiment_id)
@@ -123,18 +102,18 @@ def test_path_holds_one_folder_per_experiment(home, tmp_path, monkeypatch):
     assert not (Path(storage.get_experiment(experiment_id).experiment_dir) / "tensorboard").exists()
 
 
-def test_the_logger_is_off_unless_the_experiment_file_enables_it(home):
-    storage, experiment_id, state = run_experiment(home, {"quality": 1.0}, epochs=1)
+def test_the_logger_is_off_unless_the_experiment_file_enables_it(tmp_path):
+    storage, experiment_id, state = run_experiment(tmp_path, {"quality": 1.0}, epochs=1)
     assert state == "COMPLETED"
     assert not (Path(storage.get_experiment(experiment_id).experiment_dir) / "tensorboard").exists()
 
 
-def test_a_logger_that_fails_leaves_the_experiment_completed(home, caplog):
-    not_a_folder = home / "a-file"
+def test_a_logger_that_fails_leaves_the_experiment_completed(tmp_path, caplog):
+    not_a_folder = tmp_path / "a-file"
     not_a_folder.write_text("TensorBoard cannot write under a file")
     with caplog.at_level(logging.ERROR, logger="hpt_core.plugins"):
         storage, experiment_id, state = run_experiment(
-            home, {"quality": {"type": "categorical", "vals": [0.5, 2.0]}},
+            tmp_path, {"quality": {"type": "categorical", "vals": [0.5, 2.0]}},
             loggers={"tensorboard": {"path": str(not_a_folder)}})
     assert state == "COMPLETED"
     assert [trial.state for trial in storage.list_trials(experiment_id)] == ["COMPLETED", "COMPLETED"]

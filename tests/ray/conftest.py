@@ -6,20 +6,15 @@ custom resource (`node_a`, `node_b`), one CPU and a small object store.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-import hpt_core
-from hpt_core.runner import build_controller, create_experiment
-from hpt_core.storage import Storage
+from real_experiments import ExperimentFolder
 
 # conftest.py itself is not collected for doctests (it has none): pytest would import it under the module
 # name "conftest" that another folder's conftest.py may hold by then.
@@ -96,35 +91,12 @@ def model_dir(tmp_path):
     return Path(shutil.copytree(MODEL_DIR, tmp_path / "model"))
 
 
-@dataclass
-class Run:
-    """A finished experiment: its storage, id, final state and what its trials logged."""
-
-    storage: Storage
-    experiment_id: int
-    state: str
-    log: list[dict[str, Any]]
-
-    @property
-    def trials(self):
-        return self.storage.list_trials(self.experiment_id)
-
-    def outcome(self) -> list[tuple]:
-        """Each trial's request, hyperparameters, end and validations: what must not depend on the executor."""
-        return [(trial.request_id, trial.hparams, trial.state, trial.end_reason, trial.length_done,
-                 trial.parent_request_id,
-                 [(record.epochs, record.metrics) for record in self.storage.metrics(trial_id=trial.id,
-                                                                                     kind="validation")])
-                for trial in self.trials]
-
-    def trial_output(self, trial_id: int) -> str:
-        directory = self.storage.get_experiment(self.experiment_id).experiment_dir
-        return (Path(directory) / "trials" / str(trial_id) / "output.log").read_text()
-
-
 @pytest.fixture
-def experiment(tmp_path, monkeypatch):
-    """`experiment(searcher, hyperparameters, executor=..., **fields)` runs an experiment of the tests' trial.
+def experiment(tmp_path):
+    """`experiment(searcher, hyperparameters, executor=..., during=..., variables=..., **fields)` runs an experiment
+    of the tests' trial (2 restarts, seed 7, epochs of EPOCH_SECONDS) in a folder of its own, `tmp_path/run-N` for
+    the test's N-th experiment, and returns its `ExperimentRun`; `during(controller)` is called on every turn of the
+    controller's loop.
 
     On Ray, the model directory is a copy that is moved away once the controller is built (the experiment
     is submitted), so trials can only run the code that Ray shipped.
@@ -132,31 +104,11 @@ def experiment(tmp_path, monkeypatch):
     runs = iter(range(1, 100))
 
     def run(searcher, hyperparameters, executor=None, during=None, **fields):
-        number = next(runs)
-        monkeypatch.setenv("HPT_HOME", str(tmp_path / f"home-{number}"))
-        model_dir = tmp_path / f"model-{number}"
-        shutil.copytree(MODEL_DIR, model_dir)
-        trial_log = tmp_path / f"trial-log-{number}.jsonl"
-        config = hpt_core.load_config({
-            "entrypoint": f"{sys.executable} trial.py",
-            "max_restarts": 2,
-            "reproducibility": {"experiment_seed": 7},
-            "environment": {"variables": {"TRIAL_LOG": str(trial_log), "EPOCH_SECONDS": EPOCH_SECONDS,
-                                          **fields.pop("variables", {})}},
-            "searcher": {"metric": "val_loss", **searcher},
-            "hyperparameters": hyperparameters,
-            **({"executor": executor} if executor else {}),
-            **fields,
-        })
-        storage = Storage(f"sqlite:///{tmp_path}/hpt-{number}.db")
-        experiment_id = create_experiment(config, model_dir, storage)
-        controller = build_controller(storage, experiment_id)
-        if config.executor.type == "ray":
-            model_dir.rename(tmp_path / f"moved-away-{number}")
-        if during is not None:
-            controller.on_tick = during
-        state = controller.run()
-        log = [json.loads(line) for line in trial_log.read_text().splitlines()] if trial_log.exists() else []
-        return Run(storage, experiment_id, state, log)
+        experiments = ExperimentFolder(tmp_path / f"run-{next(runs)}", MODEL_DIR,
+                                       variables={"EPOCH_SECONDS": EPOCH_SECONDS},
+                                       defaults={"max_restarts": 2, "reproducibility": {"experiment_seed": 7}})
+        on_ray = executor is not None and executor.get("type") == "ray"
+        return experiments.run(searcher, hyperparameters, on_tick=during, move_model_dir_away=on_ray,
+                               **({"executor": executor} if executor else {}), **fields)
 
     return run

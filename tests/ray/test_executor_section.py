@@ -1,17 +1,14 @@
 """`executor:` in the experiment file and `--executor` on the command line: validated like the rest of the file,
 Ray imported only when used, and a model directory too big for Ray refused before anything runs."""
 
-import json
-import os
 import subprocess
 import sys
 
 import pytest
-import yaml
+from real_experiments import ExperimentFolder
 
 import hpt_core
-from hpt_core.runner import build_controller, create_experiment
-from hpt_core.storage import Storage
+from hpt_core.runner import build_controller
 
 SEARCHER = {"name": "single", "metric": "val_loss", "max_length": {"epochs": 1}}
 
@@ -52,13 +49,12 @@ def test_importing_hpt_and_its_ray_executor_imports_neither_ray_nor_fsspec():
     assert result.stdout.strip() == "[]"
 
 
-def test_a_model_directory_over_rays_limit_is_refused_naming_its_largest_file(model_dir, tmp_path, monkeypatch):
-    monkeypatch.setenv("HPT_HOME", str(tmp_path / "home"))
+def test_a_model_directory_over_rays_limit_is_refused_naming_its_largest_file(model_dir, tmp_path):
     with open(model_dir / "dataset.bin", "wb") as data:
         data.truncate(501 * 2**20)  # sparse: its size counts, the disk holds nothing
-    storage = Storage(f"sqlite:///{tmp_path}/hpt.db")
-    experiment_id = create_experiment(config_with({"type": "ray"}), model_dir, storage)
-    with pytest.raises(hpt_core.ConfigError) as raised:
+    experiments = ExperimentFolder(tmp_path, model_dir)
+    experiment_id = experiments.create(SEARCHER, {}, executor={"type": "ray"})
+    with pytest.raises(hpt_core.ConfigError) as raised, experiments.storage() as storage:
         build_controller(storage, experiment_id)
     (problem,) = raised.value.problems
     assert problem.path == "model_dir" and problem.value == str(model_dir)
@@ -66,17 +62,14 @@ def test_a_model_directory_over_rays_limit_is_refused_naming_its_largest_file(mo
 
 
 def test_experiment_create_with_executor_ray_runs_the_trials_on_the_cluster(ray_cluster, model_dir, tmp_path):
-    trial_log = tmp_path / "trial-log.jsonl"
-    (model_dir / "exp.yaml").write_text(yaml.safe_dump({
-        "entrypoint": f"{sys.executable} trial.py", "searcher": SEARCHER,
-        "environment": {"variables": {"TRIAL_LOG": str(trial_log), "EPOCH_SECONDS": "0.1"}}}))
-    result = subprocess.run(
-        [sys.executable, "-m", "hpt_core.cli", "experiment", "create", str(model_dir / "exp.yaml"), "--executor", "ray",
-         "--config", f"executor.address={ray_cluster.address}", "--quiet"],
-        env={**os.environ, "HPT_HOME": str(tmp_path / "home")}, capture_output=True, text=True, timeout=120)
+    experiments = ExperimentFolder(tmp_path, model_dir, variables={"EPOCH_SECONDS": "0.1"})
+    path = experiments.write_file("exp", SEARCHER, {}, directory=model_dir)
+    result = experiments.hpt("experiment", "create", str(path), "--executor", "ray",
+                             "--config", f"executor.address={ray_cluster.address}", "--quiet", timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "experiment 1 COMPLETED" in result.stdout
-    stored = Storage(f"sqlite:///{tmp_path}/home/hpt.db").get_experiment(1).config
+    with experiments.storage() as storage:
+        stored = storage.get_experiment(1).config
     assert stored["executor"]["type"] == "ray"
-    nodes = {json.loads(line)["node"] for line in trial_log.read_text().splitlines()}
+    nodes = {entry["node"] for entry in experiments.log()}
     assert len(nodes) == 1 and nodes <= set(ray_cluster.node_ids.values())

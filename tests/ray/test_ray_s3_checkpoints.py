@@ -48,7 +48,7 @@ def test_trials_on_ray_save_restore_and_lose_checkpoints_under_an_s3_url(ray_clu
     checkpoints = run.storage.checkpoints(experiment_id=run.experiment_id, include_deleted=True)
     assert checkpoints and all(checkpoint.path == f"{root}/{checkpoint.id}" for checkpoint in checkpoints)
 
-    restored = [entry for entry in run.log if entry["event"] == "start" and entry["restore"] is not None]
+    restored = [entry for entry in run.log() if entry["event"] == "start" and entry["restore"] is not None]
     assert restored, "round 2 starts from round 1's checkpoints"
     for start in restored:  # the files the trial read are those it saved on a node, fetched from S3
         assert start["restore"]["epochs"] == start["restore_epochs"] == 1

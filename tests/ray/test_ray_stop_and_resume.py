@@ -2,18 +2,15 @@
 experiment's trials checkpoint and exit; after `kill -9` of the controller, `hpt experiment resume` goes on."""
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 
-import yaml
+from real_experiments import ExperimentFolder
 
 from hpt_core.config import ExecutorConfig
 from hpt_core.executors import LaunchSpec, RayExecutor, TrialExit
 from hpt_core.executors.process_group import group_alive
-from hpt_core.storage import Storage
 
 STUBBORN = "trap 'echo got TERM' TERM; echo ready; while true; do sleep 0.1; done"
 
@@ -50,9 +47,10 @@ def test_terminate_sends_sigterm_then_sigkill_once_the_grace_period_is_over(ray_
 
 
 def test_a_cancelled_experiments_trials_checkpoint_and_exit(ray_cluster, experiment, tmp_path):
+    trial_log = tmp_path / "run-1" / "trial-log.jsonl"  # the first experiment's (see the fixture)
+
     def cancel_after_the_first_checkpoints(controller):
-        entries = [json.loads(line) for line in (tmp_path / "trial-log-1.jsonl").read_text().splitlines()] \
-            if (tmp_path / "trial-log-1.jsonl").exists() else []
+        entries = [json.loads(line) for line in trial_log.read_text().splitlines()] if trial_log.exists() else []
         if len({entry["trial_id"] for entry in entries if entry["event"] == "checkpoint"}) == 2:
             controller.cancel()
 
@@ -61,42 +59,32 @@ def test_a_cancelled_experiments_trials_checkpoint_and_exit(ray_cluster, experim
                      executor={"type": "ray", "address": ray_cluster.address},
                      during=cancel_after_the_first_checkpoints)
     assert run.state == "CANCELED"
-    assert [(trial.state, trial.restarts) for trial in run.trials] == [("CANCELED", 0)] * 2
-    exits = [entry for entry in run.log if entry["event"] == "exit"]
-    assert sorted(entry["trial_id"] for entry in exits) == [trial.id for trial in run.trials]
+    assert [(trial.state, trial.restarts) for trial in run.trials()] == [("CANCELED", 0)] * 2
+    exits = [entry for entry in run.log() if entry["event"] == "exit"]
+    assert sorted(entry["trial_id"] for entry in exits) == [trial.id for trial in run.trials()]
     assert all(entry["epochs"] < 50 for entry in exits)
 
 
 def test_after_kill_9_of_the_controller_resume_continues_on_the_cluster(ray_cluster, model_dir, tmp_path):
-    trial_log = tmp_path / "trial-log.jsonl"
-    (model_dir / "exp.yaml").write_text(yaml.safe_dump({
-        "entrypoint": f"{sys.executable} trial.py", "reproducibility": {"experiment_seed": 3},
-        "searcher": {"name": "random", "metric": "val_loss", "max_length": {"epochs": 4}, "max_trials": 2,
-                     "max_concurrent_trials": 2},
-        "hyperparameters": {"behaviour": "checkpoint_each_epoch",
-                            "quality": {"type": "double", "minval": 0.1, "maxval": 2.0}},
-        "executor": {"type": "ray", "address": ray_cluster.address},
-        "environment": {"variables": {"TRIAL_LOG": str(trial_log), "EPOCH_SECONDS": "0.2"}}}))
-    environment = {**os.environ, "HPT_HOME": str(tmp_path / "home")}
-    hpt = [sys.executable, "-m", "hpt_core.cli", "experiment"]
-    controller = subprocess.Popen([*hpt, "create", str(model_dir / "exp.yaml"), "--quiet"], env=environment,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    experiments = ExperimentFolder(tmp_path, model_dir, variables={"EPOCH_SECONDS": "0.2"})
+    path = experiments.write_file(
+        "exp", {"name": "random", "max_length": {"epochs": 4}, "max_trials": 2, "max_concurrent_trials": 2},
+        {"behaviour": "checkpoint_each_epoch", "quality": {"type": "double", "minval": 0.1, "maxval": 2.0}},
+        directory=model_dir, seed=3, executor={"type": "ray", "address": ray_cluster.address})
+    controller = experiments.start_hpt("experiment", "create", str(path), "--quiet", stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL)
 
-    def log():
-        return [json.loads(line) for line in trial_log.read_text().splitlines()] if trial_log.exists() else []
-
-    wait_for(lambda: len({entry["trial_id"] for entry in log() if entry["event"] == "checkpoint"}) == 2,
+    wait_for(lambda: len({entry["trial_id"] for entry in experiments.log() if entry["event"] == "checkpoint"}) == 2,
              "both trials to checkpoint")
     controller.send_signal(signal.SIGKILL)
     controller.wait()
-    orphans = {entry["pgid"] for entry in log() if entry["event"] == "start"}
+    orphans = {entry["pgid"] for entry in experiments.log() if entry["event"] == "start"}
     wait_for(lambda: not any(map(group_alive, orphans)), "Ray to end the dead controller's trials")
 
-    resumed = subprocess.run([*hpt, "resume", "1", "--quiet"], env=environment, capture_output=True, text=True,
-                             timeout=120)
+    resumed = experiments.hpt("experiment", "resume", "1", "--quiet", timeout=120)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    storage = Storage(f"sqlite:///{tmp_path}/home/hpt.db")
+    storage = experiments.storage()
     assert storage.get_experiment(1).state == "COMPLETED"
     assert [(trial.state, trial.length_done) for trial in storage.list_trials(1)] == [("COMPLETED", 4)] * 2
-    second_starts = [entry for entry in log() if entry["event"] == "start" and entry["attempt"] == 2]
+    second_starts = [entry for entry in experiments.log() if entry["event"] == "start" and entry["attempt"] == 2]
     assert len(second_starts) == 2 and all(start["restore_epochs"] >= 1 for start in second_starts)

@@ -4,26 +4,22 @@ Grid search over `quality` (0.5, 2.0) and `behaviour` (normal, die_once): 4 tria
 batches each) that checkpoint every epoch and, with `checkpoint_policy: all`, after every validation;
 the die_once trials are killed at epoch 2 of their first attempt and restart from their epoch-1
 checkpoint. The trial script (tests/runtime/model/trial.py) writes its own log of every report and
-checkpoint.
+checkpoint (`finished.log()`); `finished.hpt(...)` runs the `hpt` command on the experiment's storage.
 """
 
 from __future__ import annotations
 
 import pytest
-from results_support import FinishedExperiment, run_experiment
+from real_experiments import ExperimentFolder, ExperimentRun
 
 
 @pytest.fixture(scope="session")
-def finished(tmp_path_factory: pytest.TempPathFactory) -> FinishedExperiment:
-    home = tmp_path_factory.mktemp("results-home")
-    storage_url = f"sqlite:///{home}/hpt.db"
-    experiment_id, state = run_experiment(home, storage_url, {
-        "name": "results",
-        "checkpoint_policy": "all",
-        "checkpoint_storage": {"save_trial_latest": 100},  # keep every checkpoint: the tests read them all
-        "searcher": {"name": "grid", "metric": "val_loss", "max_length": {"epochs": 3}, "max_concurrent_trials": 2},
-        "hyperparameters": {"quality": {"type": "categorical", "vals": [0.5, 2.0]},
-                            "behaviour": {"type": "categorical", "vals": ["normal", "die_once"]},
-                            "checkpoint_each_epoch": True},
-    })
-    return FinishedExperiment(home, storage_url, experiment_id, state)
+def finished(tmp_path_factory: pytest.TempPathFactory) -> ExperimentRun:
+    experiments = ExperimentFolder(tmp_path_factory.mktemp("results"), variables={"EPOCH_SECONDS": "0.01"})
+    return experiments.run(
+        {"name": "grid", "max_length": {"epochs": 3}, "max_concurrent_trials": 2},
+        {"quality": {"type": "categorical", "vals": [0.5, 2.0]},
+         "behaviour": {"type": "categorical", "vals": ["normal", "die_once"]},
+         "checkpoint_each_epoch": True},
+        name="results", max_restarts=2, seed=1, checkpoint_policy="all",
+        checkpoint_storage={"save_trial_latest": 100})  # keep every checkpoint: the tests read them all

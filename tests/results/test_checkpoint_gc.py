@@ -1,7 +1,6 @@
 """Checkpoint garbage collection: which checkpoints an experiment keeps, and that the others really go."""
 
 import logging
-import sys
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
@@ -9,6 +8,7 @@ from types import SimpleNamespace
 import hypothesis.strategies as st
 import pytest
 from hypothesis import given, settings
+from real_experiments import ExperimentFolder
 
 import hpt_core
 from hpt_core.checkpoint_gc import (
@@ -267,33 +267,22 @@ def test_what_goes_early_is_never_what_the_end_would_keep(experiment, best, tria
 
 # --- for real: an experiment's own checkpoints ----------------------------------------------------
 
-MODEL_DIR = Path(__file__).parents[1] / "runtime" / "model"
-
-
-def test_a_real_experiment_keeps_each_trials_first_checkpoint_at_its_last_step(tmp_path, monkeypatch):
+def test_a_real_experiment_keeps_each_trials_first_checkpoint_at_its_last_step(tmp_path):
     # 2 trials of 3 epochs (10 batches each), checkpointing every epoch and (policy all) after the validation at
     # epoch 3: checkpoints at batches 10, 20, 30, 30. Only step 30 has a validation. Keeping 1 best and 1 latest
     # a trial (and 1 of the experiment), each trial keeps its first checkpoint at step 30: it is its best (the
     # older of two equals) and its latest (the older of two at the highest step).
-    from hpt_core.runner import build_controller, create_experiment
-
-    monkeypatch.setenv("HPT_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("TRIAL_LOG", str(tmp_path / "trial-log.jsonl"))
-    monkeypatch.setenv("EPOCH_SECONDS", "0")
-    config = hpt_core.load_config({
-        "entrypoint": f"{sys.executable} trial.py",
-        "checkpoint_policy": "all",
-        "checkpoint_storage": {"save_trial_latest": 100},  # the run's own collection at its end keeps them all
-        "searcher": {"name": "grid", "metric": "val_loss", "max_length": {"epochs": 3}},
-        "hyperparameters": {"quality": {"type": "categorical", "vals": [0.5, 2.0]}, "checkpoint_each_epoch": True},
-    })
-    storage = Storage(f"sqlite:///{tmp_path}/hpt.db")
-    experiment_id = create_experiment(config, MODEL_DIR, storage)
-    assert build_controller(storage, experiment_id).run() == "COMPLETED"
+    run = ExperimentFolder(tmp_path, variables={"EPOCH_SECONDS": "0"}).run(
+        {"name": "grid", "max_length": {"epochs": 3}},
+        {"quality": {"type": "categorical", "vals": [0.5, 2.0]}, "checkpoint_each_epoch": True},
+        checkpoint_policy="all",
+        checkpoint_storage={"save_trial_latest": 100})  # the run's own collection at its end keeps them all
+    assert run.state == "COMPLETED"
+    storage, experiment_id = run.storage, run.experiment_id
     before = storage.checkpoints(experiment_id=experiment_id)
     assert sorted(c.batches for c in before) == [10, 10, 20, 20, 30, 30, 30, 30]
 
-    strict = hpt_core.load_config({**config.to_dict(), "checkpoint_storage": {
+    strict = hpt_core.load_config({**storage.get_experiment(experiment_id).config, "checkpoint_storage": {
         "save_experiment_best": 1, "save_trial_best": 1, "save_trial_latest": 1}})
     collect_garbage(storage, experiment_id, strict)
 

@@ -35,21 +35,21 @@ def load_without_hpt(folder):
 
 
 def trial_with_quality(finished, quality, behaviour="normal"):
-    with finished.storage() as storage:
-        return next(trial for trial in storage.list_trials(finished.experiment_id)
-                    if trial.hparams["quality"] == quality and trial.hparams["behaviour"] == behaviour)
+    storage = finished.storage
+    return next(trial for trial in storage.list_trials(finished.experiment_id)
+                if trial.hparams["quality"] == quality and trial.hparams["behaviour"] == behaviour)
 
 
 def logged_validation(finished, trial_id):
-    return [entry["metrics"] for entry in finished.trial_log()
+    return [entry["metrics"] for entry in finished.log()
             if entry["event"] == "report" and entry["kind"] == "validation" and entry["trial_id"] == trial_id][-1]
 
 
 def test_trial_download_best_writes_the_checkpoint_and_what_it_is(finished, tmp_path):
     trial = trial_with_quality(finished, 0.5)
-    with finished.storage() as storage:
-        # two checkpoints at the last step (30) with the same validation: the older one is the best
-        first_at_30 = next(c for c in storage.checkpoints(trial_id=trial.id) if c.batches == 30)
+    storage = finished.storage
+    # two checkpoints at the last step (30) with the same validation: the older one is the best
+    first_at_30 = next(c for c in storage.checkpoints(trial_id=trial.id) if c.batches == 30)
     result = finished.hpt("trial", "download", str(trial.id), "--best", "-o", str(tmp_path / "best"))
     assert result.returncode == 0, result.stderr
     assert f"wrote checkpoint {first_at_30.id} of trial {trial.id} to {tmp_path / 'best'}" in result.stdout
@@ -74,8 +74,8 @@ def test_trial_download_best_writes_the_checkpoint_and_what_it_is(finished, tmp_
 
 def test_trial_download_latest_and_by_id(finished, tmp_path):
     trial = trial_with_quality(finished, 2.0, "die_once")
-    with finished.storage() as storage:
-        checkpoints = storage.checkpoints(trial_id=trial.id)
+    storage = finished.storage
+    checkpoints = storage.checkpoints(trial_id=trial.id)
     latest = finished.hpt("trial", "download", str(trial.id), "--latest", "-o", str(tmp_path / "latest"))
     assert latest.returncode == 0, latest.stderr
     assert json.loads((tmp_path / "latest" / EXPORT_METADATA_FILE).read_text())["checkpoint"]["id"] == next(
@@ -127,8 +127,8 @@ def test_downloads_refuse_to_write_over_files(finished, tmp_path):
 
 def test_a_checkpoint_of_another_trial_is_refused(finished, tmp_path):
     one, other = trial_with_quality(finished, 0.5), trial_with_quality(finished, 2.0)
-    with finished.storage() as storage:
-        foreign = storage.checkpoints(trial_id=other.id)[0]
+    storage = finished.storage
+    foreign = storage.checkpoints(trial_id=other.id)[0]
     result = finished.hpt("trial", "download", str(one.id), "--id", foreign.id, "-o", str(tmp_path / "x"))
     assert result.returncode == 2 and f"belongs to trial {other.id}, not to trial {one.id}" in result.stderr
     assert not (tmp_path / "x").exists()

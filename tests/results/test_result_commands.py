@@ -2,12 +2,10 @@
 checked against the log that the trial script writes itself of every report and checkpoint."""
 
 import json
-import os
 import signal
 import subprocess
-import sys
 
-from results_support import run_hpt
+from real_experiments import ExperimentFolder
 
 from hpt_core.storage import Storage
 
@@ -25,7 +23,7 @@ def test_describe_json_agrees_with_the_trials_own_log(finished):
     result = finished.hpt("experiment", "describe", str(finished.experiment_id), "--json")
     assert result.returncode == 0, result.stderr
     description = json.loads(result.stdout)
-    log = finished.trial_log()
+    log = finished.log()
     assert description["state"] == finished.state == "COMPLETED"
     assert len(description["trials"]) == 4
     best = None
@@ -46,9 +44,9 @@ def test_describe_json_agrees_with_the_trials_own_log(finished):
 
 
 def test_trial_describe_json_lists_every_report_and_checkpoint_the_trial_made(finished):
-    log = finished.trial_log()
-    with finished.storage() as storage:
-        trial_ids = [trial.id for trial in storage.list_trials(finished.experiment_id)]
+    log = finished.log()
+    storage = finished.storage
+    trial_ids = [trial.id for trial in storage.list_trials(finished.experiment_id)]
     for trial_id in trial_ids:
         result = finished.hpt("trial", "describe", str(trial_id), "--json")
         assert result.returncode == 0, result.stderr
@@ -64,9 +62,9 @@ def test_trial_describe_json_lists_every_report_and_checkpoint_the_trial_made(fi
 
 
 def test_trial_describe_prints_the_trial_its_validations_and_checkpoints(finished):
-    with finished.storage() as storage:
-        trial = storage.list_trials(finished.experiment_id)[0]
-        checkpoints = storage.checkpoints(trial_id=trial.id)
+    storage = finished.storage
+    trial = storage.list_trials(finished.experiment_id)[0]
+    checkpoints = storage.checkpoints(trial_id=trial.id)
     result = finished.hpt("trial", "describe", str(trial.id))
     assert result.returncode == 0, result.stderr
     assert f"trial {trial.id} of experiment {finished.experiment_id}" in result.stdout
@@ -86,8 +84,8 @@ def test_experiment_list_shows_every_experiment(finished):
 
 
 def test_checkpoint_list_shows_each_checkpoint_with_its_step_and_metric(finished):
-    with finished.storage() as storage:
-        checkpoints = storage.checkpoints(experiment_id=finished.experiment_id)
+    storage = finished.storage
+    checkpoints = storage.checkpoints(experiment_id=finished.experiment_id)
     result = finished.hpt("checkpoint", "list", str(finished.experiment_id), "--json")
     assert result.returncode == 0, result.stderr
     listed = json.loads(result.stdout)
@@ -99,9 +97,9 @@ def test_checkpoint_list_shows_each_checkpoint_with_its_step_and_metric(finished
 
 
 def test_trial_logs_prints_the_output_of_every_attempt(finished):
-    with finished.storage() as storage:
-        dying = next(trial for trial in storage.list_trials(finished.experiment_id)
-                     if trial.hparams["behaviour"] == "die_once")
+    storage = finished.storage
+    dying = next(trial for trial in storage.list_trials(finished.experiment_id)
+                 if trial.hparams["behaviour"] == "die_once")
     result = finished.hpt("trial", "logs", str(dying.id))
     assert result.returncode == 0, result.stderr
     assert "=== attempt 1 started" in result.stdout and "=== attempt 2 started" in result.stdout
@@ -135,9 +133,8 @@ def running_trial(tmp_path):
 
 
 def follow(tmp_path, storage_url, trial_id):
-    env = {**os.environ, "HPT_HOME": str(tmp_path), "HPT_STORAGE": storage_url}
-    return subprocess.Popen([sys.executable, "-m", "hpt_core.cli", "trial", "logs", str(trial_id), "--follow"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return ExperimentFolder(tmp_path, storage_url=storage_url).start_hpt(
+        "trial", "logs", str(trial_id), "--follow", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def test_trial_logs_follow_prints_new_output_until_the_trial_ends(tmp_path):
@@ -176,6 +173,6 @@ def test_trial_logs_of_a_trial_that_has_not_started_says_so(tmp_path):
                                               model_dir=str(tmp_path), seed=1, secret="s")
     storage.set_experiment_dir(experiment_id, str(tmp_path / "experiment"))
     trial_id = storage.create_trial(experiment_id, 1, {}, seed=1)
-    result = run_hpt(tmp_path, storage.url, "trial", "logs", str(trial_id))
+    result = ExperimentFolder(tmp_path, storage_url=storage.url).hpt("trial", "logs", str(trial_id))
     assert result.returncode == 0 and result.stdout == ""
     assert f"trial {trial_id} has written no output yet (PENDING)" in result.stderr

@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from results_support import run_experiment
+from real_experiments import ExperimentFolder
 
 from hpt_core.results import Experiment, list_experiments
 
@@ -15,11 +15,6 @@ def experiment(finished):
         yield loaded
 
 
-def logged(finished, event, **fields):
-    return [entry for entry in finished.trial_log()
-            if entry["event"] == event and all(entry.get(key) == value for key, value in fields.items())]
-
-
 def test_an_experiment_and_its_trials(finished, experiment):
     assert (experiment.id, experiment.name, experiment.state) == (finished.experiment_id, "results", "COMPLETED")
     assert experiment.config["searcher"]["name"] == "grid" and experiment.metric == "val_loss"
@@ -27,13 +22,13 @@ def test_an_experiment_and_its_trials(finished, experiment):
     trials = experiment.trials()
     assert [trial.request_id for trial in trials] == [1, 2, 3, 4]
     for trial in trials:
-        validations = logged(finished, "report", kind="validation", trial_id=trial.id)
+        validations = finished.log("report", kind="validation", trial_id=trial.id)
         assert trial.latest_validation.value == validations[-1]["metrics"]["val_loss"]
         assert (trial.best_validation.batches, trial.best_validation.epochs) == (30, 3)
-        assert trial.restarts == len(logged(finished, "start", trial_id=trial.id)) - 1
+        assert trial.restarts == len(finished.log("start", trial_id=trial.id)) - 1
         assert (trial.state, trial.end_reason, trial.length_trained) == ("COMPLETED", "completed its length", 3)
         assert [checkpoint.epochs for checkpoint in trial.checkpoints] == [
-            entry["epochs"] for entry in logged(finished, "checkpoint", trial_id=trial.id)]
+            entry["epochs"] for entry in finished.log("checkpoint", trial_id=trial.id)]
         assert all(checkpoint.path.is_dir() for checkpoint in trial.checkpoints)
         assert trial.best_checkpoint == trial.latest_checkpoint == next(c for c in trial.checkpoints if c.batches == 30)
     assert experiment.trial(trials[2].id) == trials[2]
@@ -43,13 +38,13 @@ def test_metrics_as_plain_lists(finished, experiment):
     validations = experiment.metrics("validation")
     assert sorted((row["trial_id"], row["batches"], row["metrics"]["val_loss"]) for row in validations) == sorted(
         (entry["trial_id"], entry["batches"], entry["metrics"]["val_loss"])
-        for entry in logged(finished, "report", kind="validation"))
+        for entry in finished.log("report", kind="validation"))
     assert all(row["kind"] == "validation" for row in validations)
     trial = experiment.trials()[0]
     own = experiment.metrics(trial_id=trial.id)
     assert {row["kind"] for row in own} == {"training", "validation"} and {row["trial_id"] for row in own} == {trial.id}
     assert [row["metrics"] for row in own if row["kind"] == "training"] == [
-        entry["metrics"] for entry in logged(finished, "report", kind="training", trial_id=trial.id)]
+        entry["metrics"] for entry in finished.log("report", kind="training", trial_id=trial.id)]
     assert all(row["request_id"] == trial.request_id for row in own)
 
 
@@ -101,13 +96,11 @@ def test_storage_must_be_a_url_a_storage_or_none():
 
 
 def test_results_on_each_storage_backend(storage_url, tmp_path):
-    experiment_id, state = run_experiment(tmp_path, storage_url, {
-        "checkpoint_policy": "best",
-        "searcher": {"name": "single", "metric": "val_loss", "max_length": {"epochs": 2}},
-        "hyperparameters": {"quality": 1.0},
-    })
-    with Experiment.load(experiment_id, storage=storage_url) as experiment:
-        assert experiment.state == state == "COMPLETED"
+    run = ExperimentFolder(tmp_path, variables={"EPOCH_SECONDS": "0.01"}, storage_url=storage_url).run(
+        {"name": "single", "max_length": {"epochs": 2}}, {"quality": 1.0}, checkpoint_policy="best", max_restarts=2,
+        seed=1)
+    with Experiment.load(run.experiment_id, storage=storage_url) as experiment:
+        assert experiment.state == run.state == "COMPLETED"
         (trial,) = experiment.trials()
         assert trial.best_validation.value == pytest.approx(1 / 3)
         checkpoint = experiment.best_checkpoint()

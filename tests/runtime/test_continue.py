@@ -1,34 +1,18 @@
 """`hpt experiment continue ID --max-trials N` extends a finished search by exactly N trials."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
-import yaml
+from real_experiments import RUNTIME_MODEL, ExperimentFolder
 
 from hpt_core import create_searcher
-from hpt_core.storage import Storage
 
-MODEL_DIR = Path(__file__).parent / "model"
 SPACE = {"quality": {"type": "double", "minval": 0.1, "maxval": 2.0}}
 
 
-def hpt(home, *args):
-    env = {**os.environ, "HPT_HOME": str(home), "TRIAL_LOG": str(home / "log.jsonl")}
-    return subprocess.run([sys.executable, "-m", "hpt_core.cli", *args, "--quiet"], env=env, capture_output=True,
-                          text=True, timeout=300)
-
-
-def create(home, searcher):
-    home.mkdir(exist_ok=True)
-    config = home / "exp.yaml"
-    config.write_text(yaml.safe_dump({"entrypoint": f"{sys.executable} trial.py", "hyperparameters": SPACE,
-                                      "searcher": {"metric": "val_loss", "max_concurrent_trials": 2, **searcher}}))
-    result = hpt(home, "experiment", "create", str(config), str(MODEL_DIR))
+def create(experiments, searcher):
+    path = experiments.write_file("exp", {"max_concurrent_trials": 2, **searcher}, SPACE)
+    result = experiments.hpt("experiment", "create", str(path), str(RUNTIME_MODEL), "--quiet")
     assert result.returncode == 0, result.stdout + result.stderr
-    return Storage(f"sqlite:///{home}/hpt.db")
+    return experiments.storage()
 
 
 @pytest.mark.parametrize("searcher, before", [
@@ -36,10 +20,11 @@ def create(home, searcher):
     ({"name": "adaptive_asha", "max_length": 4, "max_trials": 4, "mode": "standard", "divisor": 2}, 4),
 ])
 def test_continue_adds_exactly_n_trials_and_keeps_the_search_state(tmp_path, searcher, before):
-    storage = create(tmp_path / "home", searcher)
+    experiments = ExperimentFolder(tmp_path)
+    storage = create(experiments, searcher)
     first = storage.list_trials(1)
     assert len(first) == before
-    result = hpt(tmp_path / "home", "experiment", "continue", "1", "--max-trials", "3")
+    result = experiments.hpt("experiment", "continue", "1", "--max-trials", "3", "--quiet")
     assert result.returncode == 0, result.stdout + result.stderr
     trials = storage.list_trials(1)
     assert len(trials) == before + 3 and trials[:before] == first
@@ -54,7 +39,8 @@ def test_continue_adds_exactly_n_trials_and_keeps_the_search_state(tmp_path, sea
 
 
 def test_a_search_with_a_fixed_set_of_trials_cannot_be_continued(tmp_path):
-    create(tmp_path / "home", {"name": "single", "max_length": 1})
-    result = hpt(tmp_path / "home", "experiment", "continue", "1", "--max-trials", "2")
+    experiments = ExperimentFolder(tmp_path)
+    storage = create(experiments, {"name": "single", "max_length": 1})
+    result = experiments.hpt("experiment", "continue", "1", "--max-trials", "2", "--quiet")
     assert result.returncode == 2 and "cannot be continued" in result.stderr
-    assert Storage(f"sqlite:///{tmp_path}/home/hpt.db").get_experiment(1).state == "COMPLETED"
+    assert storage.get_experiment(1).state == "COMPLETED"

@@ -1,16 +1,12 @@
 """A trial whose controller dies notices within seconds, checkpoints if it can, and exits."""
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-import yaml
-
-MODEL_DIR = Path(__file__).parent / "model"
+from real_experiments import RUNTIME_MODEL, ExperimentFolder
 
 
 def is_running(pid):
@@ -34,14 +30,11 @@ def processes_mentioning(path):
 
 
 def test_trial_checkpoints_and_exits_after_its_controller_is_killed(tmp_path):
-    config = {"entrypoint": f"{sys.executable} trial.py", "searcher": {"name": "single", "metric": "val_loss",
-              "max_length": {"epochs": 1000}}, "hyperparameters": {"quality": 1.0}}
-    config_path = tmp_path / "exp.yaml"
-    config_path.write_text(yaml.safe_dump(config))
-    log_path = tmp_path / "trial-log.jsonl"
-    env = {**os.environ, "HPT_HOME": str(tmp_path / "home"), "TRIAL_LOG": str(log_path), "EPOCH_SECONDS": "0.05"}
-    controller = subprocess.Popen([sys.executable, "-m", "hpt_core.cli", "experiment", "create", str(config_path),
-                                   str(MODEL_DIR), "--quiet"], env=env, stdout=subprocess.DEVNULL)
+    experiments = ExperimentFolder(tmp_path, variables={"EPOCH_SECONDS": "0.05"})
+    config_path = experiments.write_file("exp", {"name": "single", "max_length": {"epochs": 1000}}, {"quality": 1.0})
+    log_path = experiments.trial_log
+    controller = experiments.start_hpt("experiment", "create", str(config_path), str(RUNTIME_MODEL), "--quiet",
+                                       stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
         while not (log_path.exists() and '"report"' in log_path.read_text()):
@@ -60,10 +53,10 @@ def test_trial_checkpoints_and_exits_after_its_controller_is_killed(tmp_path):
         while processes_mentioning(tmp_path):  # the fork server goes with its controller too
             assert time.monotonic() < deadline, processes_mentioning(tmp_path)
             time.sleep(0.2)
-    entries = [json.loads(line) for line in log_path.read_text().splitlines()]
+    entries = experiments.log()
     assert entries[-1]["event"] == "exit"
     checkpoint = next(entry for entry in reversed(entries) if entry["event"] == "checkpoint")
-    checkpoint_dirs = [path for path in (tmp_path / "home" / "experiments" / "1" / "checkpoints").iterdir()]
+    checkpoint_dirs = [path for path in (experiments.home / "experiments" / "1" / "checkpoints").iterdir()]
     assert len(checkpoint_dirs) == 1 and not checkpoint_dirs[0].name.endswith(".partial")
     saved = json.loads((checkpoint_dirs[0] / "state.json").read_text())
     assert saved["epochs"] == checkpoint["epochs"] > 0

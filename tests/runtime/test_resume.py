@@ -13,16 +13,11 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-import yaml
-
-from hpt_core.storage import Storage
-
-MODEL_DIR = Path(__file__).parent / "model"
+from real_experiments import RUNTIME_MODEL, ExperimentFolder
 
 SEARCHERS = {
     "adaptive_asha_tpe": {"name": "adaptive_asha", "max_length": {"epochs": 2}, "max_trials": 12, "divisor": 2,
@@ -43,31 +38,26 @@ KILL_POINTS = 5
 PBT_FIRST_CHILD = "the first PBT child's attempt 1 started"
 
 
-def write_config(directory, searcher):
+def folder(path, epoch_seconds="0.05"):
+    return ExperimentFolder(path, variables={"EPOCH_SECONDS": epoch_seconds})
+
+
+def create(experiments, searcher, *options):
+    """Start `hpt experiment create` of the search `searcher`, one trial at a time, seed 5."""
     quality = {"type": "categorical", "vals": [0.3, 1.0, 1.7]} if searcher == "grid" else \
         {"type": "double", "minval": 0.1, "maxval": 2.0}
-    config = {"entrypoint": f"{sys.executable} trial.py", "reproducibility": {"experiment_seed": 5},
-              "searcher": {"metric": "val_loss", "max_concurrent_trials": 1, **SEARCHERS[searcher]},
-              "hyperparameters": {"quality": quality}}
-    path = directory / "exp.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    path = experiments.write_file("exp", {"max_concurrent_trials": 1, **SEARCHERS[searcher]}, {"quality": quality},
+                                  seed=5)
+    return hpt(experiments, "experiment", "create", str(path), str(RUNTIME_MODEL), *options)
 
 
-def environment(home, epoch_seconds=0.05):
-    return {**os.environ, "HPT_HOME": str(home), "TRIAL_LOG": str(home / "trial-log.jsonl"),
-            "EPOCH_SECONDS": str(epoch_seconds)}
+def hpt(experiments, *args):
+    return experiments.start_hpt(*args, "--quiet", stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-def hpt(home, *args, epoch_seconds=0.05, **kwargs):
-    return subprocess.Popen([sys.executable, "-m", "hpt_core.cli", *args, "--quiet"],
-                            env=environment(home, epoch_seconds),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
-
-
-def outcome(home):
+def outcome(experiments):
     """What must not depend on a crash: state, operations, trials, distinct metrics, checkpoints, best."""
-    storage = Storage(f"sqlite:///{home}/hpt.db")
+    storage = experiments.storage()
     operations = [record.payload for record in storage.searcher_records(1) if record.kind == "operation"]
     trials = storage.list_trials(1)
     request_of = {trial.id: trial.request_id for trial in trials}
@@ -85,10 +75,10 @@ def outcome(home):
             "storage": storage}
 
 
-def last_seq(home):
+def last_seq(experiments):
     """The seq of the newest searcher record (0 before there is one)."""
     try:
-        records = Storage(f"sqlite:///{home}/hpt.db").searcher_records(1)
+        records = experiments.storage().searcher_records(1)
     except Exception:  # the database or its schema may not exist yet
         return 0
     return records[-1].seq if records else 0
@@ -118,11 +108,11 @@ def processes_of(home):
 def uninterrupted(tmp_path_factory):
     results = {}
     for searcher in SEARCHERS:
-        home = tmp_path_factory.mktemp(f"uninterrupted-{searcher}")
-        process = hpt(home, "experiment", "create", str(write_config(home, searcher)), str(MODEL_DIR))
+        experiments = folder(tmp_path_factory.mktemp(f"uninterrupted-{searcher}"))
+        process = create(experiments, searcher)
         output, _ = process.communicate(timeout=300)
         assert process.returncode == 0, output
-        results[searcher] = {**outcome(home), "last_seq": last_seq(home)}
+        results[searcher] = {**outcome(experiments), "last_seq": last_seq(experiments)}
     return results
 
 
@@ -136,28 +126,28 @@ def kill_points(searcher):
                                                ("pbt", PBT_FIRST_CHILD)])
 def test_resume_after_kill_equals_an_uninterrupted_run(tmp_path, uninterrupted, searcher, kill_at):
     expected = uninterrupted[searcher]
-    home = tmp_path / "home"
-    home.mkdir()
+    experiments = folder(tmp_path)
+    home = experiments.home
     if kill_at == PBT_FIRST_CHILD:
         due = lambda: first_child_started(home)  # noqa: E731
     else:
         seq = 2 + round(kill_at * (expected["last_seq"] - 4))
-        due = lambda: last_seq(home) >= seq  # noqa: E731
-    controller = hpt(home, "experiment", "create", str(write_config(home, searcher)), str(MODEL_DIR))
+        due = lambda: last_seq(experiments) >= seq  # noqa: E731
+    controller = create(experiments, searcher)
     deadline = time.monotonic() + 120
     while not due():
         assert time.monotonic() < deadline and controller.poll() is None, "the experiment ended before the kill"
         time.sleep(0.02)
     controller.send_signal(signal.SIGKILL)
     controller.wait()
-    before = outcome(home)
+    before = outcome(experiments)
     assert before["state"] == "ACTIVE"
 
-    resumed = hpt(home, "experiment", "resume", "1")
+    resumed = hpt(experiments, "experiment", "resume", "1")
     output, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, output
 
-    after = outcome(home)
+    after = outcome(experiments)
     assert after["state"] == expected["state"] == "COMPLETED"
     assert after["operations"] == expected["operations"]  # the search method decided exactly as before
     assert after["trials"] == expected["trials"]  # no trial duplicated or lost; the same ends and lengths
@@ -168,52 +158,44 @@ def test_resume_after_kill_equals_an_uninterrupted_run(tmp_path, uninterrupted, 
     storage = after["storage"]
     validations = [(m.trial_id, m.epochs) for m in storage.metrics(experiment_id=1, kind="validation")]
     assert len(validations) == len(set(validations))  # no completed unit of work was redone
-    logged = {(e["trial_id"], e["epochs"]) for e in map(json.loads, (home / "trial-log.jsonl").read_text().splitlines())
-              if e["event"] == "checkpoint"}
+    logged = {(e["trial_id"], e["epochs"]) for e in experiments.log("checkpoint")}
     stored = {(c.trial_id, c.epochs) for c in storage.checkpoints(experiment_id=1, include_deleted=True)}
     assert logged <= stored  # every checkpoint a trial finished saving is registered, even during the outage
     assert processes_of(home) == []  # no trial process outlives its experiment
 
 
 def test_resume_refuses_a_running_or_finished_experiment(tmp_path, uninterrupted):
-    home = tmp_path / "home"
-    home.mkdir()
-    process = hpt(home, "experiment", "create", str(write_config(home, "pbt")), str(MODEL_DIR))
+    experiments = folder(tmp_path)
+    process = create(experiments, "pbt")
     process.communicate(timeout=300)
-    again = hpt(home, "experiment", "resume", "1")
+    again = hpt(experiments, "experiment", "resume", "1")
     output, _ = again.communicate(timeout=60)
     assert again.returncode == 2 and "has ended" in output
 
 
 def test_pause_activate_and_cancel_a_detached_experiment(tmp_path):
-    home = tmp_path / "home"
-    home.mkdir()
     # epochs of a second: the search cannot finish while the (slow, loaded) CLI commands below start
-    created = hpt(home, "experiment", "create", str(write_config(home, "adaptive_asha_tpe")), str(MODEL_DIR),
-                  "--detach", epoch_seconds=1.0)
+    experiments = ExperimentFolder(tmp_path, variables={"EPOCH_SECONDS": "1.0"})
+    home = experiments.home
+    created = create(experiments, "adaptive_asha_tpe", "--detach")
     output, _ = created.communicate(timeout=60)
     assert created.returncode == 0 and "runs in the background" in output, output
-    storage = Storage(f"sqlite:///{home}/hpt.db")
+    storage = experiments.storage()
     wait_for(lambda: any(t.state == "RUNNING" for t in storage.list_trials(1)))
 
-    assert run_quietly(home, "experiment", "pause", "1").returncode == 0
+    assert experiments.hpt("experiment", "pause", "1", timeout=60).returncode == 0
     wait_for(lambda: not processes_of(home) and all(t.state != "RUNNING" for t in storage.list_trials(1)))
     assert storage.get_experiment(1).state == "PAUSED"
     paused_trials = storage.list_trials(1)
     assert all(t.restarts == 0 for t in paused_trials)
 
-    assert run_quietly(home, "experiment", "activate", "1").returncode == 0
+    assert experiments.hpt("experiment", "activate", "1", timeout=60).returncode == 0
     wait_for(lambda: any(t.state == "RUNNING" for t in storage.list_trials(1)))
-    assert run_quietly(home, "experiment", "cancel", "1").returncode == 0
+    assert experiments.hpt("experiment", "cancel", "1", timeout=60).returncode == 0
     wait_for(lambda: storage.get_experiment(1).controller_pid is None and not processes_of(home), timeout=60)
     assert storage.get_experiment(1).state == "CANCELED"
     assert all(t.state in ("CANCELED", "COMPLETED") for t in storage.list_trials(1))
     assert any(t.state == "CANCELED" for t in storage.list_trials(1))
-
-
-def run_quietly(home, *args):
-    return subprocess.run([sys.executable, "-m", "hpt_core.cli", *args], env=environment(home), capture_output=True,
-                          text=True, timeout=60)
 
 
 def wait_for(condition, timeout=90):

@@ -1,25 +1,15 @@
 """`hpt experiment create --test` passes a good script and says what breaks in a bad one."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
-import yaml
-
-MODEL_DIR = Path(__file__).parent / "model"
+from real_experiments import RUNTIME_MODEL, ExperimentFolder
 
 
 def smoke_test(tmp_path, behaviour):
-    config = tmp_path / "exp.yaml"
-    config.write_text(yaml.safe_dump({
-        "entrypoint": f"{sys.executable} trial.py",
-        "searcher": {"name": "adaptive_asha", "metric": "val_loss", "max_length": {"epochs": 8}, "max_trials": 8},
-        "hyperparameters": {"behaviour": behaviour, "quality": {"type": "double", "minval": 0.1, "maxval": 2.0}}}))
-    env = {**os.environ, "HPT_HOME": str(tmp_path / "home"), "TRIAL_LOG": str(tmp_path / "log.jsonl")}
-    return subprocess.run([sys.executable, "-m", "hpt_core.cli", "experiment", "create", "--test", str(config),
-                           str(MODEL_DIR)], env=env, capture_output=True, text=True, timeout=300)
+    experiments = ExperimentFolder(tmp_path)
+    path = experiments.write_file(
+        "exp", {"name": "adaptive_asha", "max_length": {"epochs": 8}, "max_trials": 8},
+        {"behaviour": behaviour, "quality": {"type": "double", "minval": 0.1, "maxval": 2.0}})
+    return experiments.hpt("experiment", "create", "--test", str(path), str(RUNTIME_MODEL))
 
 
 def test_a_good_script_passes_and_leaves_the_users_store_untouched(tmp_path):

@@ -3,40 +3,34 @@
 (That a killed one resumes to exactly the uninterrupted run is tests/runtime/test_resume.py's chaos test.)
 """
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
+from real_experiments import RUNTIME_MODEL, ExperimentFolder
 
-from hpt_core.storage import Storage
-
-MODEL_DIR = Path(__file__).parents[1] / "runtime" / "model"
 MODEL_RESULTS = 10
 """Results at one length after which the TPE model proposes (one hyperparameter: max(1 + 1, 10))."""
 
 
-def create_experiment(home: Path) -> subprocess.Popen:
-    config = {"entrypoint": f"{sys.executable} trial.py", "reproducibility": {"experiment_seed": 3},
-              "searcher": {"name": "adaptive_asha", "metric": "val_loss", "max_length": {"epochs": 2},
-                           "max_trials": 12, "divisor": 2, "mode": "aggressive", "max_concurrent_trials": 1,
-                           "sampler": "tpe"},
-              "hyperparameters": {"quality": {"type": "double", "minval": 0.1, "maxval": 2.0}}}
-    (home / "exp.yaml").write_text(yaml.safe_dump(config))
-    return hpt(home, "experiment", "create", str(home / "exp.yaml"), str(MODEL_DIR))
+def create_experiment(experiments: ExperimentFolder) -> subprocess.Popen:
+    path = experiments.write_file(
+        "exp", {"name": "adaptive_asha", "max_length": {"epochs": 2}, "max_trials": 12, "divisor": 2,
+                "mode": "aggressive", "max_concurrent_trials": 1, "sampler": "tpe"},
+        {"quality": {"type": "double", "minval": 0.1, "maxval": 2.0}}, seed=3)
+    return hpt(experiments, "experiment", "create", str(path), str(RUNTIME_MODEL))
 
 
-def hpt(home: Path, *args: str) -> subprocess.Popen:
-    environment = {**os.environ, "HPT_HOME": str(home), "TRIAL_LOG": str(home / "trial-log.jsonl"),
-                   "EPOCH_SECONDS": "0.02"}
-    return subprocess.Popen([sys.executable, "-m", "hpt_core.cli", *args, "--quiet"], env=environment,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def hpt(experiments: ExperimentFolder, *args: str) -> subprocess.Popen:
+    return experiments.start_hpt(*args, "--quiet", stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-def outcome(home: Path) -> tuple[str, list, list, dict]:
-    storage = Storage(f"sqlite:///{home}/hpt.db")
+def tpe_experiments(path: Path) -> ExperimentFolder:
+    return ExperimentFolder(path, variables={"EPOCH_SECONDS": "0.02"})
+
+
+def outcome(experiments: ExperimentFolder) -> tuple[str, list, list, dict]:
+    storage = experiments.storage()
     experiment = storage.get_experiment(1)
     operations = [record.payload for record in storage.searcher_records(1) if record.kind == "operation"]
     trials = [(t.request_id, t.hparams, t.state, t.end_reason, t.length_done) for t in storage.list_trials(1)]
@@ -45,11 +39,11 @@ def outcome(home: Path) -> tuple[str, list, list, dict]:
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list, list, dict]:
-    home = tmp_path_factory.mktemp("uninterrupted")
-    process = create_experiment(home)
+    experiments = tpe_experiments(tmp_path_factory.mktemp("uninterrupted"))
+    process = create_experiment(experiments)
     output, _ = process.communicate(timeout=240)
     assert process.returncode == 0, output
-    return outcome(home)
+    return outcome(experiments)
 
 
 def test_an_experiment_with_the_tpe_sampler_completes_with_the_model_in_use(uninterrupted) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from dashboard_support import MODEL_DIR, experiment_file, run_hpt
+from dashboard_support import EXPERIMENT_TIMEOUT, MODEL_DIR, dashboard_experiments
 
 import browser_expected as expected
 from hpt_core.dashboard.server import DashboardServer
@@ -18,15 +18,16 @@ WEIGHT_DECAY = {"type": "log", "minval": -5, "maxval": -2, "base": 10}
 @pytest.fixture(scope="module")
 def log_site(tmp_path_factory):
     """A finished random search of 3 one-epoch trials over a log and a double hyperparameter, and its dashboard."""
-    home = tmp_path_factory.mktemp("log-axes-home")
-    storage_url = f"sqlite:///{home}/hpt.db"
-    path = experiment_file(home, "log-axes", {
+    experiments = dashboard_experiments(tmp_path_factory.mktemp("log-axes"))
+    storage_url = experiments.storage_url
+    path = experiments.write_file("log-axes", {
         "name": "random", "metric": "val_loss", "max_length": {"epochs": 1}, "max_trials": 3,
         "max_concurrent_trials": 3,
-    }, {"lr": {"type": "double", "minval": 0.05, "maxval": 0.5}, "weight_decay": WEIGHT_DECAY})
-    completed = run_hpt(home, storage_url, "experiment", "create", str(path), str(MODEL_DIR), "--quiet")
+    }, {"lr": {"type": "double", "minval": 0.05, "maxval": 0.5}, "weight_decay": WEIGHT_DECAY}, name="log-axes")
+    completed = experiments.hpt("experiment", "create", str(path), str(MODEL_DIR), "--quiet",
+                                timeout=EXPERIMENT_TIMEOUT)
     assert completed.returncode == 0, completed.stdout + completed.stderr
-    with Storage(storage_url) as storage:
+    with experiments.storage() as storage:
         (experiment,) = storage.list_experiments()
     with DashboardServer(storage_url) as server:
         yield server.url, storage_url, experiment.id

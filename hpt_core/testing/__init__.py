@@ -1,8 +1,10 @@
-"""Test helpers shipped with hpt: a conformance suite for search methods (needs pytest).
+"""Test helpers shipped with hpt: a conformance suite for search methods (needs pytest), and
+`ScriptedSearch`, a search method that plays a fixed script.
 
 >>> from hpt_core.testing import SearchMethodConformance, drive
 """
 
+from hpt_core.testing.scripted import ScriptedSearch
 from hpt_core.testing.searcher_conformance import (
     SCENARIOS,
     ConformanceError,
@@ -32,6 +34,7 @@ __all__ = [
     "Event",
     "Scenario",
     "SearchMethodConformance",
+    "ScriptedSearch",
     "SearchRun",
     "SimulatedTrial",
     "Step",

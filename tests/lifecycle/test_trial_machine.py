@@ -16,6 +16,7 @@ from hpt_core.lifecycle import EndReason, Trial, TrialMachine
 from hpt_core.operations import Close, Create, ValidateAfter, operation_to_dict
 from hpt_core.replay import EventLog
 from hpt_core.searchers.base import SearchMethod
+from hpt_core.testing.scripted import ScriptedSearch
 
 
 class MemoryBooks:
@@ -101,28 +102,6 @@ def test_each_event_is_recorded_before_the_operations_it_produced() -> None:
                      ("event", "on_trial_created")]
 
 
-class Scripted(SearchMethod):
-    """A search method that answers `initial_operations` with the operations it was given."""
-
-    name = "scripted"
-
-    def __init__(self, config: Any, space: Any, operations: list[Any]) -> None:
-        super().__init__(config, space)
-        self.operations = operations
-
-    def initial_operations(self) -> list[Any]:
-        return self.operations
-
-    def on_validation_completed(self, request_id: int, metric: Any, length: int) -> list[Any]:
-        return []
-
-    def on_trial_closed(self, request_id: int) -> list[Any]:
-        return []
-
-    def progress(self) -> float:
-        return 0.0
-
-
 @pytest.mark.parametrize("operations, problem", [
     ([ValidateAfter(42, 5)], "request id 42 was never created"),
     ([Close(7)], "request id 7 was never created"),
@@ -137,7 +116,7 @@ class Scripted(SearchMethod):
 def test_an_operation_that_breaks_the_protocol_is_refused_naming_the_method_and_the_operation(
         operations: list[Any], problem: str) -> None:
     config = experiment(SINGLE)
-    machine = machine_for(config, Scripted(config.searcher, config.space, operations))
+    machine = machine_for(config, ScriptedSearch(config.searcher, config.space, operations))
     with pytest.raises(SearcherError) as refused:
         machine.dispatch("initial_operations")
     assert "search method 'scripted'" in str(refused.value) and problem in str(refused.value)
@@ -146,7 +125,7 @@ def test_an_operation_that_breaks_the_protocol_is_refused_naming_the_method_and_
 
 def test_a_search_method_that_raises_is_reported_with_its_name_and_the_event() -> None:
     config = experiment(SINGLE)
-    searcher = Scripted(config.searcher, config.space, [])
+    searcher = ScriptedSearch(config.searcher, config.space, [])
     searcher.initial_operations = lambda: {}["missing"]  # type: ignore[method-assign]
     with pytest.raises(SearcherError, match=r"search method 'scripted' raised KeyError in initial_operations\(\)"):
         machine_for(config, searcher).dispatch("initial_operations")
@@ -154,7 +133,7 @@ def test_a_search_method_that_raises_is_reported_with_its_name_and_the_event() -
 
 def test_a_search_that_waits_on_nothing_without_a_shutdown_is_a_searcher_error() -> None:
     config = experiment(SINGLE)
-    machine = machine_for(config, Scripted(config.searcher, config.space, [Create(1, {}), ValidateAfter(1, 4)]))
+    machine = machine_for(config, ScriptedSearch(config.searcher, config.space, [Create(1, {}), ValidateAfter(1, 4)]))
     machine.dispatch("initial_operations")
     trial = started(machine)
     validate(machine, trial, 0.5, epochs=4)
@@ -250,7 +229,7 @@ def test_a_trial_told_to_pause_that_exits_cleanly_is_paused_and_pending_again_on
 
 def test_a_trial_closed_while_running_ends_when_it_exits_and_is_told_to_stop_meanwhile() -> None:
     config = experiment(SINGLE)
-    searcher = Scripted(config.searcher, config.space, [Create(1, {}), ValidateAfter(1, 4)])
+    searcher = ScriptedSearch(config.searcher, config.space, [Create(1, {}), ValidateAfter(1, 4)])
     machine = machine_for(config, searcher)
     machine.dispatch("initial_operations")
     trial = started(machine)
@@ -402,7 +381,7 @@ def test_a_snapshot_and_the_tail_after_it_rebuild_what_the_whole_log_rebuilds() 
 
 def test_a_snapshot_is_refused_in_the_middle_of_an_event() -> None:
     config = experiment(SINGLE)
-    searcher = Scripted(config.searcher, config.space, [Create(1, {})])
+    searcher = ScriptedSearch(config.searcher, config.space, [Create(1, {})])
     machine = machine_for(config, searcher)
     snapshots: list[Any] = []
     searcher.on_trial_created = lambda request_id: snapshots.append(machine.snapshot()) or []  # type: ignore

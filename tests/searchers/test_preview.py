@@ -9,7 +9,7 @@ The preview answers work first in, first out, and each trial reports one metric 
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,7 +18,8 @@ from hpt_core import create_searcher
 from hpt_core.config import SearcherConfig
 from hpt_core.errors import SearcherError
 from hpt_core.preview import Preview, PreviewGroup, preview
-from hpt_core.searchers import Create, Operation, SearchMethod, ValidateAfter
+from hpt_core.searchers import Create, ValidateAfter
+from hpt_core.testing.scripted import ScriptedSearch
 
 SPACE = {"lr": {"type": "log", "minval": -4, "maxval": -1}}
 AGGRESSIVE = dict(name="adaptive_asha", mode="aggressive", max_length=16, divisor=4, max_trials=16)
@@ -104,27 +105,8 @@ def test_render_one_group_without_title() -> None:
                         "Total: 1 trial, 1000 records of training")
 
 
-class Stalls(SearchMethod):
-    """Creates one trial, then never closes it nor shuts down."""
-
-    name: ClassVar[str] = "stalls"
-    config_model: ClassVar[type[SearcherConfig]] = SearcherConfig
-
-    def initial_operations(self) -> list[Operation]:
-        request_id = self.new_request_id()
-        return [Create(request_id, {}), ValidateAfter(request_id, 1)]
-
-    def on_validation_completed(self, request_id: int, metric: Any, length: int) -> list[Operation]:
-        return []
-
-    def on_trial_closed(self, request_id: int) -> list[Operation]:
-        return []
-
-    def progress(self) -> float:
-        return 0.0
-
-
 def test_a_method_that_stops_before_its_shutdown_is_an_error() -> None:
-    searcher = Stalls(SearcherConfig(name="stalls", metric="loss"), create_searcher(experiment(**AGGRESSIVE)).space)
+    searcher = ScriptedSearch(SearcherConfig(name="stalls", metric="loss"), create_searcher(experiment(**AGGRESSIVE)).space,
+                              [Create(1, {}), ValidateAfter(1, 1)])
     with pytest.raises(SearcherError, match="stopped before its Shutdown"):
         preview(searcher)

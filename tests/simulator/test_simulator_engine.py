@@ -16,6 +16,7 @@ from hpt_core.config import SearcherConfig
 from hpt_core.errors import SearcherError
 from hpt_core.searchers import Close, Create, Operation, SearchMethod, ValidateAfter
 from hpt_core.simulator import Benchmark, Evaluation, SimulationError, experiment_for, simulate
+from hpt_core.testing.scripted import ScriptedSearch
 
 
 class Ramp(Benchmark):
@@ -177,40 +178,20 @@ def test_a_trial_closed_while_training_stops_at_once() -> None:
     assert result.lengths() == {1: 0, 2: 10}
 
 
-class Stalls(SearchMethod):
+def stalls(space: Any, length: int = 2) -> ScriptedSearch:
     """Trains one trial to `length`, then asks for nothing more and never shuts down."""
-
-    name: ClassVar[str] = "stalls"
-    config_model: ClassVar[type[SearcherConfig]] = SearcherConfig
-    length: ClassVar[int] = 2
-
-    def initial_operations(self) -> list[Operation]:
-        request_id = self.new_request_id()
-        return [Create(request_id, {"speed": 1.0, "quality": 1.0}), ValidateAfter(request_id, self.length)]
-
-    def on_validation_completed(self, request_id: int, metric: Any, length: int) -> list[Operation]:
-        return []
-
-    def on_trial_closed(self, request_id: int) -> list[Operation]:
-        return []
-
-    def progress(self) -> float:
-        return 0.0
+    return ScriptedSearch(SearcherConfig(name="stalls", metric="loss"), space,
+                          [Create(1, {"speed": 1.0, "quality": 1.0}), ValidateAfter(1, length)])
 
 
 def test_a_search_that_stops_before_its_shutdown_is_an_error() -> None:
     space = searcher_for({"name": "single", "max_length": {"epochs": 1}}).space
     with pytest.raises(SearcherError, match="stopped before its Shutdown"):
-        simulate(Stalls(SearcherConfig(name="stalls", metric="loss"), space), Ramp())
-
-
-class AsksForTwentyEpochs(Stalls):
-    length: ClassVar[int] = 20
+        simulate(stalls(space), Ramp())
 
 
 def test_a_length_the_benchmark_has_no_results_for_is_an_error() -> None:
-    searcher = AsksForTwentyEpochs(SearcherConfig(name="stalls", metric="loss"),
-                                   searcher_for({"name": "single", "max_length": {"epochs": 1}}).space)
+    searcher = stalls(searcher_for({"name": "single", "max_length": {"epochs": 1}}).space, length=20)
     with pytest.raises(SimulationError, match=r"results only at 1\.\.16 epochs; a search asked for 20"):
         simulate(searcher, Ramp())
 

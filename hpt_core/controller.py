@@ -81,6 +81,7 @@ class Controller:
         self._launched_at: dict[int, float] = {}
         self._additional_trials = 0
         self._failure: SearcherError | None = None
+        self._cancel_requested = False
         self._lock = threading.RLock()
         self.channel: ChannelServer | None = None
         self.experiment_dir = storage.get_experiment(experiment_id).experiment_dir
@@ -161,6 +162,10 @@ class Controller:
         """Extend the search by `count` trials when `run()` starts (`hpt experiment continue`)."""
         self._additional_trials = count
 
+    def request_cancel(self) -> None:
+        """Ask for `cancel()` at the loop's next turn: all a signal handler may do (it only sets a flag)."""
+        self._cancel_requested = True
+
     def cancel(self) -> None:
         """End every trial gracefully (they checkpoint and exit); the experiment ends CANCELED."""
         with self._lock:
@@ -168,7 +173,10 @@ class Controller:
                 self.executor.terminate(trial.trial_id)
 
     def _follow_storage(self) -> None:
-        """Carry out `hpt experiment pause / activate / cancel`, which change the state in storage."""
+        """Carry out `hpt experiment pause / activate / cancel`, which change the state in storage, and a
+        cancel requested by a signal."""
+        if self._cancel_requested and not self.machine.cancelling:
+            self.cancel()
         if time.monotonic() - self._followed_at < FOLLOW_STORAGE_SECONDS:
             return
         self._followed_at = time.monotonic()

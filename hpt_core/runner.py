@@ -209,7 +209,7 @@ def run_in_foreground(controller: Controller) -> str:
 
     def cancel(signum: int, frame: Any) -> None:
         signal.signal(signal.SIGINT, previous)
-        controller.cancel()
+        controller.request_cancel()
 
     previous = signal.signal(signal.SIGINT, cancel)
     try:

@@ -21,7 +21,8 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 
 from hpt_core import create_searcher
-from hpt_core.config import SearcherConfig, space_from_dict
+from hpt_core.config import SearcherConfig
+from hpt_core.hyperparameters import space_from_dict
 from hpt_core.operations import Close, Create, Operation, ValidateAfter
 from hpt_core.searchers.adaptive_asha import AdaptiveASHAConfig, rung_count, rung_lengths
 from hpt_core.searchers.base import SearchMethod, searcher_metric_value

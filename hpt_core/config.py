@@ -3,59 +3,44 @@
 The shape follows Determined's experiment configuration. Every problem found is reported at
 once in a `ConfigError`, each with its dotted path, the value given and what is allowed.
 Search methods contribute the model of their own `searcher` fields (a `SearcherConfig`
-subclass), so a plugin's method is validated like a built-in one.
+subclass), so a plugin's method is validated like a built-in one. The `hyperparameters`
+section is parsed by `hpt_core.hyperparameters`; the field types plugins use in their own models
+(`PositiveInt`, `StrictFloat`, ...) are defined in `hpt_core.validation` and offered here too.
 """
 
 from __future__ import annotations
 
-import difflib
 import json
-import math
 import re
-import types
-import typing
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping, Optional, Union
+from typing import Annotated, Any, Literal, Mapping, Optional
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    Strict,
-    ValidationError,
-    model_validator,
-)
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, model_validator
 
 from hpt_core.errors import ConfigError, Problem
+from hpt_core.hyperparameters import hyperparameters_to_dict, parse_space, space_from_dict
 from hpt_core.safe_yaml import load_yaml
-from hpt_core.space import PATH_SEPARATOR, Categorical, Const, Double, Group, Int, Log, Node, Space
+from hpt_core.space import PATH_SEPARATOR, Space
+from hpt_core.validation import (
+    Fraction,
+    NonNegativeInt,
+    PositiveInt,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictModel,
+    StrictStr,
+    did_you_mean,
+    validate,
+    whole_float_to_int,
+)
 
-INT64_MAX = 2**63 - 1
-
-
-def _whole_float_to_int(value: Any) -> Any:
-    """A float without a fraction (e.g. `3.0` or `1e3`) is accepted where an int is expected."""
-    if isinstance(value, float) and value.is_integer() and abs(value) <= INT64_MAX:
-        return int(value)
-    return value
-
-
-StrictInt = Annotated[int, BeforeValidator(_whole_float_to_int), Strict(), Field(ge=-INT64_MAX, le=INT64_MAX)]
-PositiveInt = Annotated[StrictInt, Field(ge=1)]
-NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
-StrictFloat = Annotated[float, Strict(), Field(allow_inf_nan=False)]
-StrictStr = Annotated[str, Strict()]
-StrictBool = Annotated[bool, Strict()]
-Fraction = Annotated[StrictFloat, Field(ge=0.0, le=1.0)]
-
-
-class StrictModel(BaseModel):
-    """Base of every config section: strict types, unknown fields are errors, frozen."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+__all__ = [
+    "ExperimentConfig", "ExperimentSettings", "Fraction", "Length", "LoggerOptions", "NonNegativeInt", "PositiveInt",
+    "SearcherConfig", "StrictBool", "StrictFloat", "StrictInt", "StrictModel", "StrictStr", "apply_overrides",
+    "load_config", "parse_config",
+]
 
 
 LENGTH_UNITS = ("batches", "epochs", "records")
@@ -71,7 +56,7 @@ class Length(StrictModel):
     @model_validator(mode="before")
     @classmethod
     def _plain_integer_is_batches(cls, data: Any) -> Any:
-        data = _whole_float_to_int(data)
+        data = whole_float_to_int(data)
         if isinstance(data, int) and not isinstance(data, bool):
             return {"batches": data}
         return data
@@ -232,166 +217,6 @@ class ExperimentConfig(ExperimentSettings):
         return _drop_empty_lengths(data)
 
 
-# --- hyperparameters -------------------------------------------------------------------------
-
-
-class _ConstSpec(StrictModel):
-    type: Literal["const"]
-    val: Any
-    default: Any = None
-
-
-class _IntSpec(StrictModel):
-    type: Literal["int"]
-    minval: StrictInt
-    maxval: StrictInt
-    count: Optional[PositiveInt] = None
-    default: Optional[StrictInt] = None
-
-
-class _DoubleSpec(StrictModel):
-    type: Literal["double"]
-    minval: StrictFloat
-    maxval: StrictFloat
-    count: Optional[PositiveInt] = None
-    default: Optional[StrictFloat] = None
-
-
-class _LogSpec(StrictModel):
-    type: Literal["log"]
-    minval: StrictFloat
-    maxval: StrictFloat
-    base: Annotated[StrictFloat, Field(gt=0)] = 10.0
-    count: Optional[PositiveInt] = None
-    default: Optional[Annotated[StrictFloat, Field(gt=0)]] = None
-
-
-class _CategoricalSpec(StrictModel):
-    type: Literal["categorical"]
-    vals: Annotated[list[Any], Strict(), Field(min_length=1)]
-    default: Any = None
-
-
-_HP_SPECS: dict[str, type[StrictModel]] = {
-    "const": _ConstSpec,
-    "int": _IntSpec,
-    "double": _DoubleSpec,
-    "log": _LogSpec,
-    "categorical": _CategoricalSpec,
-}
-
-
-def space_from_dict(hyperparameters: Mapping[str, Any]) -> Space:
-    """Build a `Space` from the `hyperparameters` section (raising `ConfigError` if invalid)."""
-    problems: list[Problem] = []
-    root = _parse_group(hyperparameters, "hyperparameters", problems)
-    if problems:
-        raise ConfigError(problems)
-    return Space(root)
-
-
-def _parse_group(data: Mapping[Any, Any], path: str, problems: list[Problem]) -> Group:
-    children: dict[str, Node] = {}
-    for name, value in data.items():
-        child_path = f"{path}.{name}"
-        if not isinstance(name, str) or not name:
-            problems.append(Problem(child_path, "a hyperparameter name must be a non-empty string", name))
-            continue
-        if PATH_SEPARATOR in name:
-            problems.append(Problem(child_path, f"a hyperparameter name must not contain {PATH_SEPARATOR!r}", name))
-            continue
-        node = _parse_node(value, child_path, problems)
-        if node is not None:
-            children[name] = node
-    return Group(children)
-
-
-def _parse_node(value: Any, path: str, problems: list[Problem]) -> Node | None:
-    if not isinstance(value, Mapping):
-        return Const(value)
-    if "type" not in value:
-        if not value:
-            problems.append(Problem(path, "a nested group needs at least one hyperparameter", {}))
-            return None
-        return _parse_group(value, path, problems)
-    kind = value["type"]
-    if kind not in _HP_SPECS:
-        problems.append(Problem(f"{path}.type", f"unknown hyperparameter type; allowed: {', '.join(_HP_SPECS)}"
-                                + _did_you_mean(kind, _HP_SPECS), kind))
-        return None
-    before = len(problems)
-    try:
-        spec = _HP_SPECS[kind].model_validate(dict(value))
-    except ValidationError as error:
-        problems.extend(_problems_from_validation(error, path, _HP_SPECS[kind]))
-        return None
-    node = _build_hyperparameter(spec, path, problems)
-    return node if len(problems) == before else None
-
-
-def _build_hyperparameter(spec: StrictModel, path: str, problems: list[Problem]) -> Node | None:
-    if isinstance(spec, _ConstSpec):
-        if "default" in spec.model_fields_set and spec.default != spec.val:
-            problems.append(Problem(f"{path}.default", f"a const's default must be its val {spec.val!r}", spec.default))
-        return Const(spec.val)
-    if isinstance(spec, _CategoricalSpec):
-        has_default = "default" in spec.model_fields_set
-        node = Categorical(spec.vals, spec.default, has_default)
-        if has_default and not node.contains(spec.default):
-            problems.append(Problem(f"{path}.default", f"the default must be one of vals {spec.vals}", spec.default))
-        return node
-    if not spec.minval < spec.maxval:
-        problems.append(Problem(
-            path, f"`minval < maxval` must hold, but got minval={spec.minval}, maxval={spec.maxval}"))
-        return None
-    if isinstance(spec, _IntSpec):
-        node: Node = Int(spec.minval, spec.maxval, spec.count, spec.default)
-    elif isinstance(spec, _DoubleSpec):
-        node = Double(spec.minval, spec.maxval, spec.count, spec.default)
-    else:
-        node = _build_log(spec, path, problems)
-        if node is None:
-            return None
-    if spec.default is not None and not node.contains(spec.default):
-        low, high = (node.low, node.high) if isinstance(node, Log) else (node.minval, node.maxval)
-        problems.append(Problem(f"{path}.default", f"the default must lie within [{low}, {high}]", spec.default))
-    return node
-
-
-def _build_log(spec: _LogSpec, path: str, problems: list[Problem]) -> Log | None:
-    try:
-        low, high = spec.base**spec.minval, spec.base**spec.maxval
-    except OverflowError:
-        low = high = math.inf
-    if not (math.isfinite(low) and math.isfinite(high)):
-        problems.append(Problem(path, f"base ** maxval must be a finite float, but got base={spec.base}, "
-                                f"minval={spec.minval}, maxval={spec.maxval}"))
-        return None
-    return Log(spec.minval, spec.maxval, spec.base, spec.count, spec.default)
-
-
-def hyperparameters_to_dict(group: Group) -> dict[str, Any]:
-    """The normalised `hyperparameters` section (every hyperparameter typed, defaults filled in)."""
-    normalised: dict[str, Any] = {}
-    for name in sorted(group.children):
-        node = group.children[name]
-        if isinstance(node, Group):
-            normalised[name] = hyperparameters_to_dict(node)
-        elif isinstance(node, Const):
-            normalised[name] = {"type": "const", "val": node.val}
-        elif isinstance(node, Categorical):
-            normalised[name] = {"type": "categorical", "vals": list(node.vals)}
-            if node.has_default:
-                normalised[name]["default"] = node.default
-        else:
-            fields = {"type": node.type, "minval": node.minval, "maxval": node.maxval}
-            if isinstance(node, Log):
-                fields["base"] = node.base
-            fields.update({key: getattr(node, key) for key in ("count", "default") if getattr(node, key) is not None})
-            normalised[name] = fields
-    return normalised
-
-
 # --- the whole file --------------------------------------------------------------------------
 
 
@@ -411,19 +236,11 @@ def parse_config(
     hyperparameters_data = data.pop("hyperparameters", {})
     loggers_data = data.pop("loggers", None)
 
-    settings = _validate(ExperimentSettings, data, "", problems,
-                         extra_allowed=("searcher", "hyperparameters", "loggers"))
+    settings = validate(ExperimentSettings, data, "", problems,
+                        extra_allowed=("searcher", "hyperparameters", "loggers"))
     searcher = _parse_searcher(searcher_data, search_methods, problems)
     logger_options = _parse_loggers(loggers_data, loggers or {}, problems)
-    space = None
-    if not isinstance(hyperparameters_data, Mapping):
-        problems.append(Problem("hyperparameters", "must be a mapping of names to hyperparameters",
-                                hyperparameters_data))
-    else:
-        before = len(problems)
-        root = _parse_group(hyperparameters_data, "hyperparameters", problems)
-        if len(problems) == before:
-            space = Space(root)
+    space = parse_space(hyperparameters_data, problems)
     if searcher is not None and space is not None:
         problems.extend(searcher.check_space(space))
     if problems:
@@ -501,12 +318,12 @@ def _parse_loggers(
         model = loggers.get(name) if isinstance(name, str) else None
         if model is None:
             problems.append(Problem(f"loggers.{name}", f"unknown logger; allowed: {', '.join(sorted(loggers))}"
-                                    + _did_you_mean(name, loggers), name))
+                                    + did_you_mean(name, loggers), name))
             continue
         if options is not None and not isinstance(options, Mapping):
             problems.append(Problem(f"loggers.{name}", "must be a mapping of the logger's options, or empty", options))
             continue
-        validated = _validate(model, options or {}, f"loggers.{name}", problems)
+        validated = validate(model, options or {}, f"loggers.{name}", problems)
         if validated is not None:
             enabled[name] = validated
     return enabled
@@ -524,99 +341,14 @@ def _parse_searcher(
     name = data.get("name")
     if name is None:
         problems.append(Problem("searcher.name", f"required field is missing; allowed: {', '.join(search_methods)}"))
-        _validate(SearcherConfig, {**data, "name": ""}, "searcher", problems)
+        validate(SearcherConfig, {**data, "name": ""}, "searcher", problems)
         return None
     model = search_methods.get(name) if isinstance(name, str) else None
     if model is None:
         problems.append(Problem("searcher.name", f"unknown search method; allowed: {', '.join(search_methods)}"
-                                + _did_you_mean(name, search_methods), name))
+                                + did_you_mean(name, search_methods), name))
         return None
-    return _validate(model, data, "searcher", problems)
-
-
-def _validate(
-    model: type[StrictModel], data: Mapping[str, Any], path: str, problems: list[Problem],
-    extra_allowed: tuple[str, ...] = (),
-) -> Any:
-    try:
-        return model.model_validate(dict(data))
-    except ValidationError as error:
-        problems.extend(_problems_from_validation(error, path, model, extra_allowed))
-        return None
-
-
-def _problems_from_validation(
-    error: ValidationError, prefix: str, model: type[BaseModel], extra_allowed: tuple[str, ...] = ()
-) -> list[Problem]:
-    problems = []
-    for detail in error.errors(include_url=False):
-        location = [str(part) for part in detail["loc"] if not _is_validator_tag(part)]
-        path = ".".join([prefix, *location] if prefix else location)
-        kind = detail["type"]
-        if kind == "extra_forbidden":
-            allowed = sorted(set(_fields_at(model, location[:-1])) | set(extra_allowed if len(location) == 1 else ()))
-            message = f"unknown field; allowed: {', '.join(allowed)}" + _did_you_mean(location[-1], allowed)
-            problems.append(Problem(path, message))
-        elif kind == "missing":
-            problems.append(Problem(path, "required field is missing"))
-        elif kind == "value_error":
-            problems.append(Problem(path, str(detail["msg"]).removeprefix("Value error, "), detail.get("input")))
-        else:
-            problems.append(Problem(path, _allowed_message(detail), detail.get("input")))
-    return problems
-
-
-def _allowed_message(detail: Mapping[str, Any]) -> str:
-    message = str(detail["msg"])
-    replacements = {
-        "Input should be a valid integer": "must be an integer (not a bool, string or float with a fraction)",
-        "Input should be a valid number": "must be a number (not a bool or string)",
-        "Input should be a finite number": "must be a finite number",
-        "Input should be a valid string": "must be a string",
-        "Input should be a valid boolean": "must be true or false",
-        "Input should be a valid dictionary": "must be a mapping",
-        "Input should be a valid list": "must be a list",
-        "Input should be": "must be",
-    }
-    for before, after in replacements.items():
-        if message.startswith(before):
-            return after + message[len(before):]
-    return message
-
-
-def _is_validator_tag(part: Any) -> bool:
-    return isinstance(part, str) and ("[" in part or part.startswith("function-"))
-
-
-def _fields_at(model: type[BaseModel], location: list[str]) -> list[str]:
-    """Names of the fields allowed at `location` inside `model` (following nested models)."""
-    current: Any = model
-    for part in location:
-        if not (isinstance(current, type) and issubclass(current, BaseModel)) or part not in current.model_fields:
-            return []
-        current = _nested_model(current.model_fields[part].annotation)
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
-    return []
-
-
-def _nested_model(annotation: Any) -> Any:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    origin = typing.get_origin(annotation)
-    if origin in (Union, types.UnionType, Annotated):
-        for argument in typing.get_args(annotation):
-            found = _nested_model(argument)
-            if found is not None:
-                return found
-    return None
-
-
-def _did_you_mean(given: Any, allowed: Any) -> str:
-    if not isinstance(given, str):
-        return ""
-    close = difflib.get_close_matches(given, list(allowed), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    return validate(model, data, "searcher", problems)
 
 
 def _drop_empty_lengths(data: Any) -> Any:

@@ -43,8 +43,8 @@ from typing import Any, Iterator, Mapping
 from hpt_core.channel import ChannelClient, ChannelRefused, ControllerUnreachable
 from hpt_core.checkpoint_storage import checkpoint_directory, join, local_copy
 from hpt_core.config import Length
-from hpt_core.config import space_from_dict
 from hpt_core.errors import ConfigError, InvalidHP, Problem
+from hpt_core.hyperparameters import space_from_dict
 from hpt_core.safe_yaml import load_yaml
 from hpt_core.space import PATH_SEPARATOR
 

@@ -8,8 +8,9 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import ConfigDict, Field, StringConstraints
 
-from hpt_core.config import SearcherConfig, hyperparameters_to_dict, parse_config
+from hpt_core.config import SearcherConfig, parse_config
 from hpt_core.errors import ConfigError, Problem
+from hpt_core.hyperparameters import hyperparameters_to_dict
 from hpt_core.searchers.base import SearchMethod
 from hpt_core.space import Space
 

@@ -34,7 +34,7 @@ from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
-from hpt_core.config import space_from_dict
+from hpt_core.hyperparameters import space_from_dict
 
 DATA_ENVIRONMENT_VARIABLE = "HPT_BENCHMARK_DATA"
 MEDIAN_SAMPLE_SIZE = 256

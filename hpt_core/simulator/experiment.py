@@ -11,8 +11,9 @@ from __future__ import annotations
 import copy
 from typing import Any, Mapping
 
-from hpt_core.config import ExperimentConfig, Length, space_from_dict
+from hpt_core.config import ExperimentConfig, Length
 from hpt_core.errors import ConfigError, Problem
+from hpt_core.hyperparameters import space_from_dict
 from hpt_core.plugins import load_config
 from hpt_core.simulator.benchmarks import Benchmark, describe_lengths
 from hpt_core.space import PATH_SEPARATOR, Categorical, Const, Hyperparameter, Log

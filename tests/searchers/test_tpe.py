@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from hpt_core import ConfigError, create_searcher
-from hpt_core.config import space_from_dict
+from hpt_core.hyperparameters import space_from_dict
 from hpt_core.searchers import Close, Create, ExitedReason, SearchMethod, ValidateAfter
 from hpt_core.space import flatten
 from hpt_core.testing import check_state_round_trip, drive

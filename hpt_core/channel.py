@@ -10,10 +10,13 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
+import sys
 import threading
 import time
 import urllib.error
 import urllib.request
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Mapping
 
@@ -22,9 +25,16 @@ from hpt_core.errors import SearcherError
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
+"""The largest body a request may carry (413 beyond). The request line and headers are bounded by the standard
+library's HTTP server: 64 KiB a line (414 or 431 beyond), 100 header lines (431)."""
+READ_TIMEOUT_SECONDS = 30.0
+"""How long the channel waits for the rest of a request that stopped arriving before it drops the connection."""
+REFUSALS_LOGGED_PER_MINUTE = 10
+"""Refused requests are logged one short line each, this many a minute; the rest are counted in a summary line."""
 CHECKPOINT_METADATA_FILE = "hpt_checkpoint.json"
 """Written last into a checkpoint directory: a directory holding it is a complete checkpoint."""
 API_PREFIX = "/v1/"
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,20}")
 
 
 class ChannelRefused(Exception):
@@ -43,16 +53,45 @@ class ControllerUnreachable(ConnectionError):
 Handler = Callable[[str, dict[str, Any]], dict[str, Any]]
 
 
+class RefusalLog:
+    """Logs one short warning per refused request, at most `per_minute` a minute; those over the limit are
+    counted and their number logged once the minute is over (with the next refusal)."""
+
+    def __init__(self, per_minute: int = REFUSALS_LOGGED_PER_MINUTE) -> None:
+        self._per_minute = per_minute
+        self._lock = threading.Lock()
+        self._minute_started = time.monotonic()
+        self._logged = 0
+        self._unlogged = 0
+
+    def refused(self, message: str) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if now - self._minute_started >= 60.0:
+                if self._unlogged:
+                    logger.warning("channel: %d more requests were refused in the last minute (not logged)",
+                                   self._unlogged)
+                self._minute_started, self._logged, self._unlogged = now, 0, 0
+            if self._logged < self._per_minute:
+                self._logged += 1
+                logger.warning("channel: %s", message)
+            else:
+                self._unlogged += 1
+
+
 class ChannelServer:
     """Serves trial requests to `handler(name, body) -> reply`; refuses anyone without the secret.
 
-    The handler may raise `ChannelRefused` to answer with an error status.
+    The handler may raise `ChannelRefused` to answer with an error status, and `ValueError`, `TypeError`,
+    `KeyError` or `SearcherError` for a 400. A malformed request (bad headers, a body that is not a JSON
+    object, too large, or cut short) gets a 4xx and one line in the log, never a traceback.
     """
 
     def __init__(self, handler: Handler, secret: str, host: str = "127.0.0.1", port: int = 0) -> None:
         self._handler = handler
         self._secret = secret.encode()
-        self._server = ThreadingHTTPServer((host, port), self._request_handler_class())
+        self.refusals = RefusalLog()
+        self._server = _QuietHTTPServer((host, port), self._request_handler_class(), self.refusals)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="hpt-channel", daemon=True)
 
@@ -79,45 +118,106 @@ class ChannelServer:
 
         class RequestHandler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            timeout = READ_TIMEOUT_SECONDS
+
+            def parse_request(self) -> bool:
+                if not super().parse_request():
+                    return False
+                if self.command != "POST":
+                    self._refuse(405, f"method {self.command} is not allowed; the channel takes POST")
+                    return False
+                return True
 
             def do_POST(self) -> None:  # noqa: N802 - the http.server naming
                 if not channel._authorised(self.headers.get("Authorization")):
-                    self._reply(401, {"error": "unknown sender: this experiment's secret is required"})
+                    self._refuse(401, "unknown sender: this experiment's secret is required")
                     return
                 if not self.path.startswith(API_PREFIX):
-                    self._reply(404, {"error": f"no such endpoint: {self.path}"})
-                    return
-                length = int(self.headers.get("Content-Length") or 0)
-                if length > MAX_BODY_BYTES:
-                    self._reply(413, {"error": f"a request may carry at most {MAX_BODY_BYTES} bytes"})
+                    self._refuse(404, f"no such endpoint: {self.path}")
                     return
                 try:
-                    body = json.loads(self.rfile.read(length) or b"{}")
-                    if not isinstance(body, dict):
-                        raise ValueError("the body must be a JSON object")
+                    body = self._read_body()
                     reply = channel._handler(self.path.removeprefix(API_PREFIX), body)
                 except ChannelRefused as refused:
-                    self._reply(refused.status, {"error": refused.message})
+                    self._refuse(refused.status, refused.message)
                 except (ValueError, KeyError, TypeError, SearcherError) as error:
-                    self._reply(400, {"error": str(error)})
+                    self._refuse(400, str(error))
                 except Exception as error:  # the controller must keep serving
                     logger.exception("channel request %s failed", self.path)
                     self._reply(500, {"error": f"{type(error).__name__}: {error}"})
                 else:
                     self._reply(200, reply)
 
+            def _read_body(self) -> dict[str, Any]:
+                """The request's body, a JSON object; ChannelRefused if it is malformed, too large or cut short."""
+                if self.headers.get("Transfer-Encoding") is not None:
+                    raise ChannelRefused(411, "a request must give its body's length in Content-Length, "
+                                              "not send it in chunks (Transfer-Encoding)")
+                declared = self.headers.get("Content-Length", "0").strip()
+                if not _CONTENT_LENGTH.fullmatch(declared):
+                    raise ChannelRefused(400, f"Content-Length must be a whole number of bytes, but got "
+                                              f"{declared[:40]!r}")
+                length = int(declared)
+                if length > MAX_BODY_BYTES:
+                    raise ChannelRefused(413, f"a request may carry at most {MAX_BODY_BYTES} bytes, but "
+                                              f"Content-Length is {length}")
+                try:
+                    data = self.rfile.read(length)
+                except TimeoutError:
+                    raise ChannelRefused(408, f"the body did not arrive within {READ_TIMEOUT_SECONDS:g} s") from None
+                except OSError as error:
+                    raise ChannelRefused(400, f"the body could not be read: {error}") from None
+                if len(data) < length:
+                    raise ChannelRefused(400, f"the body ended after {len(data)} of its {length} bytes")
+                try:
+                    body = json.loads(data or b"{}")
+                except (ValueError, RecursionError) as error:
+                    raise ChannelRefused(400, f"the body must be JSON: {str(error)[:200]}") from None
+                if not isinstance(body, dict):
+                    raise ChannelRefused(400, f"the body must be a JSON object, but got a {type(body).__name__}")
+                return body
+
+            def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+                """The standard library's refusals (a bad request line, headers too long or too many), as ours."""
+                self._refuse(code, message or explain or HTTPStatus(code).phrase)
+
+            def _refuse(self, status: int, message: str) -> None:
+                path = getattr(self, "path", "")  # unset when the request line itself is refused
+                channel.refusals.refused(f"refused {self.command or 'a request'} {path[:100]!r} "
+                                         f"from {self.client_address[0]} with {status}: {message[:300]}")
+                self.close_connection = True  # what is left of the request is not read
+                self._reply(status, {"error": message})
+
             def _reply(self, status: int, body: Mapping[str, Any]) -> None:
                 data = json.dumps(body, allow_nan=False).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except OSError:  # the sender is gone; nothing to tell it
+                    self.close_connection = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 logger.debug("channel: " + format, *args)
 
         return RequestHandler
+
+
+class _QuietHTTPServer(ThreadingHTTPServer):
+    """An HTTP server that logs a connection's failure (a sender gone mid-request) as one refusal line, where
+    the standard library prints a traceback to stderr."""
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
+                 refusals: RefusalLog) -> None:
+        super().__init__(address, handler)
+        self._refusals = refusals
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        error = sys.exc_info()[1]
+        self._refusals.refused(f"dropped a connection from {client_address[0]}: {type(error).__name__}: "
+                               f"{str(error)[:200]}")
 
 
 class ChannelClient:

@@ -228,7 +228,7 @@ def _experiment_describe(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(description, indent=2, default=str))
     else:
-        render_description(description, Console(width=max(Console().width, 160)))
+        render_description(description, Console(width=max(Console().width, 160), markup=False))
     return 0
 
 

@@ -22,6 +22,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
+from hpt_core import channel_fields as fields
 from hpt_core import checkpoint_storage
 from hpt_core.channel import ChannelRefused, ChannelServer
 from hpt_core.checkpoint_gc import collect_garbage
@@ -328,11 +329,12 @@ class Controller:
                 return {"decision": "stop", "checkpoint": False}
 
     def _identify(self, body: Mapping[str, Any]) -> Trial:
-        trial = self.machine.by_trial_id.get(body.get("trial_id"))
+        trial_id, attempt = fields.identifier(body, "trial_id"), fields.identifier(body, "attempt")
+        trial = self.machine.by_trial_id.get(trial_id)
         if trial is None:
-            raise ChannelRefused(401, f"trial {body.get('trial_id')!r} does not belong to this experiment")
-        if body.get("attempt") != trial.attempt or not trial.process_alive:
-            raise ChannelRefused(409, f"attempt {body.get('attempt')!r} of trial {trial.trial_id} is not the live one")
+            raise ChannelRefused(401, f"trial {trial_id!r} does not belong to this experiment")
+        if attempt != trial.attempt or not trial.process_alive:
+            raise ChannelRefused(409, f"attempt {attempt!r} of trial {trial.trial_id} is not the live one")
         return trial
 
     def _on_start(self, trial: Trial, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -373,32 +375,33 @@ class Controller:
         return None
 
     def _on_report(self, trial: Trial, body: Mapping[str, Any]) -> dict[str, Any]:
-        kind = body["kind"]
-        if kind not in ("training", "validation"):
-            raise ValueError(f"kind must be 'training' or 'validation', got {kind!r}")
-        metrics, batches, epochs = dict(body["metrics"]), int(body["batches"]), int(body.get("epochs") or 0)
+        kind = fields.choice(body, "kind", ("training", "validation"))
+        metrics, batches, epochs = (fields.json_object(body, "metrics"), fields.count(body, "batches"),
+                                    fields.count(body, "epochs", default=0))
+        stop_requested = fields.flag(body, "stop_requested")
         self.storage.add_metrics(trial.trial_id, kind, metrics, batches=batches, epochs=epochs)
         notify("hpt_metrics_reported", experiment_id=self.experiment_id, trial_id=trial.trial_id, kind=kind,
                metrics=metrics, batches=batches, epochs=epochs)
-        self.machine.reported(trial, kind, metrics, batches, epochs, bool(body.get("stop_requested")))
+        self.machine.reported(trial, kind, metrics, batches, epochs, stop_requested)
         return self.machine.decision(trial)
 
     def _on_checkpoint(self, trial: Trial, body: Mapping[str, Any]) -> dict[str, Any]:
         """Register a finished checkpoint; its path is ours (the checkpoint root and its id), never the request's."""
-        checkpoint_id = str(body["checkpoint_id"])
+        checkpoint_id = fields.text(body, "checkpoint_id")
+        batches, epochs = fields.count(body, "batches"), fields.count(body, "epochs", default=0)
+        metadata = fields.json_object(body, "metadata", default={})
         if not CHECKPOINT_ID.fullmatch(checkpoint_id):
             raise ValueError(f"checkpoint {checkpoint_id!r} is not a checkpoint id (a UUID)")
         path = checkpoint_storage.join(self.checkpoint_root, checkpoint_id)
         if not checkpoint_storage.is_complete(path):
             raise ValueError(f"checkpoint {checkpoint_id!r} is not a finished checkpoint in {self.checkpoint_root}")
-        metadata = dict(body.get("metadata") or {})
-        self._add_checkpoint(trial, checkpoint_id, int(body["batches"]), int(body.get("epochs") or 0), metadata)
+        self._add_checkpoint(trial, checkpoint_id, batches, epochs, metadata)
         notify("hpt_checkpoint_saved", experiment_id=self.experiment_id, trial_id=trial.trial_id,
                checkpoint_id=checkpoint_id, metadata=metadata)
         return self.machine.decision(trial)
 
     def _on_status(self, trial: Trial, body: Mapping[str, Any]) -> dict[str, Any]:
-        self.machine.asked_to_stop(trial, bool(body.get("stop_requested")))
+        self.machine.asked_to_stop(trial, fields.flag(body, "stop_requested"))
         return self.machine.decision(trial)
 
     def _on_exit(self, trial: Trial, body: Mapping[str, Any]) -> dict[str, Any]:

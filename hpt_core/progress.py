@@ -41,7 +41,7 @@ class ProgressView:
         self._last_line = ""
         self._last_printed = 0.0
         if not quiet and self.stream.isatty():
-            self._live = Live(console=Console(file=self.stream), refresh_per_second=4, transient=False)
+            self._live = Live(console=Console(file=self.stream, markup=False), refresh_per_second=4, transient=False)
             self._live.start()
 
     def update(self, controller: Any) -> None:

@@ -76,3 +76,29 @@ def test_experiment_create_runs_the_example_end_to_end(tmp_path):
     assert description["state"] == "COMPLETED" and len(description["trials"]) == 6
     assert all(trial["state"] == "COMPLETED" and trial["length_trained"] == 8 for trial in description["trials"])
     assert description["best_trial"] in [trial["id"] for trial in description["trials"]]
+
+
+def test_describe_prints_any_metric_name_as_it_is_and_an_oversized_id_is_a_clear_error(tmp_path, monkeypatch,
+                                                                                          capsys):
+    from hpt_core.cli import main
+    from hpt_core.storage import Storage
+
+    url = f"sqlite:///{tmp_path}/hpt.db"
+    names = ["acc[b]", "val.loss", 'a"b', "$cost", "学习率"]
+    with Storage(url) as storage:
+        experiment_id = storage.create_experiment(name="names", config={"searcher": {"name": "random",
+                                                                                      "metric": "acc[b]"}},
+                                                  model_dir=".", seed=0, secret="s")
+        trial_id = storage.create_trial(experiment_id, request_id=1, hparams={}, seed=1)
+        storage.add_metrics(trial_id, "validation", {name: 0.5 for name in names}, batches=10, epochs=1)
+    monkeypatch.setenv("HPT_STORAGE", url)
+    monkeypatch.setenv("COLUMNS", "200")
+    for command in (["experiment", "describe", str(experiment_id)], ["trial", "describe", str(trial_id)]):
+        result = subprocess.run([sys.executable, "-m", "hpt_core.cli", *command], capture_output=True, text=True,
+                                env={**os.environ})
+        assert result.returncode == 0, result.stderr
+        shown = names if command[0] == "trial" else ["acc[b]"]
+        assert all(name in result.stdout for name in shown), (command, result.stdout)
+    for command in (["experiment", "describe"], ["trial", "describe"], ["experiment", "pause"]):
+        assert main([*command, str(2**70)]) == 2
+        assert "does not exist" in capsys.readouterr().err

@@ -233,10 +233,11 @@ def _table(*columns: str, title: str | None = None) -> Table:
 
 
 def _print_table(table: Table) -> None:
-    """Print a table whole: on a narrow terminal or a pipe, wider than the screen rather than cut."""
+    """Print a table whole: on a narrow terminal or a pipe, wider than the screen rather than cut; text such as
+    metric names and paths printed as it is, never read as markup (`acc[b]`)."""
     console = Console()
     needed = Measurement.get(console, console.options.update_width(UNLIMITED_WIDTH), table).maximum
-    Console(width=max(console.width, needed)).print(table)
+    Console(width=max(console.width, needed), markup=False).print(table)
 
 
 def _print_json(data: Any) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from hpt_core.storage.errors import RecordNotFound
 from hpt_core.storage.json_values import encode_json
 from hpt_core.storage.states import TrialState, parse_choice
 
@@ -21,6 +22,20 @@ TRIAL_UPDATABLE_FIELDS = (
     "ended_at",
 )
 """The fields of a trial that `Storage.update_trial` may change."""
+
+MAX_RECORD_ID = 2**31 - 1
+"""The largest id an experiment or trial can have: its column is an INTEGER, 32 bits on PostgreSQL."""
+
+
+def check_record_id(value: int, record: str) -> int:
+    """`value` if an id column can hold it (1 to MAX_RECORD_ID); otherwise no `record` has it: RecordNotFound.
+
+    A larger id (say 2**70 from a URL) would overflow the database's integer, an error rather than "no such
+    record".
+    """
+    if not 0 < value <= MAX_RECORD_ID:
+        raise RecordNotFound(f"{record} {value!r} does not exist")
+    return value
 
 
 def trial_changes(fields: Mapping[str, Any]) -> dict[str, Any]:

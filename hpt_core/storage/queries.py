@@ -28,6 +28,7 @@ from sqlalchemy import ColumnElement, Float, String, Text, case, cast, func, lit
 from sqlalchemy.engine import make_url
 
 from hpt_core.storage import schema
+from hpt_core.storage.checks import check_record_id
 from hpt_core.storage.records import ExperimentRecord
 from hpt_core.storage.states import CheckpointState, MetricKind
 from hpt_core.storage.store import Storage
@@ -61,25 +62,30 @@ class TrialRow:
     parent_request_id: int | None
 
 
-def json_number(storage: Storage, column: ColumnElement[Any], path: Sequence[str]) -> ColumnElement[float]:
-    """The number at `path` (object keys) inside a JSON column, as a float; NULL if there is none."""
-    sqlite = _dialect(storage) == "sqlite"
-    element: ColumnElement[Any] = column
-    for key in path:
-        step = f'$."{key}"' if sqlite and key.startswith("$") else key  # SQLite reads a key starting with $ as a path
-        element = element.op("->", return_type=String)(literal(step, String))
-    if sqlite:
-        return case((func.json_type(element).in_(("integer", "real")), cast(element, Float)), else_=None)
+def json_number(storage: Storage, column: ColumnElement[Any], name: str) -> ColumnElement[float]:
+    """The number under the key `name` of a JSON object column, as a float; NULL if there is none.
+
+    The name is bound as data, never spliced into a JSON path, so any name works: dots, quotes, brackets,
+    `$`, non-ASCII. SQLite looks the key up among the object's entries (`json_each`), since its path syntax
+    cannot spell every key (nor match keys stored escaped, as non-ASCII ones are); PostgreSQL's `->` takes
+    the key itself.
+    """
+    if _dialect(storage) == "sqlite":
+        entries = func.json_each(column).table_valued("key", "value", "type")
+        return (select(case((entries.c.type.in_(("integer", "real")), cast(entries.c.value, Float)), else_=None))
+                .where(entries.c.key == name).scalar_subquery())
+    element = column.op("->", return_type=String)(literal(name, String))
     return case((func.json_typeof(element) == "number", cast(cast(element, Text), Float)), else_=None)
 
 
 def experiment_records(storage: Storage, experiment_id: int | None = None) -> list[ExperimentRecord]:
-    """Every experiment (or the one with this id), oldest first, without its searcher state (which can be large)."""
+    """Every experiment (or the one with this id), oldest first, without its searcher state (which can be large);
+    RecordNotFound for an id that no experiment can have (`check_record_id`)."""
     table = schema.experiments
     columns = [column for column in table.c if column.name != "searcher_state"]
     query = select(*columns).order_by(table.c.id)
     if experiment_id is not None:
-        query = query.where(table.c.id == experiment_id)
+        query = query.where(table.c.id == check_record_id(experiment_id, "experiment"))
     with storage.reading() as connection:
         rows = connection.execute(query).mappings().all()
     return [ExperimentRecord.from_row({**row, "searcher_state": None}) for row in rows]
@@ -192,7 +198,7 @@ def validations_after(storage: Storage, experiment_id: int, metric: str, *, afte
     """The experiment's validation reports with after_id < id (<= up_to_id), in order of id, reduced to `metric`."""
     metrics, trials = schema.metrics, schema.trials
     query = (select(metrics.c.id, metrics.c.trial_id, metrics.c.batches, metrics.c.epochs,
-                    json_number(storage, metrics.c.metrics, [metric]))
+                    json_number(storage, metrics.c.metrics, metric))
              .join(trials, trials.c.id == metrics.c.trial_id)
              .where(trials.c.experiment_id == experiment_id, metrics.c.kind == MetricKind.VALIDATION.value,
                     metrics.c.id > after_id)
@@ -237,7 +243,7 @@ def metric_series(storage: Storage, trial_ids: Sequence[int], metric: str, kind:
                   ) -> dict[int, list[tuple[int, int, float]]]:
     """trial id -> (batches, epochs, value) of each finite report of `metric` among its reports of `kind`."""
     metrics = schema.metrics
-    value = json_number(storage, metrics.c.metrics, [metric])
+    value = json_number(storage, metrics.c.metrics, metric)
     query = (select(metrics.c.trial_id, metrics.c.batches, metrics.c.epochs, value)
              .where(metrics.c.trial_id.in_(list(trial_ids)), metrics.c.kind == kind, value.is_not(None))
              .order_by(metrics.c.id))

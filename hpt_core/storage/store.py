@@ -24,6 +24,7 @@ from hpt_core.storage.checks import (
     check_json_object,
     check_optional_integer,
     check_optional_text,
+    check_record_id,
     check_text,
     trial_changes,
 )
@@ -136,6 +137,7 @@ class Storage:
 
     def get_experiment(self, experiment_id: int) -> ExperimentRecord:
         """The experiment with this id; RecordNotFound if there is none."""
+        check_record_id(experiment_id, "experiment")
         with read_transaction(self._engine) as connection:
             row = (
                 connection.execute(select(schema.experiments).where(schema.experiments.c.id == experiment_id))
@@ -173,6 +175,7 @@ class Storage:
         self._update_experiment(experiment_id, controller_pid=check_optional_integer(pid, "pid"))
 
     def _update_experiment(self, experiment_id: int, **values: Any) -> None:
+        check_record_id(experiment_id, "experiment")
         with write_transaction(self._engine) as connection:
             result = connection.execute(
                 update(schema.experiments).where(schema.experiments.c.id == experiment_id).values(**values)
@@ -280,6 +283,7 @@ class Storage:
 
     def get_trial(self, trial_id: int) -> TrialRecord:
         """The trial with this id; RecordNotFound if there is none."""
+        check_record_id(trial_id, "trial")
         return self._one_trial(schema.trials.c.id == trial_id, f"trial {trial_id!r} does not exist")
 
     def trial_by_request(self, experiment_id: int, request_id: int) -> TrialRecord:
@@ -302,6 +306,7 @@ class Storage:
 
     def update_trial(self, trial_id: int, **fields: Any) -> None:
         """Change some of a trial's fields (see TRIAL_UPDATABLE_FIELDS); RecordNotFound if there is none."""
+        check_record_id(trial_id, "trial")
         values = trial_changes(fields)
         with write_transaction(self._engine) as connection:
             if values:
@@ -527,6 +532,7 @@ def _migrate(connection: Connection, version: int) -> None:
 
 def _lock_experiment(connection: Connection, experiment_id: int) -> None:
     """Take the experiment's row lock (PostgreSQL; SQLite writers already hold the database lock)."""
+    check_record_id(experiment_id, "experiment")
     row = connection.execute(
         select(schema.experiments.c.id).where(schema.experiments.c.id == experiment_id).with_for_update()
     ).first()
@@ -541,6 +547,7 @@ def _of_experiment(query: Select[Any], table: Table, experiment_id: int) -> Sele
 
 
 def _require_trial(connection: Connection, trial_id: int) -> None:
+    check_record_id(trial_id, "trial")
     if connection.execute(select(schema.trials.c.id).where(schema.trials.c.id == trial_id)).first() is None:
         raise RecordNotFound(f"trial {trial_id!r} does not exist")
 

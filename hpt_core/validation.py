@@ -84,6 +84,9 @@ def did_you_mean(given: Any, allowed: Any) -> str:
 
 
 def _allowed_message(detail: Mapping[str, Any]) -> str:
+    given = detail.get("input")
+    if detail["type"] == "float_type" and isinstance(given, int) and not isinstance(given, bool):
+        return "must be a number within the range of a float (about ±1.8e308)"
     message = str(detail["msg"])
     replacements = {
         "Input should be a valid integer": "must be an integer (not a bool, string or float with a fraction)",

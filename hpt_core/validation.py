@@ -116,7 +116,7 @@ def _fields_at(model: type[BaseModel], location: list[str]) -> list[str]:
             return []
         current = _nested_model(current.model_fields[part].annotation)
     if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
+        return [field.alias or name for name, field in current.model_fields.items()]
     return []
 
 

@@ -155,10 +155,12 @@ def test_the_normalised_config_reads_back_to_the_same_config():
     assert config.to_dict()["searcher"]["max_length"] == {"batches": 10}
 
 
-def test_custom_searcher_takes_a_class_and_keeps_other_fields():
-    config = load_config(minimal({"name": "custom", "class": "my_pkg.search:Mine", "population": 7}))
-    assert config.searcher.class_path == "my_pkg.search:Mine"
-    assert config.searcher.population == 7
+def test_custom_searcher_fields_are_those_of_the_class_it_names():
+    config = load_config(minimal({"name": "custom", "class": "hpt_core.searchers:RandomSearch", "sampler": "tpe"}))
+    assert config.searcher.class_path == "hpt_core.searchers:RandomSearch"
+    assert (config.searcher.max_trials, config.searcher.sampler) == (4, "tpe")
+    assert paths_of(minimal({"name": "custom", "class": "hpt_core.searchers:RandomSearch", "population": 7})) == [
+        "searcher.population"]
 
 
 # --- errors --------------------------------------------------------------------------------------

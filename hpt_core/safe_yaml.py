@@ -7,7 +7,7 @@ A problem inside the document names its dotted path and line, e.g.
 
 Values are plain data, as in JSON: mappings, lists, strings, numbers, booleans and null. Tags
 for other types (`!!set`, `!!binary`, `!!timestamp`, `!!omap`, `!!pairs`, Python tags) are
-refused, and dates are read as strings (YAML 1.2), as are floats such as `1e-5` read as floats.
+refused. As in YAML 1.2, a date such as `2024-05-01` is a string and `1e-5` is a float.
 """
 
 from __future__ import annotations
@@ -128,8 +128,8 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[An
         line = key_node.start_mark.line + 1
         if key in first_lines:
             path = _join(loader.path_of(node), key_node.value)
-            raise ConfigError([Problem(path, f"duplicate key {key!r} at line {line} (first at line {first_lines[key]}); "
-                                       "each key may appear once in a mapping")])
+            message = f"duplicate key {key!r} at line {line} (first at line {first_lines[key]})"
+            raise ConfigError([Problem(path, f"{message}; each key may appear once in a mapping")])
         first_lines[key] = line
         mapping[key] = loader.construct_object(value_node)
     return mapping
@@ -165,7 +165,8 @@ def load_yaml(content: str | bytes, source: str = "<string>") -> Any:
     try:
         loader.root = _compose_one_document(loader)
         if _expanded_size(loader.root, {}) > MAX_EXPANDED_NODES:
-            raise ConfigError([Problem("", f"aliases expand to more than {MAX_EXPANDED_NODES} values (an alias bomb?)")])
+            message = f"aliases expand to more than {MAX_EXPANDED_NODES} values (an alias bomb?)"
+            raise ConfigError([Problem("", message)])
         return loader.construct_document(loader.root)
     except ConfigError as error:
         raise ConfigError(error.problems, source) from None
@@ -275,7 +276,8 @@ def _describe(error: yaml.MarkedYAMLError) -> str:
     """`while parsing ... (line 3): expected ..., but found ... at line 4, column 16`."""
     context = ""
     if error.context:
-        context = f"{error.context} (line {error.context_mark.line + 1}): " if error.context_mark else f"{error.context}: "
+        where = f" (line {error.context_mark.line + 1})" if error.context_mark else ""
+        context = f"{error.context}{where}: "
     mark = error.problem_mark
     where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
     return _one_line(f"{context}{error.problem}{where}")

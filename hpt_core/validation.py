@@ -56,7 +56,10 @@ def validate(
 def problems_from_validation(
     error: ValidationError, prefix: str, model: type[BaseModel], extra_allowed: tuple[str, ...] = ()
 ) -> list[Problem]:
-    """One `Problem` per pydantic error, its path under `prefix`; `extra_allowed` are top-level names handled elsewhere."""
+    """One `Problem` per pydantic error, its path under `prefix`.
+
+    `extra_allowed` are top-level names that other code validates (listed as allowed all the same).
+    """
     problems = []
     for detail in error.errors(include_url=False):
         location = [str(part) for part in detail["loc"] if not _is_validator_tag(part)]

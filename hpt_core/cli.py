@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-import yaml
 from rich.console import Console
 
 import hpt_core
@@ -32,9 +31,11 @@ def _load(path: str, overrides: list[str] | None) -> hpt_core.ExperimentConfig:
 
 
 def _config_check(args: argparse.Namespace) -> int:
+    from hpt_core.safe_yaml import dump_yaml
+
     config = _load(args.file, args.config)
     print(f"# {args.file}: valid; normalised with every default filled in")
-    print(yaml.safe_dump(config.to_dict(), sort_keys=False, allow_unicode=True), end="")
+    print(dump_yaml(config.to_dict()), end="")
     return 0
 
 

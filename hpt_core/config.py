@@ -103,6 +103,12 @@ class SearcherConfig(StrictModel):
         """The most training any one trial may be asked for, or None when the method does not say."""
         return self.max_length
 
+    @classmethod
+    def model_for(cls, fields: Mapping[str, Any]) -> type[SearcherConfig]:
+        """The model that validates these `searcher` fields: this one, unless a field chooses it
+        (`name: custom` takes the `config_model` of the class named in `class`); a `ConfigError` if none fits."""
+        return cls
+
     def check_space(self, space: Space) -> list[Problem]:
         """Problems with the hyperparameters that only this search method cares about (subclasses extend it)."""
         return [
@@ -347,6 +353,11 @@ def _parse_searcher(
     if model is None:
         problems.append(Problem("searcher.name", f"unknown search method; allowed: {', '.join(search_methods)}"
                                 + did_you_mean(name, search_methods), name))
+        return None
+    try:
+        model = model.model_for(data)
+    except ConfigError as error:
+        problems.extend(error.problems)
         return None
     return validate(model, data, "searcher", problems)
 

@@ -1,8 +1,8 @@
 """The `hyperparameters` section of an experiment file: parsed into a `Space`, and written back normalised.
 
 Each hyperparameter is a mapping with a `type` (`const`, `int`, `double`, `log`, `categorical`)
-validated by that type's spec; a mapping without `type` is a nested group; any other value is
-a constant. Problems name the dotted path, e.g. `hyperparameters.lr.minval`.
+validated by that type's spec; a mapping without `type` is a nested group (an empty one is a
+constant `{}`); any other value is a constant. Problems name the dotted path, e.g. `hyperparameters.lr.minval`.
 
 >>> space_from_dict({"lr": {"type": "log", "minval": -4, "maxval": -1}, "batch": 32}).defaults()
 {'batch': 32, 'lr': 0.0031622776601683794}
@@ -112,14 +112,13 @@ def _parse_group(data: Mapping[Any, Any], path: str, problems: list[Problem]) ->
 
 def _parse_node(value: Any, path: str, problems: list[Problem]) -> Node | None:
     if not isinstance(value, Mapping):
-        return Const(value)
+        return Const(value) if _is_plain_data(value, path, problems) else None
+    if not value:
+        return Const({})  # an empty group reaches the trial as an empty mapping, as in Determined
     if "type" not in value:
-        if not value:
-            problems.append(Problem(path, "a nested group needs at least one hyperparameter", {}))
-            return None
         return _parse_group(value, path, problems)
     kind = value["type"]
-    if kind not in _HP_SPECS:
+    if not isinstance(kind, str) or kind not in _HP_SPECS:
         problems.append(Problem(f"{path}.type", f"unknown hyperparameter type; allowed: {', '.join(_HP_SPECS)}"
                                 + did_you_mean(kind, _HP_SPECS), kind))
         return None
@@ -134,19 +133,39 @@ def _parse_node(value: Any, path: str, problems: list[Problem]) -> Node | None:
 
 
 def _build_hyperparameter(spec: StrictModel, path: str, problems: list[Problem]) -> Node | None:
+    if isinstance(spec, (_ConstSpec, _CategoricalSpec)):
+        return _build_choice(spec, path, problems)
+    return _build_range(spec, path, problems)
+
+
+def _build_choice(spec: _ConstSpec | _CategoricalSpec, path: str, problems: list[Problem]) -> Node | None:
+    """A const or categorical: its values plain data, its default (if given) its val or one of its vals."""
+    has_default = "default" in spec.model_fields_set
+    values = {"val": spec.val} if isinstance(spec, _ConstSpec) else {"vals": spec.vals}
+    if has_default:
+        values["default"] = spec.default
+    plain = [_is_plain_data(value, f"{path}.{field}", problems) for field, value in values.items()]
+    if not all(plain):
+        return None
     if isinstance(spec, _ConstSpec):
-        if "default" in spec.model_fields_set and spec.default != spec.val:
+        if has_default and spec.default != spec.val:
             problems.append(Problem(f"{path}.default", f"a const's default must be its val {spec.val!r}", spec.default))
         return Const(spec.val)
-    if isinstance(spec, _CategoricalSpec):
-        has_default = "default" in spec.model_fields_set
-        node = Categorical(spec.vals, spec.default, has_default)
-        if has_default and not node.contains(spec.default):
-            problems.append(Problem(f"{path}.default", f"the default must be one of vals {spec.vals}", spec.default))
-        return node
+    node = Categorical(spec.vals, spec.default, has_default)
+    if has_default and not node.contains(spec.default):
+        problems.append(Problem(f"{path}.default", f"the default must be one of vals {spec.vals}", spec.default))
+    return node
+
+
+def _build_range(spec: _IntSpec | _DoubleSpec | _LogSpec, path: str, problems: list[Problem]) -> Node | None:
+    """An int, double or log: a non-empty range that floats can hold, a default inside it."""
     if not spec.minval < spec.maxval:
         problems.append(Problem(
             path, f"`minval < maxval` must hold, but got minval={spec.minval}, maxval={spec.maxval}"))
+        return None
+    if isinstance(spec, (_DoubleSpec, _LogSpec)) and not math.isfinite(spec.maxval - spec.minval):
+        problems.append(Problem(path, "`maxval - minval` must be a finite float (about 1.8e308 at most), "
+                                f"but got minval={spec.minval}, maxval={spec.maxval}"))
         return None
     if isinstance(spec, _IntSpec):
         node: Node = Int(spec.minval, spec.maxval, spec.count, spec.default)
@@ -163,15 +182,44 @@ def _build_hyperparameter(spec: StrictModel, path: str, problems: list[Problem])
 
 
 def _build_log(spec: _LogSpec, path: str, problems: list[Problem]) -> Log | None:
-    try:
-        low, high = spec.base**spec.minval, spec.base**spec.maxval
-    except OverflowError:
-        low = high = math.inf
-    if not (math.isfinite(low) and math.isfinite(high)):
-        problems.append(Problem(path, f"base ** maxval must be a finite float, but got base={spec.base}, "
-                                f"minval={spec.minval}, maxval={spec.maxval}"))
-        return None
+    """The range is base ** minval to base ** maxval: both must be positive finite floats.
+
+    The problem names `base` if the file gives it, else the exponent whose power is out of range.
+    """
+    for field in ("minval", "maxval"):
+        exponent = getattr(spec, field)
+        try:
+            power = spec.base**exponent
+        except OverflowError:
+            power = math.inf
+        if not 0 < power < math.inf:
+            culprit = "base" if "base" in spec.model_fields_set else field
+            problems.append(Problem(f"{path}.{culprit}", f"`base ** {field}` must be a positive finite float, but got "
+                                    f"base={spec.base}, {field}={exponent} (base ** {field} = {power})"))
+            return None
     return Log(spec.minval, spec.maxval, spec.base, spec.count, spec.default)
+
+
+def _is_plain_data(value: Any, path: str, problems: list[Problem]) -> bool:
+    """Whether `value` is JSON-like data (null, bool, number, string, lists, mappings with string keys).
+
+    Hyperparameter values are stored and handed to trials as JSON; a problem names the first item that is not.
+    """
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_is_plain_data(item, f"{path}.{index}", problems) for index, item in enumerate(value))
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                problems.append(Problem(f"{path}.{key}", "keys of a mapping value must be strings", key))
+                return False
+            if not _is_plain_data(item, f"{path}.{key}", problems):
+                return False
+        return True
+    problems.append(Problem(path, "must be plain data: null, true/false, a number, a string, or a list or "
+                            "mapping of those", value))
+    return False
 
 
 def hyperparameters_to_dict(group: Group) -> dict[str, Any]:

@@ -112,7 +112,7 @@ def length_unit(config: Mapping[str, Any]) -> str:
     if method is None:
         return "batches"
     try:
-        return method.config_model.model_validate(section).unit_length.unit
+        return method.config_model.model_for(section).model_validate(section).unit_length.unit
     except ValueError:
         return "batches"
 

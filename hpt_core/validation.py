@@ -56,7 +56,10 @@ def validate(
 def problems_from_validation(
     error: ValidationError, prefix: str, model: type[BaseModel], extra_allowed: tuple[str, ...] = ()
 ) -> list[Problem]:
-    """One `Problem` per pydantic error, its path under `prefix`; `extra_allowed` are top-level names handled elsewhere."""
+    """One `Problem` per pydantic error, its path under `prefix`.
+
+    `extra_allowed` are top-level names that other code validates (listed as allowed all the same).
+    """
     problems = []
     for detail in error.errors(include_url=False):
         location = [str(part) for part in detail["loc"] if not _is_validator_tag(part)]
@@ -84,6 +87,9 @@ def did_you_mean(given: Any, allowed: Any) -> str:
 
 
 def _allowed_message(detail: Mapping[str, Any]) -> str:
+    given = detail.get("input")
+    if detail["type"] == "float_type" and isinstance(given, int) and not isinstance(given, bool):
+        return "must be a number within the range of a float (about ±1.8e308)"
     message = str(detail["msg"])
     replacements = {
         "Input should be a valid integer": "must be an integer (not a bool, string or float with a fraction)",
@@ -113,7 +119,7 @@ def _fields_at(model: type[BaseModel], location: list[str]) -> list[str]:
             return []
         current = _nested_model(current.model_fields[part].annotation)
     if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
+        return [field.alias or name for name, field in current.model_fields.items()]
     return []
 
 

@@ -155,10 +155,12 @@ def test_the_normalised_config_reads_back_to_the_same_config():
     assert config.to_dict()["searcher"]["max_length"] == {"batches": 10}
 
 
-def test_custom_searcher_takes_a_class_and_keeps_other_fields():
-    config = load_config(minimal({"name": "custom", "class": "my_pkg.search:Mine", "population": 7}))
-    assert config.searcher.class_path == "my_pkg.search:Mine"
-    assert config.searcher.population == 7
+def test_custom_searcher_fields_are_those_of_the_class_it_names():
+    config = load_config(minimal({"name": "custom", "class": "hpt_core.searchers:RandomSearch", "sampler": "tpe"}))
+    assert config.searcher.class_path == "hpt_core.searchers:RandomSearch"
+    assert (config.searcher.max_trials, config.searcher.sampler) == (4, "tpe")
+    assert paths_of(minimal({"name": "custom", "class": "hpt_core.searchers:RandomSearch", "population": 7})) == [
+        "searcher.population"]
 
 
 # --- errors --------------------------------------------------------------------------------------
@@ -300,13 +302,20 @@ def test_adaptive_asha_bounds(fields, path):
         ({"type": "double", "minval": 0, "maxval": float("inf")}, "hyperparameters.h.maxval"),
         ({"type": "log", "minval": -3, "maxval": -1, "base": 0}, "hyperparameters.h.base"),
         ({"type": "log", "minval": -3, "maxval": -1, "default": 0.5}, "hyperparameters.h.default"),
-        ({"type": "log", "minval": -3, "maxval": 400}, "hyperparameters.h"),
+        ({"type": "log", "minval": -3, "maxval": 400}, "hyperparameters.h.maxval"),
+        ({"type": "log", "minval": -400, "maxval": -1}, "hyperparameters.h.minval"),
+        ({"type": "log", "minval": -4, "maxval": -1, "base": 1e308}, "hyperparameters.h.base"),
+        ({"type": "log", "minval": 1, "maxval": 2, "base": 10**400}, "hyperparameters.h.base"),
+        ({"type": "double", "minval": -1e308, "maxval": 1e308}, "hyperparameters.h"),
+        ({"type": {"a": 1}, "minval": 1, "maxval": 4}, "hyperparameters.h.type"),
+        ({"type": ["int"], "minval": 1, "maxval": 4}, "hyperparameters.h.type"),
+        ({"type": "const", "val": {1: "a"}}, "hyperparameters.h.val.1"),
+        ({"type": "categorical", "vals": ["a", {"b"}]}, "hyperparameters.h.vals.1"),
         ({"type": "categorical", "vals": []}, "hyperparameters.h.vals"),
         ({"type": "categorical", "vals": "abc"}, "hyperparameters.h.vals"),
         ({"type": "categorical", "vals": [1, 2], "default": 3}, "hyperparameters.h.default"),
         ({"type": "const"}, "hyperparameters.h.val"),
         ({"type": "int", "minval": 1, "maxval": 2, "step": 1}, "hyperparameters.h.step"),
-        ({}, "hyperparameters.h"),
     ],
 )
 def test_hyperparameter_problems(hyperparameter, path):
@@ -375,6 +384,25 @@ def test_int_bounds_are_accepted_exactly_when_minval_is_below_maxval(minval, wid
         assert load_config(data).space.leaves()[0][1] == Int(minval, minval + width)
     else:
         assert paths_of(data) == ["hyperparameters.n"]
+
+
+def test_an_empty_nested_group_reaches_the_trial_as_an_empty_mapping_as_in_determined():
+    config = load_config(minimal(hyperparameters={"lr": 0.1, "extras": {}}))
+    assert config.space.defaults() == {"extras": {}, "lr": 0.1}
+    assert config.to_dict()["hyperparameters"]["extras"] == {"type": "const", "val": {}}
+
+
+def test_a_problem_says_what_is_allowed_and_what_was_given():
+    (problem,) = problems_of(minimal(hyperparameters={"w": {"type": {"a": 1}, "minval": 1, "maxval": 4}}))
+    assert str(problem) == ("hyperparameters.w.type: unknown hyperparameter type; allowed: const, int, double, log, "
+                            "categorical (got {'a': 1})")
+    (problem,) = problems_of(minimal(hyperparameters={"lr": {"type": "log", "minval": -4, "maxval": -1,
+                                                             "base": 1e308}}))
+    assert str(problem) == ("hyperparameters.lr.base: `base ** minval` must be a positive finite float, "
+                            "but got base=1e+308, minval=-4.0 (base ** minval = 0.0)")
+    (problem,) = problems_of(minimal(max_time=10**400))
+    assert problem.path == "max_time"
+    assert problem.message == "must be a number within the range of a float (about ±1.8e308)"
 
 
 def test_group_type_is_not_confused_with_nested_groups():

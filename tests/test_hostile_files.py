@@ -103,7 +103,45 @@ def test_anchors_and_merge_keys_of_normal_size_still_work():
     assert dict(config.space.leaves())[("c",)].base == 2
 
 
-def test_duplicate_keys_are_an_error_not_last_one_wins():
+def problem_of(text: str) -> str:
     with pytest.raises(ConfigError) as caught:
-        load_config("searcher: {name: single, metric: a, metric: b, max_length: 3}\n")
-    assert "duplicate key 'metric'" in str(caught.value)
+        load_config(text)
+    (problem,) = caught.value.problems
+    return str(problem)
+
+
+def test_duplicate_keys_are_an_error_naming_the_path_and_both_lines():
+    text = "hyperparameters:\n  x: 1\n  y: 2\n  x: 3\n" + VALID_TAIL.decode()
+    assert problem_of(text) == ("hyperparameters.x: duplicate key 'x' at line 4 (first at line 2); "
+                                "each key may appear once in a mapping")
+    assert problem_of("searcher: {name: single, metric: a, metric: b, max_length: 3}\n").startswith(
+        "searcher.metric: duplicate key 'metric' at line 1")
+
+
+def test_keys_merged_in_give_way_to_the_mappings_own_as_yaml_merge_keys_do():
+    config = load_config("hyperparameters:\n  a: &lr {type: log, minval: -4, maxval: -1}\n"
+                         "  b: {<<: *lr, minval: -3}\n" + VALID_TAIL.decode())
+    assert dict(config.space.leaves())[("b",)].minval == -3
+
+
+@pytest.mark.parametrize(("value", "problem"), [
+    ("!!set {a, b}", "hyperparameters.x: the YAML tag '!!set' is not allowed; an experiment file holds plain data "
+                     "(allowed tags: !!str, !!int, !!float, !!bool, !!null, !!seq, !!map) (line 2)"),
+    ("!!binary aGk=", "hyperparameters.x: the YAML tag '!!binary' is not allowed"),
+    ("!!python/name:os.system", "hyperparameters.x: the YAML tag '!!python/name:os.system' is not allowed"),
+    ("!local 1", "hyperparameters.x: the YAML tag '!local' is not allowed"),
+    ("!!int abc", "hyperparameters.x: cannot read 'abc' as !!int (line 2)"),
+    ("!!bool maybe", "hyperparameters.x: cannot read 'maybe' as !!bool (line 2)"),
+    ("!!str {a: 1}", "hyperparameters.x: the YAML tag '!!str' does not fit a mapping (line 2)"),
+    ("[1, !!map 2]", "hyperparameters.x.1: the YAML tag '!!map' does not fit a scalar (line 2)"),
+    ("*undefined", "hyperparameters.x: not valid YAML: found undefined alias 'undefined' at line 2, column 6"),
+    ("[1, 2", "hyperparameters.x: not valid YAML: while parsing a flow sequence (line 2): expected ',' or ']'"),
+])
+def test_yaml_level_problems_name_the_dotted_path_and_the_line(value, problem):
+    assert problem_of(f"hyperparameters:\n  x: {value}\nsearcher: {{name: single, metric: a, max_length: 3}}\n"
+                      ).startswith(problem)
+
+
+def test_dates_are_strings_as_in_yaml_1_2():
+    config = load_config("description: 2024-05-01\n" + VALID_TAIL.decode())
+    assert config.description == "2024-05-01"

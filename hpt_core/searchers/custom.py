@@ -2,36 +2,48 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
-from typing import Annotated, Any, ClassVar
+import re
+from typing import Annotated, Any, ClassVar, Mapping
 
-from pydantic import ConfigDict, Field, StringConstraints
+from pydantic import Field
 
-from hpt_core.config import SearcherConfig, parse_config
+from hpt_core.config import SearcherConfig, StrictStr
 from hpt_core.errors import ConfigError, Problem
-from hpt_core.hyperparameters import hyperparameters_to_dict
 from hpt_core.searchers.base import SearchMethod
 from hpt_core.space import Space
 
 ALLOWED_CLASS = "'module:Class' naming an importable subclass of hpt_core.searchers.SearchMethod"
+CLASS_PATH = re.compile(r"^[\w.]+:[\w.]+$")
 
 
 class CustomConfig(SearcherConfig):
-    """`class` names the method; every other field is handed to it."""
+    """`class` names the search method; its `config_model` declares every other field it takes.
 
-    model_config = ConfigDict(extra="allow")
+    Validating an experiment file imports the class, so that a field the class does not declare
+    (a misspelt `smaller_is_better`, say) is refused like one of a built-in method.
+    """
 
-    class_path: Annotated[str, StringConstraints(pattern=r"^[\w.]+:[\w.]+$"), Field(alias="class")]
+    class_path: Annotated[StrictStr, Field(alias="class")]
+
+    @classmethod
+    def model_for(cls, fields: Mapping[str, Any]) -> type[SearcherConfig]:
+        class_path = fields.get("class")
+        if class_path is None:
+            raise ConfigError([Problem("searcher.class", f"required field is missing; allowed: {ALLOWED_CLASS}")])
+        if not isinstance(class_path, str) or not CLASS_PATH.match(class_path):
+            raise _class_error(class_path, "not written 'module:Class'")
+        return _config_model_of(_import_method(class_path))
 
 
 class CustomSearch(SearchMethod):
     """Loads the user's `SearchMethod` subclass named by `searcher.class` and builds it.
 
-    The user's class gets every other searcher field. If it declares its own `config_model`
-    (a `SearcherConfig` subclass), the fields are validated through that model, so that
-    mistakes are reported like those of a built-in method (`searcher.<field>`); otherwise it
-    gets the `CustomConfig`, extra fields included (`config.model_extra`).
+    The searcher fields were validated by the class's own `config_model` (with `class` added), so
+    mistakes are reported like those of a built-in method (`searcher.<field>`); a class that keeps
+    the base `SearcherConfig` takes only the fields every method shares.
 
     >>> from hpt_core import create_searcher
     >>> searcher = create_searcher({"searcher": {"name": "custom", "class": "hpt_core.searchers:RandomSearch",
@@ -46,10 +58,16 @@ class CustomSearch(SearchMethod):
 
     @classmethod
     def create(cls, config: CustomConfig, space: Space, seed: int) -> SearchMethod:
-        method = _import_method(config.class_path)
-        if method.config_model is SearcherConfig:
-            return method(config, space, seed)
-        return method(_validate_fields(method, config, space), space, seed)
+        return _import_method(config.class_path)(config, space, seed)
+
+
+@functools.cache
+def _config_model_of(method: type[SearchMethod]) -> type[CustomConfig]:
+    """The model of `searcher` for `name: custom` naming `method`: its `config_model` with `class` added."""
+    model = method.config_model
+    if issubclass(CustomConfig, model):
+        return CustomConfig
+    return type(f"Custom{model.__name__}", (model, CustomConfig), {"__module__": __name__, "__doc__": model.__doc__})
 
 
 def _import_method(class_path: str) -> type[SearchMethod]:
@@ -74,15 +92,5 @@ def _import_method(class_path: str) -> type[SearchMethod]:
     return found
 
 
-def _class_error(class_path: str, reason: str) -> ConfigError:
+def _class_error(class_path: Any, reason: str) -> ConfigError:
     return ConfigError([Problem("searcher.class", f"{reason}; allowed: {ALLOWED_CLASS}", class_path)])
-
-
-def _validate_fields(method: type[SearchMethod], config: CustomConfig, space: Space) -> SearcherConfig:
-    """The searcher fields (without `class`) validated by the method's own model, as in an experiment file."""
-    fields = config.model_dump(by_alias=True, exclude={"class_path"}, exclude_unset=True)
-    experiment = parse_config(
-        {"searcher": fields, "hyperparameters": hyperparameters_to_dict(space.root)},
-        {config.name: method.config_model},
-    )
-    return experiment.searcher

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from hpt_core import ConfigError, Problem, create_searcher
+from hpt_core import ConfigError, Problem, create_searcher, load_config
 from hpt_core.config import Length, PositiveInt, SearcherConfig
 from hpt_core.searchers import Close, Create, Operation, SearchMethod, Shutdown, ValidateAfter
 from hpt_core.searchers.custom import CustomConfig
@@ -57,15 +57,25 @@ class RepeatDefaultsSearch(SearchMethod):
         return [Create(request_id, self.space.defaults()), ValidateAfter(request_id, self.config.max_length.value)]
 
 
-class ExtraFieldsSearch(RepeatDefaultsSearch):
-    """Declares no config model of its own: it gets the CustomConfig with the extra fields."""
+class DefaultsOnceSearch(SearchMethod):
+    """Declares no config model of its own: it takes only the fields every search method shares."""
 
-    config_model: ClassVar[type[SearcherConfig]] = SearcherConfig
+    def __init__(self, config: SearcherConfig, space: Space, seed: int = 0) -> None:
+        super().__init__(config, space, seed)
+        self.done = False
 
-    def _next_trial(self) -> list[Operation]:
-        request_id = self.new_request_id()
-        return [Create(request_id, {"label": self.config.model_extra["label"]}),
-                ValidateAfter(request_id, self.config.model_extra["length"])]
+    def initial_operations(self) -> list[Operation]:
+        return [Create(1, self.space.defaults()), ValidateAfter(1, self.config.max_length.value)]
+
+    def on_validation_completed(self, request_id: int, metric: Any, length: int) -> list[Operation]:
+        return [Close(request_id)]
+
+    def on_trial_closed(self, request_id: int) -> list[Operation]:
+        self.done = True
+        return [self.shutdown()]
+
+    def progress(self) -> float:
+        return 1.0 if self.done else 0.0
 
 
 class NotASearchMethod:
@@ -132,11 +142,37 @@ def test_the_user_models_space_check_applies() -> None:
     assert raised.value.paths == ["hyperparameters"]
 
 
-def test_without_its_own_model_the_user_class_gets_every_field() -> None:
-    searcher = custom(f"{HERE}:ExtraFieldsSearch", label="baseline", length=7, repeats=1)
+def test_without_its_own_model_the_user_class_takes_the_shared_fields() -> None:
+    searcher = custom(f"{HERE}:DefaultsOnceSearch", max_length=7, smaller_is_better=False)
     assert isinstance(searcher.config, CustomConfig)
-    assert searcher.config.model_extra == {"label": "baseline", "length": 7, "repeats": 1}
-    assert searcher.initial_operations() == [Create(1, {"label": "baseline"}), ValidateAfter(1, 7)]
+    assert (searcher.config.max_length, searcher.config.smaller_is_better) == (Length(batches=7), False)
+    assert searcher.initial_operations() == [Create(1, {"layers": 3, "lr": pytest.approx(1e-3)}), ValidateAfter(1, 7)]
+
+
+def test_without_its_own_model_any_other_field_is_refused_with_did_you_mean() -> None:
+    with pytest.raises(ConfigError) as raised:
+        custom(f"{HERE}:DefaultsOnceSearch", max_length=7, smaller_is_bettrr=False, label="baseline")
+    assert sorted(raised.value.paths) == ["searcher.label", "searcher.smaller_is_bettrr"]
+    assert "did you mean 'smaller_is_better'" in str(raised.value)
+
+
+def test_the_experiment_file_is_checked_against_the_user_model_before_any_search_is_built() -> None:
+    """`hpt config check` (load_config) imports the class, so typos never wait for the run to be ignored."""
+    experiment = {"searcher": {"name": "custom", "class": f"{HERE}:RepeatDefaultsSearch", "metric": "loss",
+                               "max_length": 4, "repeets": 3}, "hyperparameters": SPACE}
+    with pytest.raises(ConfigError) as raised:
+        load_config(experiment)
+    assert raised.value.paths == ["searcher.repeets"]
+    assert "allowed: class, max_concurrent_trials, max_length" in str(raised.value)
+
+
+def test_the_normalised_file_keeps_the_class_and_the_user_models_fields() -> None:
+    experiment = {"searcher": {"name": "custom", "class": f"{HERE}:RepeatDefaultsSearch", "metric": "loss",
+                               "max_length": 4}, "hyperparameters": SPACE}
+    normalised = load_config(experiment).to_dict()
+    assert normalised["searcher"]["class"] == f"{HERE}:RepeatDefaultsSearch"
+    assert normalised["searcher"]["repeats"] == 2
+    assert load_config(normalised).to_dict() == normalised
 
 
 @pytest.mark.parametrize(("class_path", "reason"), [

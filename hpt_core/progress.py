@@ -1,7 +1,8 @@
 """The live view of a running experiment: trials by state, the best metric so far, progress, elapsed time.
 
 On a terminal it is a `rich` live panel; elsewhere (pipes, CI logs, `--quiet` off) it prints a
-plain line whenever the picture changes, at most every few seconds.
+plain line whenever the picture changes, at most every few seconds. The executor's notices that come
+up while the experiment runs (e.g. that trials now start cold) are printed as they come.
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ class ProgressView:
             self._live.start()
 
     def update(self, controller: Any) -> None:
+        for notice in [] if self.quiet else controller.executor.notices():
+            if self._live is not None:
+                self._live.console.print(notice)  # above the live panel
+            else:
+                print(notice, file=self.stream, flush=True)
         summary = controller.summary()
         if self._live is not None:
             self._live.update(self._table(summary))

@@ -11,7 +11,10 @@ crash or memory growth in one trial touches neither the server nor another trial
 
 Protocol (JSON lines over a Unix socket): the server first sends `{"ready": bool, "reason": str}`;
 then each `{"launch": {...}}` request is answered with `{"pid": N}`, and every child that ends is
-announced with `{"exit": N, "returncode": R}` (negative R: killed by that signal).
+announced with `{"exit": N, "returncode": R}` (negative R: killed by that signal). A child runs its
+trial only once its pid has been sent, so a server that dies mid-launch leaves no trial the executor
+does not know of. A trial that ends on its own also writes its exit status to
+`<launch's exit_status_dir>/<pid>`, for when the server is gone and cannot announce it.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import sys
 import threading
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 PYTHON_NAMES = ("python", "python3", f"python3.{sys.version_info.minor}")
 
@@ -108,9 +111,9 @@ def serve(socket_path: str, modules: list[str], parent: int) -> None:
                 if not line:
                     return  # the executor is gone; children carry on as their own sessions
                 child = _fork_trial(json.loads(line)["launch"],
-                                    [connection.fileno(), listener.fileno(), wakeup_read, wakeup_write])
+                                    [connection.fileno(), listener.fileno(), wakeup_read, wakeup_write],
+                                    announce=lambda pid: _send(stream, {"pid": pid}))
                 children.add(child)
-                _send(stream, {"pid": child})
         _reap(children, stream)
 
 
@@ -129,27 +132,39 @@ def _reap(children: set[int], stream: Any) -> None:
             _send(stream, {"exit": pid, "returncode": os.waitstatus_to_exitcode(status)})
 
 
-def _fork_trial(request: dict[str, Any], server_fds: list[int]) -> int:
-    """Fork a child for the trial; returns once the child leads its own session (so it can be signalled)."""
+def _fork_trial(request: dict[str, Any], server_fds: list[int], announce: Callable[[int], None]) -> int:
+    """Fork a child for the trial and `announce` its pid; the child leads its own session (so it can be
+    signalled) before it is announced, and runs the trial only after (it exits if the server dies between)."""
     ready_read, ready_write = os.pipe()
+    go_read, go_write = os.pipe()
     pid = os.fork()
     if pid:
         os.close(ready_write)
+        os.close(go_read)
         os.read(ready_read, 1)
         os.close(ready_read)
+        announce(pid)
+        os.write(go_write, b"1")
+        os.close(go_write)
         return pid
     code = 1
     try:
         os.setsid()
         os.close(ready_read)
+        os.close(go_write)
         os.write(ready_write, b"1")
         os.close(ready_write)
-        signal.set_wakeup_fd(-1)
-        for fd in server_fds:
-            os.close(fd)
-        for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, signal.SIG_DFL)
-        code = _run_trial(request)
+        if os.read(go_read, 1):
+            os.close(go_read)
+            signal.set_wakeup_fd(-1)
+            for fd in server_fds:
+                os.close(fd)
+            for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, signal.SIG_DFL)
+            status_path = Path(request["exit_status_dir"]) / str(os.getpid())
+            status_path.unlink(missing_ok=True)
+            code = _run_trial(request)
+            status_path.write_text(str(code & 0xFF))
     finally:
         os._exit(code)
 

@@ -182,6 +182,11 @@ class LocalExecutor(TrackingExecutor):
             self._fork_server.stop()
             self._fork_server = None
 
+    def notices(self) -> list[str]:
+        if self._fork_server is not None and (notice := self._fork_server.take_notice()):
+            self._notices.append(notice)
+        return super().notices()
+
     def _process_record(self, trial_id: int) -> Path:
         return self.experiment_dir / "trials" / str(trial_id) / "process.json"
 
@@ -218,9 +223,14 @@ class LocalExecutor(TrackingExecutor):
             if argv is not None:
                 server = self._server(argv[0], environment)
                 if server.ready:
-                    self.starts["warm"] += 1
-                    self.start_kinds[spec.trial_id] = "warm"
-                    return server.launch(argv, workdir, environment, str(log_path))
+                    try:
+                        process = server.launch(argv, workdir, environment, str(log_path))
+                    except OSError:  # the server died: the trial did not start, so start it cold
+                        pass
+                    else:
+                        self.starts["warm"] += 1
+                        self.start_kinds[spec.trial_id] = "warm"
+                        return process
             self.starts["cold"] += 1
             self.start_kinds[spec.trial_id] = "cold"
             return subprocess.Popen(

@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import signal
 import sys
-import time
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -156,15 +157,18 @@ def trial_logs(args: argparse.Namespace) -> int:
         print(f"trial {trial.id} has written no output yet ({trial.state})", file=sys.stderr)
         return 0
     position = 0
+    interrupted = threading.Event()  # Ctrl-C only sets it, never interrupts a storage read half-way
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.set())
     try:
-        while True:
+        while not interrupted.is_set():
             ended = not args.follow or _has_ended(storage, trial.id, trial.experiment_id)
             position = _copy_from(log, position, sys.stdout.buffer)
             if ended:
                 return 0
-            time.sleep(FOLLOW_SECONDS)
-    except KeyboardInterrupt:
+            interrupted.wait(FOLLOW_SECONDS)
         return 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def checkpoint_list_command(args: argparse.Namespace) -> int:

@@ -1,7 +1,8 @@
 """Reading an experiment's record of searcher events and operations back, to resume it exactly.
 
 The controller records every event before the search method sees it and every operation before
-it takes effect. On resume, a fresh search method is fed the recorded events in order; it must
+it takes effect. On resume, the search method (fresh, or loaded from the latest snapshot) is fed the
+recorded events (those after the snapshot) in order; it must
 reproduce the recorded operations (`ReplayMismatch` otherwise), and whatever it produces beyond
 them (the controller died while recording) is new work.
 """
@@ -42,11 +43,6 @@ class EventLog:
                 raise ReplayMismatch(f"record {record.seq} is an operation before any event")
             else:
                 self.steps[-1].operations.append(record.payload)
-        self.created: set[int] = set()
-        self.closed: set[int] = set()
-        self.validated: dict[int, int] = {}
-        for step in self.steps:
-            self._note(step)
 
     def __bool__(self) -> bool:
         return bool(self.steps)
@@ -66,15 +62,6 @@ class EventLog:
             raise ReplayMismatch(f"record {step.seq}: the search method no longer produces the recorded operations "
                                  f"for {name}{tuple(args)}: recorded {recorded_plain}, produced {produced_plain}")
         return produced[len(recorded_plain):]
-
-    def _note(self, step: RecordedStep) -> None:
-        if step.name == "on_trial_created":
-            self.created.add(step.args[0])
-        elif step.name == "on_trial_closed":
-            self.closed.add(step.args[0])
-        elif step.name == "on_validation_completed":
-            request_id, _, length = step.args
-            self.validated[request_id] = max(length, self.validated.get(request_id, 0))
 
 
 def _plain(value: Any) -> Any:

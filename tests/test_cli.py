@@ -99,6 +99,7 @@ def test_describe_prints_any_metric_name_as_it_is_and_an_oversized_id_is_a_clear
         assert result.returncode == 0, result.stderr
         shown = names if command[0] == "trial" else ["acc[b]"]
         assert all(name in result.stdout for name in shown), (command, result.stdout)
-    for command in (["experiment", "describe"], ["trial", "describe"], ["experiment", "pause"]):
-        assert main([*command, str(2**70)]) == 2
+    for command in (["experiment", "describe"], ["trial", "describe"], ["experiment", "pause"],
+                    ["experiment", "delete", "--yes"], ["trial", "logs"], ["trial", "download", "--best"]):
+        assert main([*command, str(2**70)]) == 2, command
         assert "does not exist" in capsys.readouterr().err

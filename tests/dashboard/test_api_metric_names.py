@@ -7,6 +7,7 @@ import pytest
 from dashboard_support import get_json, http
 
 from hpt_core.dashboard.server import DashboardServer
+from hpt_core.runner import STATE_ACTIONS
 from hpt_core.storage import Storage
 
 NAMES = ["val.loss", 'a"b', "x[0]", "$cost", "学习率", "val/loss", "a b", "it's", "a\\b", "a->b"]
@@ -67,3 +68,13 @@ def test_an_id_no_database_column_can_hold_is_404_on_every_endpoint(served, too_
     ]:
         reply = http(method, url.rstrip("/") + path.format(too_large))
         assert reply.status == 404 and str(too_large) in reply.json()["detail"], (path, reply.status, reply.body)
+
+
+def test_an_oversized_id_is_404_for_actions_and_downloads_too(storage_url):
+    with DashboardServer(storage_url, token="the-token") as server:
+        base = server.url.rstrip("/")
+        for action in STATE_ACTIONS:
+            reply = http("POST", f"{base}/api/v1/experiments/{2**70}/{action}", token="the-token")
+            assert reply.status == 404 and str(2**70) in reply.json()["detail"], (action, reply.status, reply.body)
+        reply = http("GET", f"{base}/api/v1/checkpoints/{'9' * 5000}/download", token="the-token")
+        assert reply.status == 404, (reply.status, reply.body)

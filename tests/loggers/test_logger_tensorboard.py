@@ -1,5 +1,6 @@
 """The tensorboard logger, on real experiments, read back with TensorBoard's own reader and HParams plugin."""
 
+import json
 import logging
 from pathlib import Path
 
@@ -9,6 +10,8 @@ from tensorboard import context as tensorboard_context
 from tensorboard.backend.event_processing import data_provider, event_accumulator, plugin_event_multiplexer
 from tensorboard.plugins import base_plugin
 from tensorboard.plugins.hparams import api_pb2, backend_context, get_experiment, list_session_groups
+
+import hpt_core
 
 
 def run_experiment(directory, hyperparameters, loggers=None, epochs=2):
@@ -121,3 +124,39 @@ def test_a_logger_that_fails_leaves_the_experiment_completed(tmp_path, caplog):
     assert f"the hpt plugin 'tensorboard logger of experiment {experiment_id}' failed in hpt_trial_started" \
         in failures
     assert any("failed in hpt_metrics_reported" in failure for failure in failures)
+
+
+METRIC_NAMES = ["val.loss", "val/loss", 'a"b', "it's", "x[0]", "$cost", "a b", "学习率"]
+"""Dots, slashes, quotes, brackets, `$`, spaces and non-ASCII: what frameworks log; the first is the searcher's."""
+
+
+def test_any_metric_name_round_trips_through_tensorboard_describe_results_and_export(tmp_path):
+    run = ExperimentFolder(tmp_path, variables={"EPOCH_SECONDS": "0.01", "METRIC_NAMES": json.dumps(METRIC_NAMES)}).run(
+        {"name": "grid", "metric": "val.loss", "max_length": {"epochs": 2}},
+        {"quality": {"type": "categorical", "vals": [0.5, 2.0]}}, seed=1, loggers={"tensorboard": {}})
+    assert run.state == "COMPLETED"
+    logdir = Path(run.storage.get_experiment(run.experiment_id).experiment_dir) / "tensorboard"
+    for trial in run.trials():
+        for kind in ("training", "validation"):
+            stored = run.metrics(trial, kind)
+            for name in METRIC_NAMES:
+                assert scalars(logdir / f"trial_{trial.id}" / kind, name) == \
+                    [(record.batches, pytest.approx(record.metrics[name])) for record in stored], (kind, name)
+
+    described = json.loads(run.hpt("experiment", "describe", str(run.experiment_id), "--json").stdout)
+    best = run.trial(quality=2.0)
+    best_loss = run.metrics(best, "validation")[-1].metrics["val.loss"]
+    assert described["best_trial"] == best.id
+    assert {trial["id"]: trial["best_validation"]["value"] for trial in described["trials"]}[best.id] == \
+        pytest.approx(best_loss)
+    shown = run.hpt("trial", "describe", str(best.id), variables={"COLUMNS": "250"}).stdout
+    assert all(name in shown for name in METRIC_NAMES), shown
+
+    with hpt_core.Experiment.load(run.experiment_id, run.storage_url) as experiment:
+        reported = experiment.metrics("validation", trial_id=best.id)[-1]["metrics"]
+    reported_values = {name: reported[name] for name in METRIC_NAMES}
+    assert reported_values == {name: pytest.approx(best_loss + index) for index, name in enumerate(METRIC_NAMES)}
+    exported = run.hpt("trial", "download", str(best.id), "--best", "-o", str(tmp_path / "export"))
+    assert exported.returncode == 0, exported.stderr
+    metadata = json.loads((tmp_path / "export" / "hpt_export.json").read_text())
+    assert {name: metadata["validation"][name] for name in METRIC_NAMES} == reported_values

@@ -2,7 +2,8 @@
 
 It "trains" epoch by epoch (the loss falls at a rate set by `quality`), reports, checkpoints a
 JSON state, and writes its own log of every report and checkpoint to $TRIAL_LOG (JSON lines),
-so the tests can compare what the trial did with what storage holds.
+so the tests can compare what the trial did with what storage holds. $METRIC_NAMES (a JSON list)
+adds metrics of those names to every report: the name at index i is the report's loss (or epoch) + i.
 """
 
 import json
@@ -17,6 +18,11 @@ ctx = hpt_core.init()
 behaviour = ctx.get_hparam("behaviour", "normal")
 quality = ctx.get_hparam("quality", 1.0)
 attempt = int(os.environ.get("HPT_ATTEMPT", "0"))
+extra_names = json.loads(os.environ.get("METRIC_NAMES", "[]"))
+
+
+def with_extra_names(metrics, value):
+    return {**metrics, **{name: value + index for index, name in enumerate(extra_names)}}
 
 
 def log(event, **fields):
@@ -49,7 +55,7 @@ for target in ctx.targets():
         if behaviour == "die" or (behaviour == "die_once" and attempt == 1 and epoch == 2):
             log("dying", epochs=epoch)
             os.kill(os.getpid(), signal.SIGKILL)
-        metrics = {"loss": 1.0 / (1.0 + weight), "<b>odd name</b>": epoch}
+        metrics = with_extra_names({"loss": 1.0 / (1.0 + weight), "<b>odd name</b>": epoch}, epoch)
         ctx.report_training(metrics, batches=epoch * 10, epochs=epoch)
         log("report", kind="training", metrics=metrics, batches=epoch * 10, epochs=epoch)
         if behaviour == "stop" and epoch >= 2:
@@ -59,7 +65,7 @@ for target in ctx.targets():
                 (path / "state.json").write_text(json.dumps({"weight": weight, "epochs": epoch}))
             log("checkpoint", epochs=epoch, weight=weight)
     value = float("nan") if behaviour == "nan" else 1.0 / (1.0 + weight)
-    metrics = {"val_loss": value, "accuracy": 1.0 - (0 if math.isnan(value) else value)}
+    metrics = with_extra_names({"val_loss": value, "accuracy": 1.0 - (0 if math.isnan(value) else value)}, value)
     if behaviour == "no_metric":
         metrics.pop("val_loss")
     ctx.report_validation(metrics, batches=epoch * 10, epochs=epoch)

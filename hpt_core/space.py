@@ -72,8 +72,7 @@ class Int:
         return int(rng.integers(self.minval, self.maxval, endpoint=True))
 
     def grid(self) -> list[int]:
-        count = min(self.count or 1, self.maxval - self.minval + 1)
-        return [round_half_away(point) for point in _linspace(self.minval, self.maxval, count)]
+        return [round_half_away(point) for point in _linspace(self.minval, self.maxval, grid_length(self))]
 
     def perturb(self, value: int, factor: float, rng: np.random.Generator) -> int:
         if rng.random() < 0.5:
@@ -192,6 +191,15 @@ class Categorical:
 
 
 Hyperparameter = Union[Const, Int, Double, Log, Categorical]
+
+
+def grid_length(hp: Hyperparameter) -> int:
+    """How many values `hp.grid()` has (an int's count stops at the integers in its range)."""
+    if isinstance(hp, Int):
+        return min(hp.count or 1, hp.maxval - hp.minval + 1)
+    if isinstance(hp, (Double, Log)):
+        return hp.count or 1
+    return len(hp.grid())
 Node = Union[Hyperparameter, "Group"]
 
 
@@ -241,7 +249,8 @@ class Space:
         return [_unflatten(zip((path for path, _ in leaves), point)) for point in itertools.product(*axes)]
 
     def grid_size(self) -> int:
-        return math.prod(len(hp.grid()) for _, hp in self.leaves())
+        """How many points `grid()` has, counted without making them."""
+        return math.prod(grid_length(hp) for _, hp in self.leaves())
 
     def perturb(
         self,

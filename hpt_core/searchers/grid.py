@@ -8,7 +8,10 @@ from typing import Any, ClassVar
 from hpt_core.config import Length, SearcherConfig
 from hpt_core.errors import Problem
 from hpt_core.searchers.random import RandomSearch
-from hpt_core.space import PATH_SEPARATOR, Categorical, Const, Space
+from hpt_core.space import PATH_SEPARATOR, Categorical, Const, Space, grid_length
+
+MAX_GRID_TRIALS = 100_000
+"""The most trials a grid search may make: a larger grid is refused with the counts that make it."""
 
 
 class GridConfig(SearcherConfig):
@@ -22,6 +25,13 @@ class GridConfig(SearcherConfig):
             for path, hp in space.leaves()
             if not isinstance(hp, (Const, Categorical)) and hp.count is None
         ]
+        size = space.grid_size()
+        if not problems and size > MAX_GRID_TRIALS:
+            counts = ", ".join(f"{PATH_SEPARATOR.join(path)}: {grid_length(hp):,}" for path, hp in space.leaves()
+                               if grid_length(hp) > 1)
+            problems.append(Problem("hyperparameters", f"grid search would run one trial per grid point, {size:,} "
+                                    f"trials ({counts}); at most {MAX_GRID_TRIALS:,}: lower the counts, or use "
+                                    "random or adaptive_asha with max_trials"))
         if self.points_to_evaluate:
             problems.append(Problem("searcher.points_to_evaluate", "grid search tries exactly the grid's points; "
                                     "use random, adaptive_asha or pbt to try chosen points first",

@@ -107,6 +107,19 @@ def test_grid_needs_count_on_numeric_hyperparameters() -> None:
     assert raised.value.paths == ["hyperparameters.lr.count", "hyperparameters.n.m.count"]
 
 
+def test_a_grid_of_more_than_100_000_points_is_refused_with_its_counts_before_any_point_is_made() -> None:
+    space = {"a": {"type": "int", "minval": 0, "maxval": 10**6, "count": 10**6},
+             "b": {"type": "double", "minval": 0.0, "maxval": 1.0, "count": 10**12}, "c": 5}
+    with pytest.raises(ConfigError) as raised:
+        grid_search(space=space)
+    assert raised.value.paths == ["hyperparameters"]
+    assert "1,000,000,000,000,000,000 trials (a: 1,000,000, b: 1,000,000,000,000); at most 100,000" \
+        in str(raised.value)
+    exactly = {"a": {"type": "int", "minval": 1, "maxval": 1000, "count": 10**9},
+               "b": {"type": "categorical", "vals": list(range(100))}}
+    assert grid_search(space=exactly).trial_budget == 100_000  # an int's count stops at the integers in its range
+
+
 def test_state_round_trip_continues_with_the_next_point() -> None:
     searcher = grid_search(max_concurrent_trials=2)
     searcher.initial_operations()

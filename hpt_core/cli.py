@@ -267,8 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("model_dir", nargs="?", help="the directory holding the entrypoint (default: the file's)")
     create.add_argument("--quiet", action="store_true", help="print only the start and the end")
     create.add_argument("--detach", action="store_true", help="run the controller in the background")
-    create.add_argument("--executor", choices=("local", "ray"), default=None,
-                        help="where trials run (sets executor.type; ray: see docs/ray.md)")
+    create.add_argument("--executor", default=None, metavar="NAME",
+                        help="where trials run: an installed executor, e.g. local or ray (sets executor.type; "
+                             "ray: see docs/ray.md)")
     create.add_argument("--test", action="store_true",
                         help="run one short trial (and a checkpoint restore) and report what would break")
     create.set_defaults(handler=_experiment_create)

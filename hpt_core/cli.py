@@ -80,7 +80,7 @@ def _print_dashboard_url(storage_url: str, experiment_id: int, same_storage: boo
     if url is not None:
         print(f"watch it in the dashboard: {url}#/experiments/{experiment_id}", flush=True)
         return
-    install = "" if importlib.util.find_spec("fastapi") else "pip install 'hpt[dashboard]', then "
+    install = "" if importlib.util.find_spec("fastapi") else "pip install -e '.[dashboard]', then "
     storage = " with the same --storage" if same_storage else ""
     print(f"web dashboard: {install}run `hpt dashboard`{storage} and open "
           f"http://127.0.0.1:8080/#/experiments/{experiment_id}", flush=True)

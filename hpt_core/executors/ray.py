@@ -255,7 +255,7 @@ def _connect(address: str | None, package: Path) -> Any:
     try:
         import ray
     except ImportError:
-        raise ConfigError([Problem("executor.type", "needs Ray on this machine: pip install 'hpt[ray]'",
+        raise ConfigError([Problem("executor.type", "needs Ray on this machine: pip install -e '.[ray]'",
                                    "ray")]) from None
     wanted = (address, str(package))
     if ray.is_initialized() and _connection.get("for") != wanted:

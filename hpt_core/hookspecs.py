@@ -7,9 +7,11 @@ A plugin is any object or module with functions named like the hooks below, mark
     [project.entry-points.hpt]
     my_plugin = "my_package.hpt_plugin"
 
-hpt's own search methods register through the same hooks. Registry hooks return what they
-add; event hooks observe an experiment and return nothing. An event hook that raises is
-logged with the plugin's name and never stops the experiment.
+hpt's own search methods, samplers, executors, loggers and dashboard views register through the
+same hooks, and are chosen by name the same way. Registry hooks return what they add; event hooks
+observe an experiment and return nothing. Event hooks are called in pluggy's order (`tryfirst`,
+`trylast`, wrappers), off the trials' report path (`hpt_core.events`); one that raises is logged
+with the plugin's name and stops neither the others nor the experiment.
 """
 
 from __future__ import annotations

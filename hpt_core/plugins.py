@@ -213,7 +213,7 @@ def notify(hook_name: str, **kwargs: Any) -> None:
     """Tell the plugins of an event: queued for the experiment's worker while `experiment_loggers` runs it,
     else delivered at once. Implementations run in pluggy's order, inside the hook's wrappers; a failing
     one is logged, never raised, and never stops the others."""
-    worker = _event_workers.get(kwargs.get("experiment_id"))  # type: ignore[arg-type]
+    worker = _event_workers.get(kwargs.get("experiment_id"))
     if worker is None:
         _deliver(hook_name, kwargs)
     else:

@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 DRAIN_NOTICE_SECONDS = 10.0
 """While an ending experiment waits for its plugins to take its last events, a line is logged this often."""
+BACKLOG_NOTICE = 1000
+"""When this many events wait for slow plugins, a line says so (once, until the plugins catch up)."""
 
 
 def call_observers(hook: pluggy.HookCaller, kwargs: dict[str, Any]) -> None:
@@ -77,11 +79,18 @@ class EventWorker:
         self._deliver = deliver
         self._events: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._behind = False
         self._thread.start()
 
     def put(self, hook_name: str, kwargs: dict[str, Any]) -> None:
         """Queue an event; returns at once."""
         self._events.put((hook_name, kwargs))
+        waiting = self._events.qsize()
+        if waiting >= BACKLOG_NOTICE and not self._behind:
+            self._behind = True
+            logger.warning("hpt plugins (loggers) are slow: %d events wait for them; the trials go on", waiting)
+        elif waiting < BACKLOG_NOTICE // 2:
+            self._behind = False
 
     def close(self) -> None:
         """Deliver every event queued so far, then stop the thread."""

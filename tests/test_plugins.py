@@ -5,12 +5,13 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import types
 from pathlib import Path
 
 import pytest
 
-from hpt_core import ConfigError, hookimpl, load_config
+from hpt_core import ConfigError, events, hookimpl, load_config
 from hpt_core.plugins import get_plugin_manager, notify, search_methods
 
 PLUGIN_DIR = Path(__file__).parent / "plugin_fixture"
@@ -161,3 +162,21 @@ def test_a_wrapper_that_fails_before_its_yield_is_logged_and_the_observers_still
     notify("hpt_trial_ended", experiment_id=1, trial_id=7, state="COMPLETED", reason="completed its length")
     assert calls == ["observer"]
     assert any("broken wrapper" in (record.exc_text or "") for record in caplog.records)
+
+
+def test_the_event_worker_delivers_in_order_says_when_it_falls_behind_and_drains_on_close(monkeypatch, caplog):
+    monkeypatch.setattr(events, "BACKLOG_NOTICE", 3)
+    released, delivered = threading.Event(), []
+
+    def slow_delivery(hook_name, kwargs):
+        released.wait()
+        delivered.append((hook_name, kwargs["trial_id"]))
+
+    worker = events.EventWorker(slow_delivery, "test events")
+    for trial_id in range(5):
+        worker.put("hpt_trial_ended", {"trial_id": trial_id})  # returns although nothing is delivered yet
+    assert delivered == []
+    assert any("events wait for them; the trials go on" in record.getMessage() for record in caplog.records)
+    released.set()
+    worker.close()
+    assert delivered == [("hpt_trial_ended", trial_id) for trial_id in range(5)]

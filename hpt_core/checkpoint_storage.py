@@ -171,7 +171,7 @@ def _filesystem(url: str) -> tuple[Any, str]:
     try:
         import fsspec
     except ImportError:
-        raise ImportError(f"checkpoint storage at {url} needs fsspec (pip install 'hpt[s3]' or 'hpt[ray]', plus "
+        raise ImportError(f"checkpoint storage at {url} needs fsspec (pip install '.[s3]' or '.[ray]', plus "
                           "the filesystem's own package, e.g. s3fs or gcsfs)") from None
     filesystem, remote = fsspec.core.url_to_fs(url, skip_instance_cache=True)
     return filesystem, remote.rstrip("/")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -12,6 +13,7 @@ from rich.console import Console
 
 import hpt_core
 from hpt_core.errors import ConfigError
+from hpt_core.labels import trial_label
 
 
 def _load(path: str, overrides: list[str] | None) -> hpt_core.ExperimentConfig:
@@ -60,12 +62,12 @@ def _experiment_create(args: argparse.Namespace) -> int:
     experiment_id = create_experiment(config, model_dir, storage)
     experiment = storage.get_experiment(experiment_id)
     print(f"experiment {experiment_id} created; its results go to {experiment.experiment_dir} "
-          f"(storage {storage})", flush=True)
+          f"(storage {storage.shown_url})", flush=True)
     _print_dashboard_url(storage.url, experiment_id, same_storage=bool(args.storage))
     if args.detach:
         pid = run_detached(storage, experiment_id)
         print(f"experiment {experiment_id} runs in the background (process {pid}, log "
-              f"{experiment.experiment_dir}/controller.log); follow it with `hpt experiment describe {experiment_id}`")
+              f"{experiment.experiment_dir}/controller.log); follow it with `{hpt_command()} experiment describe {experiment_id}`")
         return 0
     return _run_controller(storage, experiment_id, args.quiet)
 
@@ -80,9 +82,9 @@ def _print_dashboard_url(storage_url: str, experiment_id: int, same_storage: boo
     if url is not None:
         print(f"watch it in the dashboard: {url}#/experiments/{experiment_id}", flush=True)
         return
-    install = "" if importlib.util.find_spec("fastapi") else "pip install 'hpt[dashboard]', then "
+    install = "" if importlib.util.find_spec("fastapi") else "pip install -e '.[dashboard]', then "
     storage = " with the same --storage" if same_storage else ""
-    print(f"web dashboard: {install}run `hpt dashboard`{storage} and open "
+    print(f"web dashboard: {install}run `{hpt_command()} dashboard`{storage} and open "
           f"http://127.0.0.1:8080/#/experiments/{experiment_id}", flush=True)
 
 
@@ -199,7 +201,7 @@ def _experiment_set_state(args: argparse.Namespace) -> int:
                                             storage.get_experiment(args.experiment_id).state)]) from None
     running = controller_alive(storage, args.experiment_id)
     note = "" if running else (" (no controller is running it" +
-                               ("" if wanted == "CANCELED" else f"; `hpt experiment resume {args.experiment_id}` "
+                               ("" if wanted == "CANCELED" else f"; `{hpt_command()} experiment resume {args.experiment_id}` "
                                 "runs it") + ")")
     print(f"experiment {args.experiment_id} is {wanted}{note}")
     return 0
@@ -215,10 +217,25 @@ def _print_outcome(storage: object, experiment_id: int, state: str) -> None:
     if best is not None:
         hparams = ", ".join(f"{name}={value}" for name, value in flatten(best["hparams"]).items())
         validation = best["best_validation"]
-        at = f"{validation['epochs']} epochs" if description["length_unit"] != "batches" else \
-            f"{validation['batches']} batches"
-        print(f"best trial {best['id']}: {description['metric']} {validation['value']:.6g} at {at} ({hparams})")
-    print(f"every trial: hpt experiment describe {experiment_id}", flush=True)
+        unit = "epochs" if description["length_unit"] != "batches" else "batches"
+        count = validation[unit]
+        at = f"{count} {unit if count != 1 else unit.removesuffix('es' if unit == 'batches' else 's')}"
+        print(f"best trial {trial_label(best['id'], best['request_id'], experiment_id)}: {description['metric']} "
+              f"{validation['value']:.6g} at {at} ({hparams})")
+    print(f"every trial: {hpt_command()} experiment describe {experiment_id}", flush=True)
+
+
+def hpt_command() -> str:
+    """How to run this hpt from here: `hpt` when it is on PATH, else the path of the `hpt` beside the running
+    Python (`.venv/bin/hpt` after the README's first command, which does not activate the venv)."""
+    beside = Path(sys.executable).parent / "hpt"
+    on_path = shutil.which("hpt")
+    if not beside.exists() or (on_path is not None and Path(on_path).resolve() == beside.resolve()):
+        return "hpt"
+    try:
+        return str(beside.relative_to(Path.cwd()))
+    except ValueError:
+        return str(beside)
 
 
 def _experiment_describe(args: argparse.Namespace) -> int:
@@ -267,8 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("model_dir", nargs="?", help="the directory holding the entrypoint (default: the file's)")
     create.add_argument("--quiet", action="store_true", help="print only the start and the end")
     create.add_argument("--detach", action="store_true", help="run the controller in the background")
-    create.add_argument("--executor", choices=("local", "ray"), default=None,
-                        help="where trials run (sets executor.type; ray: see docs/ray.md)")
+    create.add_argument("--executor", default=None, metavar="NAME",
+                        help="where trials run: an installed executor, e.g. local or ray (sets executor.type; "
+                             "ray: see docs/ray.md)")
     create.add_argument("--test", action="store_true",
                         help="run one short trial (and a checkpoint restore) and report what would break")
     create.set_defaults(handler=_experiment_create)

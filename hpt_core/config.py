@@ -11,12 +11,12 @@ section is parsed by `hpt_core.hyperparameters`; the field types plugins use in 
 from __future__ import annotations
 
 import json
-import re
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping, Optional
+from typing import Annotated, Any, Collection, Literal, Mapping, Optional
 
-from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, SerializeAsAny, model_validator
 
 from hpt_core.errors import ConfigError, Problem
 from hpt_core.hyperparameters import hyperparameters_to_dict, parse_space, space_from_dict
@@ -37,9 +37,9 @@ from hpt_core.validation import (
 )
 
 __all__ = [
-    "ExperimentConfig", "ExperimentSettings", "Fraction", "Length", "LoggerOptions", "NonNegativeInt", "PositiveInt",
-    "SearcherConfig", "StrictBool", "StrictFloat", "StrictInt", "StrictModel", "StrictStr", "apply_overrides",
-    "load_config", "parse_config",
+    "ExecutorOptions", "ExperimentConfig", "ExperimentSettings", "Fraction", "Length", "LoggerOptions",
+    "NonNegativeInt", "PluginModels", "PositiveInt", "SearcherConfig", "StrictBool", "StrictFloat", "StrictInt",
+    "StrictModel", "StrictStr", "apply_overrides", "load_config", "parse_config",
 ]
 
 
@@ -150,34 +150,11 @@ class ResourcesConfig(StrictModel):
     slots_per_trial: NonNegativeInt = 1
 
 
-RAY_ADDRESS = re.compile(r"^(auto|ray://[^\s/:]+:\d+|[^\s/:]+:\d+)$")
+class ExecutorOptions(StrictModel):
+    """The `executor` section: `type` names the executor (`local` by default); each executor's `options_model`
+    subclasses this with its own fields."""
 
-
-def _ray_address(value: Any) -> Any:
-    if isinstance(value, str) and not RAY_ADDRESS.match(value):
-        raise ValueError("must be `auto` (the cluster this machine belongs to), `ray://HOST:PORT` (Ray Client) or "
-                         "`HOST:PORT` (the head node's GCS address); leave it out to use or start Ray on this machine")
-    return value
-
-
-class ExecutorConfig(StrictModel):
-    """Where trials run: `local` processes (the default) or a Ray cluster (`type: ray`, see docs/ray.md)."""
-
-    type: Literal["local", "ray"] = "local"
-    address: Optional[Annotated[StrictStr, AfterValidator(_ray_address)]] = None
-    cpus_per_trial: Annotated[StrictFloat, Field(ge=0)] = 1.0
-    custom_resources: dict[StrictStr, Annotated[StrictFloat, Field(gt=0)]] = Field(default_factory=dict)
-    controller_host: Optional[StrictStr] = None
-
-    @model_validator(mode="after")
-    def _ray_fields_need_ray(self) -> "ExecutorConfig":
-        defaults = ExecutorConfig.model_construct()
-        given = [name for name in type(self).model_fields
-                 if name != "type" and getattr(self, name) != getattr(defaults, name)]
-        if self.type != "ray" and given:
-            raise ValueError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} only to `type: ray`, "
-                             f"but type is {self.type!r}")
-        return self
+    type: StrictStr = "local"
 
 
 class ExperimentSettings(StrictModel):
@@ -197,7 +174,7 @@ class ExperimentSettings(StrictModel):
     checkpoint_policy: Literal["best", "all", "none"] = "best"
     checkpoint_storage: CheckpointStorageConfig = Field(default_factory=CheckpointStorageConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
-    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    executor: SerializeAsAny[ExecutorOptions] = Field(default_factory=ExecutorOptions)
 
 
 class ExperimentConfig(ExperimentSettings):
@@ -226,13 +203,19 @@ class ExperimentConfig(ExperimentSettings):
 # --- the whole file --------------------------------------------------------------------------
 
 
-def parse_config(
-    data: Any,
-    search_methods: Mapping[str, type[SearcherConfig]],
-    source: str | None = None,
-    loggers: Mapping[str, type[LoggerOptions]] | None = None,
-) -> ExperimentConfig:
-    """Validate a parsed experiment file against the registered search methods' and loggers' models."""
+@dataclass(frozen=True)
+class PluginModels:
+    """What the installed plugins let an experiment file name: each search method's and logger's config model,
+    each executor's options model, and the sampler names (`searcher.sampler`)."""
+
+    search_methods: Mapping[str, type[SearcherConfig]]
+    loggers: Mapping[str, type[LoggerOptions]] = field(default_factory=dict)
+    executors: Mapping[str, type[ExecutorOptions]] = field(default_factory=lambda: {"local": ExecutorOptions})
+    samplers: Collection[str] = ("random",)
+
+
+def parse_config(data: Any, plugins: PluginModels, source: str | None = None) -> ExperimentConfig:
+    """Validate a parsed experiment file against the installed plugins' models."""
     if not isinstance(data, Mapping):
         raise ConfigError([Problem("", "an experiment config must be a mapping of fields", type(data).__name__)],
                           source)
@@ -241,19 +224,21 @@ def parse_config(
     searcher_data = data.pop("searcher", None)
     hyperparameters_data = data.pop("hyperparameters", {})
     loggers_data = data.pop("loggers", None)
+    executor_data = data.pop("executor", None)
 
     settings = validate(ExperimentSettings, data, "", problems,
-                        extra_allowed=("searcher", "hyperparameters", "loggers"))
-    searcher = _parse_searcher(searcher_data, search_methods, problems)
-    logger_options = _parse_loggers(loggers_data, loggers or {}, problems)
+                        extra_allowed=("searcher", "hyperparameters", "loggers", "executor"))
+    searcher = _parse_searcher(searcher_data, plugins, problems)
+    logger_options = _parse_loggers(loggers_data, plugins.loggers, problems)
+    executor = _parse_executor(executor_data, plugins.executors, problems)
     space = parse_space(hyperparameters_data, problems)
     if searcher is not None and space is not None:
         problems.extend(searcher.check_space(space))
     if problems:
         raise ConfigError(problems, source)
     config = ExperimentConfig.model_construct(
-        _fields_set=settings.model_fields_set | {"searcher", "hyperparameters", "loggers"},
-        **dict(settings),
+        _fields_set=settings.model_fields_set | {"searcher", "hyperparameters", "loggers", "executor"},
+        **{**dict(settings), "executor": executor},
         searcher=searcher,
         hyperparameters=hyperparameters_to_dict(space.root),
         loggers=logger_options,
@@ -291,22 +276,37 @@ def apply_overrides(data: Mapping[str, Any], assignments: list[str]) -> dict[str
     return result
 
 
-def load_config(
-    source: str | Path | Mapping[str, Any],
-    search_methods: Mapping[str, type[SearcherConfig]],
-    loggers: Mapping[str, type[LoggerOptions]] | None = None,
-) -> ExperimentConfig:
+def load_config(source: str | Path | Mapping[str, Any], plugins: PluginModels) -> ExperimentConfig:
     """Read an experiment file and validate it.
 
     `source` is a path, YAML text (a string with a line break, or a `{...}` flow mapping) or an
     already-parsed mapping.
     """
     if isinstance(source, Mapping):
-        return parse_config(source, search_methods, loggers=loggers)
+        return parse_config(source, plugins)
     if isinstance(source, str) and ("\n" in source or source.lstrip().startswith("{")):
-        return parse_config(load_yaml(source), search_methods, loggers=loggers)
+        return parse_config(load_yaml(source), plugins)
     path = Path(source)
-    return parse_config(load_yaml(path.read_bytes(), str(path)), search_methods, str(path), loggers)
+    return parse_config(load_yaml(path.read_bytes(), str(path)), plugins, str(path))
+
+
+def _parse_executor(
+    data: Any, executors: Mapping[str, type[ExecutorOptions]], problems: list[Problem]
+) -> ExecutorOptions:
+    """`executor: {type: NAME, ...}`: NAME a registered executor (`local` by default), the rest its options."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        problems.append(Problem("executor", "must be a mapping with `type` and the executor's options, "
+                                "e.g. {type: local}", data))
+        return ExecutorOptions()
+    name = data.get("type", "local")
+    model = executors.get(name) if isinstance(name, str) else None
+    if model is None:
+        problems.append(Problem("executor.type", f"unknown executor; installed: {', '.join(sorted(executors))}"
+                                + did_you_mean(name, executors), name))
+        return ExecutorOptions()
+    return validate(model, data, "executor", problems) or ExecutorOptions()
 
 
 def _parse_loggers(
@@ -323,7 +323,7 @@ def _parse_loggers(
     for name, options in data.items():
         model = loggers.get(name) if isinstance(name, str) else None
         if model is None:
-            problems.append(Problem(f"loggers.{name}", f"unknown logger; allowed: {', '.join(sorted(loggers))}"
+            problems.append(Problem(f"loggers.{name}", f"unknown logger; installed: {', '.join(sorted(loggers))}"
                                     + did_you_mean(name, loggers), name))
             continue
         if options is not None and not isinstance(options, Mapping):
@@ -335,9 +335,8 @@ def _parse_loggers(
     return enabled
 
 
-def _parse_searcher(
-    data: Any, search_methods: Mapping[str, type[SearcherConfig]], problems: list[Problem]
-) -> SearcherConfig | None:
+def _parse_searcher(data: Any, plugins: PluginModels, problems: list[Problem]) -> SearcherConfig | None:
+    search_methods = plugins.search_methods
     if data is None:
         problems.append(Problem("searcher", "required field is missing; it names the search method and its metric"))
         return None
@@ -351,7 +350,7 @@ def _parse_searcher(
         return None
     model = search_methods.get(name) if isinstance(name, str) else None
     if model is None:
-        problems.append(Problem("searcher.name", f"unknown search method; allowed: {', '.join(search_methods)}"
+        problems.append(Problem("searcher.name", f"unknown search method; installed: {', '.join(search_methods)}"
                                 + did_you_mean(name, search_methods), name))
         return None
     try:
@@ -359,7 +358,13 @@ def _parse_searcher(
     except ConfigError as error:
         problems.extend(error.problems)
         return None
-    return validate(model, data, "searcher", problems)
+    searcher = validate(model, data, "searcher", problems)
+    sampler = getattr(searcher, "sampler", None)
+    if sampler is not None and sampler not in plugins.samplers:
+        installed = ", ".join(sorted(plugins.samplers))
+        problems.append(Problem("searcher.sampler", f"unknown sampler; installed: {installed}"
+                                + did_you_mean(sampler, plugins.samplers), sampler))
+    return searcher
 
 
 def _drop_empty_lengths(data: Any) -> Any:

@@ -415,8 +415,10 @@ class Controller:
         with self._lock:
             counts = collections.Counter(trial.state for trial in self.trials.values())
             best = self.machine.best_value()
+            numbers = {trial.trial_id: trial.request_id for trial in self.trials.values()}
             return {"states": dict(counts),
-                    "best": None if best is None else {"value": best[0], "trial_id": best[1]},
+                    "best": None if best is None else {"value": best[0], "trial_id": best[1],
+                                                       "trial_number": numbers.get(best[1])},
                     "progress": self.searcher.progress(), "elapsed": time.monotonic() - self.started_at}
 
 

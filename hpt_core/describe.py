@@ -8,6 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from hpt_core.labels import trial_label
 from hpt_core.plugins import length_unit
 from hpt_core.space import flatten
 from hpt_core.storage import Storage
@@ -73,13 +74,16 @@ def render_description(description: dict[str, Any], console: Console) -> None:
     for trial in description["trials"]:
         hparams = ", ".join(f"{name}={_short(value)}" for name, value in flatten(trial["hparams"]).items())
         table.add_row(
-            str(trial["id"]), trial["state"], trial["end_reason"] or "", hparams, str(trial["restarts"]),
+            trial_label(trial["id"], trial["request_id"]), trial["state"], trial["end_reason"] or "", hparams,
+            str(trial["restarts"]),
             str(trial["length_trained"]), _value(trial["best_validation"]), _value(trial["latest_validation"]),
             str(len(trial["checkpoints"])),
         )
     console.print(table)
-    if description["best_trial"] is not None:
-        console.print(f"best trial: {description['best_trial']}")
+    best = next((trial for trial in description["trials"] if trial["id"] == description["best_trial"]), None)
+    if best is not None:
+        console.print(f"best trial: {trial_label(best['id'], best['request_id'], description['id'])}")
+
 
 
 def _validations_by_trial(storage: Storage, experiment_id: int, metric: str) -> dict[int, list[dict[str, Any]]]:

@@ -7,20 +7,18 @@ A plugin is any object or module with functions named like the hooks below, mark
     [project.entry-points.hpt]
     my_plugin = "my_package.hpt_plugin"
 
-hpt's own search methods register through the same hooks. Registry hooks return what they
-add; event hooks observe an experiment and return nothing. An event hook that raises is
-logged with the plugin's name and never stops the experiment.
+hpt's own search methods, samplers, executors, loggers and dashboard views register through the
+same hooks, and are chosen by name the same way. Registry hooks return what they add; event hooks
+observe an experiment and return nothing. Event hooks are called in pluggy's order (`tryfirst`,
+`trylast`, wrappers), off the trials' report path (`hpt_core.events`); one that raises is logged
+with the plugin's name and stops neither the others nor the experiment.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pluggy
-
-if TYPE_CHECKING:
-    from hpt_core.loggers import Logger
-    from hpt_core.searchers.base import SearchMethod
 
 hookspec = pluggy.HookspecMarker("hpt")
 hookimpl = pluggy.HookimplMarker("hpt")
@@ -29,22 +27,42 @@ hookimpl = pluggy.HookimplMarker("hpt")
 
 
 @hookspec
-def hpt_search_methods() -> list[type[SearchMethod]]:
-    """Return search-method classes to register, each named by its `name` (as in `searcher.name`).
+def hpt_search_methods() -> list[type]:
+    """Return search-method classes (`hpt_core.searchers.SearchMethod` subclasses) to register, each named by
+    its `name` (as in `searcher.name`).
 
     A class's `config_model` (a `hpt_core.config.SearcherConfig` subclass) validates its
     `searcher` fields; two plugins registering one name is an error.
     """
 
 
+@hookspec(firstresult=True)
+def hpt_search_method_view(name: str, search: Any) -> dict[str, Any] | None:
+    """The dashboard's own view of the search method `name` (e.g. ASHA's rungs): a JSON-able mapping shown
+    beside the trials, or None for a method you do not register.
+
+    `search` reads the experiment: `search.trials()` (each with `id`, `request_id`,
+    `parent_request_id`, `state`, `end_reason`), `search.searcher_state()` (the method's latest
+    `state_dict()`), `search.hparams()` and `search.best_validations()` (by trial id).
+    """
+
+
+@hookspec
+def hpt_samplers() -> list[type]:
+    """Return sampler classes (`hpt_core.searchers.Sampler` subclasses) to register, each named by its `name`
+    (as in `searcher.sampler`)."""
+
+
 @hookspec
 def hpt_executors() -> list[type]:
-    """Return executor classes to register, each named by its `name` (as in `executor.type`)."""
+    """Return executor classes (`hpt_core.executors.base.Executor` subclasses) to register, each named by its
+    `name` (as in `executor.type`); a class's `options_model` validates the rest of the `executor` section."""
 
 
 @hookspec
-def hpt_loggers() -> list[type[Logger]]:
-    """Return logger classes to register, each named by its `name` (as under `loggers:`).
+def hpt_loggers() -> list[type]:
+    """Return logger classes (`hpt_core.loggers.Logger` subclasses) to register, each named by its `name`
+    (as under `loggers:`).
 
     A class's `options_model` (a `hpt_core.config.LoggerOptions` subclass) validates its options
     in the experiment file. A logger is off unless the experiment file names it; then one

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, Mapping, Optional
 from pydantic import Field, Strict, ValidationError
 
 from hpt_core.errors import ConfigError, Problem
+from hpt_core.habits import type_hint
 from hpt_core.space import PATH_SEPARATOR, Categorical, Const, Double, Group, Int, Log, Node, Space
 from hpt_core.validation import (
     PositiveInt,
@@ -120,7 +121,7 @@ def _parse_node(value: Any, path: str, problems: list[Problem]) -> Node | None:
     kind = value["type"]
     if not isinstance(kind, str) or kind not in _HP_SPECS:
         problems.append(Problem(f"{path}.type", f"unknown hyperparameter type; allowed: {', '.join(_HP_SPECS)}"
-                                + did_you_mean(kind, _HP_SPECS), kind))
+                                + (type_hint(kind) or did_you_mean(kind, _HP_SPECS)), kind))
         return None
     before = len(problems)
     try:

@@ -12,22 +12,26 @@ from typing import Any, Iterator, Mapping
 import pluggy
 
 from hpt_core import hookspecs
-from hpt_core.config import ExperimentConfig, LoggerOptions, SearcherConfig
+from hpt_core.config import ExperimentConfig, PluginModels
 from hpt_core.config import load_config as _load_config
 from hpt_core.errors import ConfigError, Problem
+from hpt_core.events import EventWorker, call_observers
 from hpt_core.executors.local import LocalExecutor
 from hpt_core.executors.ray import RayExecutor
 from hpt_core.hookspecs import hookimpl
 from hpt_core.loggers import Logger
 from hpt_core.loggers.mlflow import MLflowLogger
 from hpt_core.loggers.tensorboard import TensorBoardLogger
+from hpt_core.searchers import adaptive_asha_view, pbt_view
 from hpt_core.searchers.adaptive_asha import AdaptiveASHASearch
 from hpt_core.searchers.base import SearchMethod
 from hpt_core.searchers.custom import CustomSearch
 from hpt_core.searchers.grid import GridSearch
 from hpt_core.searchers.pbt import PBTSearch
 from hpt_core.searchers.random import RandomSearch
+from hpt_core.searchers.sampler import RandomSampler, Sampler
 from hpt_core.searchers.single import SingleSearch
+from hpt_core.searchers.tpe import ModelBasedSampling, TPESampler
 
 ENTRY_POINT_GROUP = "hpt"
 logger = logging.getLogger(__name__)
@@ -39,6 +43,14 @@ class BuiltinSearchMethods:
     @hookimpl
     def hpt_search_methods(self) -> list[type[SearchMethod]]:
         return [SingleSearch, GridSearch, RandomSearch, AdaptiveASHASearch, PBTSearch, CustomSearch]
+
+
+class BuiltinSamplers:
+    """hpt's own samplers (`searcher.sampler`): `random` and `tpe`."""
+
+    @hookimpl
+    def hpt_samplers(self) -> list[type[Sampler]]:
+        return [RandomSampler, TPESampler]
 
 
 class BuiltinExecutors:
@@ -63,6 +75,9 @@ def get_plugin_manager() -> pluggy.PluginManager:
     manager = pluggy.PluginManager("hpt")
     manager.add_hookspecs(hookspecs)
     manager.register(BuiltinSearchMethods(), name="hpt-builtin-search-methods")
+    manager.register(adaptive_asha_view, name="hpt-builtin-adaptive-asha-view")
+    manager.register(pbt_view, name="hpt-builtin-pbt-view")
+    manager.register(BuiltinSamplers(), name="hpt-builtin-samplers")
     manager.register(BuiltinExecutors(), name="hpt-builtin-executors")
     manager.register(BuiltinLoggers(), name="hpt-builtin-loggers")
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
@@ -78,6 +93,16 @@ def get_plugin_manager() -> pluggy.PluginManager:
 def search_methods() -> dict[str, type[SearchMethod]]:
     """Every registered search method by name."""
     return _registry(get_plugin_manager().hook.hpt_search_methods(), "search method")
+
+
+def samplers() -> dict[str, type[Sampler]]:
+    """Every registered sampler by name."""
+    return _registry(get_plugin_manager().hook.hpt_samplers(), "sampler")
+
+
+def search_method_view(name: str, search: Any) -> dict[str, Any] | None:
+    """The dashboard view data the plugin of search method `name` contributes, if any."""
+    return get_plugin_manager().hook.hpt_search_method_view(name=name, search=search)
 
 
 def executors() -> dict[str, type]:
@@ -100,8 +125,14 @@ def _registry(registered: list[list[Any]], kind: str) -> dict[str, Any]:
     return by_name
 
 
-def search_method_configs() -> dict[str, type[SearcherConfig]]:
-    return {name: method.config_model for name, method in search_methods().items()}
+def plugin_models() -> PluginModels:
+    """What the installed plugins let an experiment file name, with the models that validate their fields."""
+    return PluginModels(
+        search_methods={name: method.config_model for name, method in search_methods().items()},
+        loggers={name: logger_class.options_model for name, logger_class in loggers().items()},
+        executors={name: executor.options_model for name, executor in executors().items()},
+        samplers=tuple(samplers()),
+    )
 
 
 def length_unit(config: Mapping[str, Any]) -> str:
@@ -117,20 +148,21 @@ def length_unit(config: Mapping[str, Any]) -> str:
         return "batches"
 
 
-def logger_options_models() -> dict[str, type[LoggerOptions]]:
-    return {name: logger_class.options_model for name, logger_class in loggers().items()}
-
-
 def load_config(source: str | Path | Mapping[str, Any]) -> ExperimentConfig:
     """Read and validate an experiment file (a path, YAML text or a mapping)."""
     if isinstance(source, ExperimentConfig):
         return source
-    return _load_config(source, search_method_configs(), logger_options_models())
+    return _load_config(source, plugin_models())
+
+
+_event_workers: dict[int, EventWorker] = {}
+"""The worker delivering each running experiment's events, by experiment id."""
 
 
 @contextlib.contextmanager
 def experiment_loggers(experiment_id: int, config: ExperimentConfig) -> Iterator[list[Logger]]:
-    """Register the loggers the experiment file enables for the time of the block.
+    """For the time of the block: register the loggers the experiment file enables, and deliver the
+    experiment's events (`notify`) on a worker thread; on leaving, every event notified is delivered first.
 
     A logger that cannot start (e.g. its extra is not installed) is logged and left out.
     """
@@ -145,9 +177,12 @@ def experiment_loggers(experiment_id: int, config: ExperimentConfig) -> Iterator
                              experiment_id)
             continue
         registered.append(instance)
+    worker = _event_workers[experiment_id] = EventWorker(_deliver, f"hpt events of experiment {experiment_id}")
     try:
         yield registered
     finally:
+        del _event_workers[experiment_id]
+        worker.close()
         for instance in registered:
             manager.unregister(instance)
 
@@ -167,14 +202,23 @@ def create_searcher(config: ExperimentConfig | str | Path | Mapping[str, Any], s
     if method is None:
         raise ConfigError([Problem("searcher.name", "no search method of this name is registered",
                                    config.searcher.name)])
-    return method.create(config.searcher, config.space, seed)
+    searcher = method.create(config.searcher, config.space, seed)
+    sampler = getattr(config.searcher, "sampler", None)
+    if isinstance(searcher, ModelBasedSampling) and sampler is not None:
+        searcher.use_sampler(samplers()[sampler](config.space))
+    return searcher
 
 
 def notify(hook_name: str, **kwargs: Any) -> None:
-    """Call an event hook's implementations one by one; a failing one is logged, never raised."""
-    hook = getattr(get_plugin_manager().hook, hook_name)
-    for implementation in hook.get_hookimpls():
-        try:
-            implementation.function(**{name: kwargs[name] for name in implementation.argnames})
-        except Exception:
-            logger.exception("the hpt plugin %r failed in %s", implementation.plugin_name, hook_name)
+    """Tell the plugins of an event: queued for the experiment's worker while `experiment_loggers` runs it,
+    else delivered at once. Implementations run in pluggy's order, inside the hook's wrappers; a failing
+    one is logged, never raised, and never stops the others."""
+    worker = _event_workers.get(kwargs.get("experiment_id"))
+    if worker is None:
+        _deliver(hook_name, kwargs)
+    else:
+        worker.put(hook_name, kwargs)
+
+
+def _deliver(hook_name: str, kwargs: dict[str, Any]) -> None:
+    call_observers(getattr(get_plugin_manager().hook, hook_name), kwargs)

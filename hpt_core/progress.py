@@ -15,16 +15,18 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from hpt_core.labels import trial_label
+
 STATES = ("PENDING", "RUNNING", "PAUSED", "COMPLETED", "CANCELED", "ERROR")
 PLAIN_LINE_SECONDS = 5.0
 
 
 def summary_line(summary: dict[str, Any], metric: str) -> str:
-    """One line: `running 2 | paused 1 | completed 5 | best val_loss 0.123 (trial 4) | 40% | 0:01:12`."""
+    """One line: `running 2 | paused 1 | completed 5 | best val_loss 0.123 (trial 24 (#4)) | 40% | 0:01:12`."""
     states = summary["states"]
     parts = [f"{state.lower()} {states[state]}" for state in STATES if states.get(state)]
     best = summary["best"]
-    parts.append(f"best {metric} {best['value']:.6g} (trial {best['trial_id']})" if best else f"best {metric} -")
+    parts.append(f"best {metric} {_best(best)}" if best else f"best {metric} -")
     parts.append(f"{summary['progress']:.0%}")
     parts.append(_clock(summary["elapsed"]))
     return " | ".join(parts)
@@ -79,11 +81,15 @@ class ProgressView:
         best = summary["best"]
         table.add_row(
             *(str(summary["states"].get(state, 0)) for state in STATES),
-            f"{best['value']:.6g} (trial {best['trial_id']})" if best else "-",
+            _best(best) if best else "-",
             f"{summary['progress']:.0%}",
             _clock(summary["elapsed"]),
         )
         return table
+
+
+def _best(best: dict[str, Any]) -> str:
+    return f"{best['value']:.6g} (trial {trial_label(best['trial_id'], best['trial_number'])})"
 
 
 def _clock(seconds: float) -> str:

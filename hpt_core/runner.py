@@ -19,8 +19,6 @@ from hpt_core.checkpoint_storage import is_local_path
 from hpt_core.config import ExperimentConfig
 from hpt_core.controller import Controller
 from hpt_core.lifecycle import EndReason
-from hpt_core.executors.base import Executor
-from hpt_core.executors.ray import RayExecutor
 from hpt_core.errors import ConfigError, Problem
 from hpt_core.plugins import create_searcher, executors, load_config
 from hpt_core.storage import ExperimentState, Storage, TrialState, experiment_dir, hpt_home, notebook_folders
@@ -71,22 +69,14 @@ def build_controller(
     record = storage.get_experiment(experiment_id)
     config = load_config(record.config)
     searcher = create_searcher(config, seed=record.seed)
-    executor = build_executor(config, record.experiment_dir, record.model_dir, experiment_id)
-    if isinstance(executor, RayExecutor):
-        host = executor.controller_host
+    executor = executors()[config.executor.type].for_experiment(config, record.experiment_dir, record.model_dir,
+                                                                 experiment_id)
+    host = executor.controller_host or host
     return Controller(
         storage, experiment_id, config, searcher, executor, secret=record.secret, seed=record.seed,
         checkpoint_root=checkpoint_root(config, record.experiment_dir, experiment_id), host=host,
         on_tick=on_tick,
     )
-
-
-def build_executor(config: ExperimentConfig, experiment_directory: str, model_dir: str, experiment_id: int) -> Executor:
-    """The executor `executor.type` names: Ray gets its section of the file, others the concurrency limit."""
-    executor_class = executors()[config.executor.type]
-    if executor_class is RayExecutor:
-        return RayExecutor(experiment_directory, model_dir, config.executor, experiment_id)
-    return executor_class(experiment_directory, model_dir, config.searcher.max_concurrent_trials)
 
 
 def check_resumable(storage: Storage, experiment_id: int) -> None:

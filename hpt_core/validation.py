@@ -15,6 +15,7 @@ from typing import Annotated, Any, Mapping, Union
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError
 
 from hpt_core.errors import Problem
+from hpt_core.habits import field_hint
 
 INT64_MAX = 2**63 - 1
 
@@ -67,7 +68,8 @@ def problems_from_validation(
         kind = detail["type"]
         if kind == "extra_forbidden":
             allowed = sorted(set(_fields_at(model, location[:-1])) | set(extra_allowed if len(location) == 1 else ()))
-            message = f"unknown field; allowed: {', '.join(allowed)}" + did_you_mean(location[-1], allowed)
+            hint = field_hint(location[-1], detail.get("input")) or did_you_mean(location[-1], allowed)
+            message = f"unknown field; allowed: {', '.join(allowed)}" + hint
             problems.append(Problem(path, message))
         elif kind == "missing":
             problems.append(Problem(path, "required field is missing"))

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import yaml
 
 import hpt_core
+from real_experiments import ExperimentFolder
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
 
@@ -67,10 +69,12 @@ def test_experiment_create_runs_the_example_end_to_end(tmp_path):
                             timeout=600, env={**os.environ, **env_home})
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("experiment 1 created; its results go to ") and str(tmp_path / "home") in lines[0]
+    assert lines[0] == f"experiment 1 created; its results go to {tmp_path}/home/experiments/1 " \
+                       f"(storage sqlite:///{tmp_path}/home/hpt.db)"
     assert "experiment 1 COMPLETED" in result.stdout and "best trial " in result.stdout
-    described = subprocess.run([sys.executable, "-m", "hpt_core.cli", "experiment", "describe", "1", "--json"],
-                               capture_output=True, text=True, timeout=120,
+    suggested = lines[-1].removeprefix("every trial: ").split()  # `hpt ...`, or the path of this venv's hpt
+    assert suggested[1:] == ["experiment", "describe", "1"] and shutil.which(suggested[0]) is not None
+    described = subprocess.run([*suggested, "--json"], capture_output=True, text=True, timeout=120,
                                env={**os.environ, **env_home})
     description = json.loads(described.stdout)
     assert description["state"] == "COMPLETED" and len(description["trials"]) == 6
@@ -103,3 +107,12 @@ def test_describe_prints_any_metric_name_as_it_is_and_an_oversized_id_is_a_clear
                     ["experiment", "delete", "--yes"], ["trial", "logs"], ["trial", "download", "--best"]):
         assert main([*command, str(2**70)]) == 2, command
         assert "does not exist" in capsys.readouterr().err
+
+
+def test_the_best_line_names_the_trial_by_id_and_number_and_counts_one_epoch_in_the_singular(tmp_path):
+    experiments = ExperimentFolder(tmp_path)
+    experiments.run({"name": "single", "max_length": 1}, {"quality": 1.0})  # experiment 1, trial 1
+    path = experiments.write_file("one_epoch", {"name": "single", "max_length": {"epochs": 1}}, {"quality": 1.0})
+    result = experiments.hpt("experiment", "create", str(path), str(experiments.model_dir), "--quiet")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "best trial 2 (#1 in experiment 2): val_loss 0.5 at 1 epoch (quality=1.0)" in result.stdout

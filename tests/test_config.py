@@ -408,3 +408,21 @@ def test_a_problem_says_what_is_allowed_and_what_was_given():
 def test_group_type_is_not_confused_with_nested_groups():
     config = load_config(minimal(hyperparameters={"g": {"inner": {"type": "int", "minval": 0, "maxval": 1}}}))
     assert isinstance(config.space.root.children["g"], Group)
+
+
+@pytest.mark.parametrize("searcher, hyperparameters, path, hint", [
+    ({"direction": "minimize"}, {}, "searcher.direction", "hpt says `smaller_is_better: true`"),
+    ({"mode": "max"}, {}, "searcher.mode", "hpt says `smaller_is_better: false`"),
+    ({"n_trials": 20}, {}, "searcher.n_trials", "hpt says `max_trials`"),
+    ({"num_samples": 20}, {}, "searcher.num_samples", "hpt says `max_trials`"),
+    ({}, {"lr": {"type": "loguniform", "minval": 1e-4, "maxval": 1}}, "hyperparameters.lr.type",
+     "hpt says `type: log` with exponents as minval/maxval"),
+    ({}, {"lr": {"type": "uniform", "minval": 0, "maxval": 1}}, "hyperparameters.lr.type", "`type: double`"),
+    ({}, {"act": {"type": "choice", "vals": ["relu"]}}, "hyperparameters.act.type", "`type: categorical`"),
+])
+def test_habits_of_other_tools_get_a_hint_naming_what_hpt_calls_them(searcher, hyperparameters, path, hint):
+    with pytest.raises(ConfigError) as raised:
+        load_config({"searcher": {"name": "random", "metric": "loss", "max_length": 1, "max_trials": 2, **searcher},
+                     "hyperparameters": hyperparameters})
+    (problem,) = raised.value.problems
+    assert problem.path == path and hint in problem.message

@@ -22,6 +22,7 @@ from rich.table import Table
 
 from hpt_core.errors import ConfigError, Problem
 from hpt_core.export import ExportedCheckpoint, export_checkpoint, export_experiment, trial_checkpoint
+from hpt_core.labels import trial_label
 from hpt_core.results import Experiment, Trial
 from hpt_core.space import flatten
 from hpt_core.storage import Storage, open_storage, trial_log
@@ -193,7 +194,7 @@ def _render_trial(experiment: Experiment, trial: Trial, reports: Sequence[dict[s
     metric = experiment.metric
     hparams = ", ".join(f"{name}={value}" for name, value in flatten(trial.hparams).items())
     lines = [
-        f"trial {trial.id} of experiment {experiment.id} (request {trial.request_id}): {trial.state}"
+        f"trial {trial_label(trial.id, trial.request_id, experiment.id)}: {trial.state}"
         + (f", {trial.end_reason}" if trial.end_reason else ""),
         f"hyperparameters: {hparams}",
         f"trained {trial.length_trained}" + (f" of {trial.target_length}" if trial.target_length else "")

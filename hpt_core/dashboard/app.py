@@ -94,7 +94,7 @@ def _plotly_file(relative: str) -> Path:
     """A file of the installed plotly package (the charting library ships its own minified plotly.js)."""
     spec = importlib.util.find_spec("plotly")
     if spec is None or not spec.submodule_search_locations:
-        raise LookupError("plotly is not installed: pip install 'hpt[dashboard]'")
+        raise LookupError("plotly is not installed: pip install -e '.[dashboard]'")
     return Path(next(iter(spec.submodule_search_locations))) / relative
 
 

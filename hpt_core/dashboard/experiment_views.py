@@ -61,6 +61,8 @@ def experiment_detail(state: DashboardState, experiment_id: int) -> dict[str, An
         "length_unit": length_unit(record.config),
         "hyperparameters": hyperparameter_columns(record.config.get("hyperparameters", {})),
         "validation_metrics": state.validations(record).names(state.storage), "writable": state.writable,
+        "best_trial_number": None if summary["best_trial_id"] is None
+        else state.storage.get_trial(summary["best_trial_id"]).request_id,
     }
 
 

@@ -65,7 +65,7 @@ def _app(storage_url: str, host: str, port: int, token: str | None) -> FastAPI:
         from hpt_core.dashboard.app import create_app
     except ImportError as error:
         raise ConfigError([Problem("hpt dashboard", f"needs the `dashboard` extra ({error.name} is missing): "
-                                   "pip install 'hpt[dashboard]'")], _OPTIONS) from error
+                                   "pip install -e '.[dashboard]'")], _OPTIONS) from error
 
     if is_loopback(host):
         return create_app(storage_url, token, allowed_hosts=[*LOOPBACK_HOSTS, _host_name(host)])

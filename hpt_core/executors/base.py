@@ -11,7 +11,9 @@ import abc
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Optional
+
+from hpt_core.config import ExecutorOptions, ExperimentConfig
 
 
 class ExecutorError(RuntimeError):
@@ -54,7 +56,8 @@ class TrialExit:
 
 
 class Executor(abc.ABC):
-    """Base class of every executor; subclasses set `name` (as in `executor.type`).
+    """Base class of every executor; subclasses set `name` (as in `executor.type`) and, when the `executor`
+    section takes more fields than `type`, `options_model` (an `ExecutorOptions` subclass that validates them).
 
     Resources: call `can_launch(spec)` before `launch(spec)`; `launch` raises
     `ResourcesUnavailable` when the trial's resources are busy (wait for an exit and retry), and
@@ -62,6 +65,18 @@ class Executor(abc.ABC):
     """
 
     name: ClassVar[str] = ""
+    options_model: ClassVar[type[ExecutorOptions]] = ExecutorOptions
+    controller_host: Optional[str] = None
+    """The address trials reach the controller at, when the executor knows better than the controller's default."""
+
+    @classmethod
+    def for_experiment(cls, config: ExperimentConfig, experiment_dir: str, model_dir: str,
+                       experiment_id: int) -> Executor:
+        """The executor that runs one experiment's trials (its options are `config.executor`).
+
+        By default `cls(experiment_dir, model_dir, config.searcher.max_concurrent_trials)`.
+        """
+        return cls(experiment_dir, model_dir, config.searcher.max_concurrent_trials)  # type: ignore[call-arg]
 
     @abc.abstractmethod
     def launch(self, spec: LaunchSpec) -> None:

@@ -13,14 +13,17 @@ import hashlib
 import json
 import logging
 import os
+import re
 import signal
 import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Optional
 
-from hpt_core.config import ExecutorConfig
+from pydantic import AfterValidator, Field
+
+from hpt_core.config import ExecutorOptions, ExperimentConfig, StrictFloat, StrictStr
 from hpt_core.errors import ConfigError, Problem
 from hpt_core.executors.base import LaunchSpec, TrackingExecutor, TrialExit, attempt_header
 from hpt_core.executors.local import NO_GPUS_NOTICE
@@ -35,6 +38,25 @@ LOST_RETURNCODE = -signal.SIGKILL
 """The exit status of an attempt whose Ray worker or node died: a crash, so the trial restarts."""
 OUTPUT_WAIT_SECONDS = 1.0
 ACTOR_KILL_DELAY_SECONDS = 5.0
+
+
+RAY_ADDRESS = re.compile(r"^(auto|ray://[^\s/:]+:\d+|[^\s/:]+:\d+)$")
+
+
+def _ray_address(value: Any) -> Any:
+    if isinstance(value, str) and not RAY_ADDRESS.match(value):
+        raise ValueError("must be `auto` (the cluster this machine belongs to), `ray://HOST:PORT` (Ray Client) or "
+                         "`HOST:PORT` (the head node's GCS address); leave it out to use or start Ray on this machine")
+    return value
+
+
+class RayOptions(ExecutorOptions):
+    """`executor: {type: ray, ...}`: which cluster, and what each trial needs of it (see docs/ray.md)."""
+
+    address: Optional[Annotated[StrictStr, AfterValidator(_ray_address)]] = None
+    cpus_per_trial: Annotated[StrictFloat, Field(ge=0)] = 1.0
+    custom_resources: dict[StrictStr, Annotated[StrictFloat, Field(gt=0)]] = Field(default_factory=dict)
+    controller_host: Optional[StrictStr] = None
 
 
 @dataclass
@@ -66,8 +88,9 @@ class RayExecutor(TrackingExecutor):
     """
 
     name = "ray"
+    options_model = RayOptions
 
-    def __init__(self, experiment_dir: str | Path, model_dir: str | Path, settings: ExecutorConfig,
+    def __init__(self, experiment_dir: str | Path, model_dir: str | Path, settings: RayOptions,
                  experiment_id: int) -> None:
         self.experiment_dir = Path(experiment_dir).absolute()
         self.settings = settings
@@ -80,6 +103,11 @@ class RayExecutor(TrackingExecutor):
         self._has_gpus = self._ray.cluster_resources().get("GPU", 0) > 0
         if not self._has_gpus:
             self._notices.append(NO_GPUS_NOTICE)
+
+    @classmethod
+    def for_experiment(cls, config: ExperimentConfig, experiment_dir: str, model_dir: str,
+                       experiment_id: int) -> RayExecutor:
+        return cls(experiment_dir, model_dir, config.executor, experiment_id)
 
     @property
     def controller_host(self) -> str:
@@ -227,7 +255,7 @@ def _connect(address: str | None, package: Path) -> Any:
     try:
         import ray
     except ImportError:
-        raise ConfigError([Problem("executor.type", "needs Ray on this machine: pip install 'hpt[ray]'",
+        raise ConfigError([Problem("executor.type", "needs Ray on this machine: pip install -e '.[ray]'",
                                    "ray")]) from None
     wanted = (address, str(package))
     if ray.is_initialized() and _connection.get("for") != wanted:

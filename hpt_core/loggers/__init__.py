@@ -29,7 +29,7 @@ class MissingExtra(ImportError):
     """A logger's library is not installed; the message names the extra that installs it."""
 
     def __init__(self, logger_name: str, module: str, extra: str) -> None:
-        super().__init__(f"the {logger_name} logger needs {module}: pip install 'hpt[{extra}]'")
+        super().__init__(f"the {logger_name} logger needs {module}: pip install -e '.[{extra}]' in hpt's checkout")
 
 
 class Logger:

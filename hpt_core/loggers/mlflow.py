@@ -19,10 +19,13 @@ have those characters replaced by `_`.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
+
+from pydantic import AfterValidator
 
 from hpt_core.config import LoggerOptions, StrictStr
 from hpt_core.loggers import Logger, MissingExtra, hookimpl, numeric_metrics
@@ -35,10 +38,19 @@ PARAMS_PER_BATCH = 100  # MLflow takes at most 100 parameters (and 1000 metrics)
 _NOT_IN_A_KEY = re.compile(r"[^\w\-. /]")
 
 
+def _not_a_folder(uri: Optional[str]) -> Optional[str]:
+    """MLflow refuses its folder store (`file:` URIs, Ray Tune's default) unless MLFLOW_ALLOW_FILE_STORE is set."""
+    is_folder = uri is not None and uri.startswith(("file:", "/", ".", "~"))
+    if is_folder and os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() != "true":
+        raise ValueError("MLflow no longer takes a folder as its tracking store; use a database such as "
+                         "`sqlite:///mlflow.db` or a tracking server such as `http://127.0.0.1:5000`")
+    return uri
+
+
 class MLflowOptions(LoggerOptions):
     """`loggers.mlflow`: the tracking server (or store) and the MLflow experiment to log to."""
 
-    tracking_uri: Optional[StrictStr] = None
+    tracking_uri: Annotated[Optional[StrictStr], AfterValidator(_not_a_folder)] = None
     experiment_name: Optional[StrictStr] = None
 
 

@@ -14,6 +14,7 @@ from hpt_core.searchers.custom import CustomSearch
 from hpt_core.searchers.grid import GridSearch
 from hpt_core.searchers.pbt import PBTSearch
 from hpt_core.searchers.random import RandomSearch
+from hpt_core.searchers.sampler import Sampler
 from hpt_core.searchers.single import SingleSearch
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "Operation",
     "PBTSearch",
     "RandomSearch",
+    "Sampler",
     "SearchMethod",
     "Shutdown",
     "SingleSearch",

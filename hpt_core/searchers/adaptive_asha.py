@@ -22,7 +22,7 @@ from typing import Annotated, Any, ClassVar, Literal, Optional
 
 from pydantic import Field
 
-from hpt_core.config import Length, PositiveInt, SearcherConfig, StrictBool, StrictFloat
+from hpt_core.config import Length, PositiveInt, SearcherConfig, StrictBool, StrictFloat, StrictStr
 from hpt_core.errors import SearcherError
 from hpt_core.operations import Create, ExitedReason, Operation
 from hpt_core.searchers.asha_bracket import (
@@ -32,7 +32,7 @@ from hpt_core.searchers.asha_bracket import (
     new_bracket_state,
 )
 from hpt_core.searchers.base import SearchMethod
-from hpt_core.searchers.tpe import ModelBasedSampling, Sampler
+from hpt_core.searchers.tpe import ModelBasedSampling
 from hpt_core.space import Space
 
 PROGRESS_BEFORE_SHUTDOWN = 0.99
@@ -46,7 +46,7 @@ class AdaptiveASHAConfig(SearcherConfig):
     max_rungs: PositiveInt = 5
     bracket_rungs: Optional[Annotated[list[PositiveInt], Field(min_length=1)]] = None
     stop_once: StrictBool = False
-    sampler: Sampler = "random"
+    sampler: StrictStr = "random"
 
 
 @dataclass(frozen=True)

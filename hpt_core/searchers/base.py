@@ -98,7 +98,7 @@ class SearchMethod(abc.ABC):
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly where the method is now, as plain JSON."""
-        state = {key: value for key, value in vars(self).items() if key not in ("config", "space", "rng")}
+        state = {key: value for key, value in vars(self).items() if key not in ("config", "space", "rng", "sampler")}
         state["rng"] = _rng_state_to_json(self.rng)
         return state
 

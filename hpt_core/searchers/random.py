@@ -9,17 +9,17 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from hpt_core.config import Length, PositiveInt, SearcherConfig
+from hpt_core.config import Length, PositiveInt, SearcherConfig, StrictStr
 from hpt_core.operations import Close, Create, ExitedReason, Operation, ValidateAfter
 from hpt_core.searchers.base import SearchMethod
-from hpt_core.searchers.tpe import ModelBasedSampling, Sampler
+from hpt_core.searchers.tpe import ModelBasedSampling
 from hpt_core.space import Space
 
 
 class RandomConfig(SearcherConfig):
     max_length: Length
     max_trials: PositiveInt
-    sampler: Sampler = "random"
+    sampler: StrictStr = "random"
 
 
 class RandomSearch(ModelBasedSampling, SearchMethod):

@@ -34,16 +34,14 @@ True
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from hpt_core.operations import ExitedReason
 from hpt_core.searchers.parzen import ParzenEstimator
+from hpt_core.searchers.sampler import RandomSampler, Sampler
 from hpt_core.space import Categorical, Const, Int, Log, Space, round_half_away
-
-Sampler = Literal["random", "tpe"]
-"""`searcher.sampler`: how a new trial's hyperparameters are chosen."""
 
 RANDOM_SHARE = 0.1
 """The share of proposals that are random samples, so that the search keeps exploring."""
@@ -170,27 +168,42 @@ class TrialHistory:
         return [len(hp.vals) for _, hp in self.encoding.categorical]
 
 
+class TPESampler(Sampler):
+    """`sampler: tpe`: the model-based proposals of this module."""
+
+    name = "tpe"
+
+    def propose(self, history: TrialHistory, rng: np.random.Generator) -> dict[str, Any]:
+        return history.propose(rng)
+
+
 class ModelBasedSampling:
     """`searcher.sampler` for a search method: mixed into `random` and `adaptive_asha`.
 
-    The method calls `start_sampler()` in `__init__` and the `remember_*` methods as trials are
-    created, report and end; `propose_hparams()` (the hook of `SearchMethod.sample_hparams`)
-    then samples at random (`sampler: random`, Determined's behaviour) or from the TPE model.
+    The method calls `start_sampler()` in `__init__` (a random sampler until told otherwise) and the
+    `remember_*` methods as trials are created, report and end; `create_searcher` then gives it the sampler
+    `searcher.sampler` names (`use_sampler`). A sampler that learns has the record kept in `sampler_history`;
+    `propose_hparams()` (the hook of `SearchMethod.sample_hparams`) asks the sampler.
     """
 
     config: Any
     space: Space
     rng: np.random.Generator
+    sampler: Sampler
     sampler_history: dict[str, Any] | None
 
     def start_sampler(self) -> None:
-        tpe = getattr(self.config, "sampler", "random") == "tpe"
-        self.sampler_history = new_history() if tpe else None
+        self.sampler = RandomSampler(self.space)
+        self.sampler_history = None
+
+    def use_sampler(self, sampler: Sampler) -> None:
+        """Choose new trials' hyperparameters with `sampler` from now on."""
+        self.sampler = sampler
+        if sampler.learns and self.sampler_history is None:
+            self.sampler_history = new_history()
 
     def propose_hparams(self) -> dict[str, Any]:
-        if self.sampler_history is None:
-            return super().propose_hparams()  # type: ignore[misc]  # SearchMethod's: a random sample
-        return TrialHistory(self.sampler_history, self.space).propose(self.rng)
+        return self.sampler.propose(TrialHistory(self.sampler_history or new_history(), self.space), self.rng)
 
     def remember_created(self, request_id: int, hparams: dict[str, Any]) -> None:
         if self.sampler_history is not None:

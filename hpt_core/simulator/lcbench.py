@@ -110,7 +110,7 @@ def _session(model: Path) -> Any:
     try:
         import onnxruntime
     except ImportError:
-        raise SimulationError("the lcbench benchmark needs onnxruntime: pip install 'hpt[benchmarks]' "
+        raise SimulationError("the lcbench benchmark needs onnxruntime: pip install -e '.[benchmarks]' "
                               "(or onnxruntime==1.32.0)") from None
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1

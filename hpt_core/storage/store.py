@@ -77,8 +77,13 @@ class Storage:
             self._engine.dispose()
             raise
 
+    @property
+    def shown_url(self) -> str:
+        """The storage's URL as it may be shown, its password hidden."""
+        return make_url(self.url).render_as_string(hide_password=True)
+
     def __repr__(self) -> str:
-        return f"Storage({make_url(self.url).render_as_string(hide_password=True)!r})"
+        return f"Storage({self.shown_url!r})"
 
     def __enter__(self) -> Storage:
         return self

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -73,8 +75,9 @@ def test_experiment_create_prints_the_url_of_the_running_dashboard(running_dashb
     process.communicate(timeout=30)
     again = experiments.hpt("experiment", "create", str(exp), str(MODEL_DIR), "--quiet", timeout=EXPERIMENT_TIMEOUT)
     assert again.returncode == 0 and "watch it in the dashboard" not in again.stdout and url not in again.stdout
-    assert f"run `hpt dashboard` and open http://127.0.0.1:8080/#/experiments/" \
-           f"{experiment_id + 1}" in again.stdout
+    suggestion = re.search(r"run `(\S+) dashboard` and open http://127\.0\.0\.1:8080/#/experiments/(\d+)",
+                           again.stdout)
+    assert suggestion and int(suggestion[2]) == experiment_id + 1 and shutil.which(suggestion[1]) is not None
 
 
 

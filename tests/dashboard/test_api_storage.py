@@ -134,6 +134,7 @@ def test_reports_made_after_a_first_look_show_up(written, storage_url):
                                                                                     "lr": 0.1, "$dollar": 1}, seed=4)
     summary = get_json(written.url, path)
     assert (summary["best_trial_id"], summary["best_metric"], summary["trial_count"]) == (second, 2.0, 4)
+    assert summary["best_trial_number"] == 2  # `second` is the experiment's second trial (request 2)
     assert get_json(written.url, f"{path}/best-over-time")["points"][-1]["trial_id"] == second
     page = get_json(written.url, f"{path}/trials", sort="best_validation", order="desc")
     assert [row["id"] for row in page["trials"]] == [second, child, first, fourth]

@@ -110,3 +110,14 @@ def test_events_of_another_experiment_are_ignored(tracking_uri, tmp_path):
     logger.hpt_experiment_started(experiment_id=2, config=None, experiment_dir=str(tmp_path))
     logger.hpt_trial_started(experiment_id=2, trial_id=1, request_id=1, hparams={})
     assert logger.run_id is None and not (tmp_path / "mlflow_run_id").exists()
+
+
+@pytest.mark.parametrize("uri", ["file:/tmp/mlruns", "./mlruns"])
+def test_a_folder_as_tracking_store_is_one_line_saying_what_to_use_instead(uri, monkeypatch):
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    with pytest.raises(hpt_core.ConfigError) as raised:
+        hpt_core.load_config({"searcher": {"name": "single", "metric": "loss", "max_length": 1},
+                              "loggers": {"mlflow": {"tracking_uri": uri}}})
+    (problem,) = raised.value.problems
+    assert problem.path == "loggers.mlflow.tracking_uri" and problem.value == uri
+    assert "use a database such as `sqlite:///mlflow.db`" in problem.message

@@ -1,4 +1,4 @@
-"""A third-party hpt plugin used by the tests: one search method and two observers."""
+"""A third-party hpt plugin used by the tests: a search method with its dashboard view, and two observers."""
 
 import json
 import os
@@ -6,12 +6,12 @@ import os
 from pydantic import Field
 
 from hpt_core import hookimpl
-from hpt_core.config import PositiveInt, SearcherConfig
+from hpt_core.config import Length, PositiveInt, SearcherConfig
 from hpt_core.searchers import Close, Create, SearchMethod, ValidateAfter
 
 
 class EveryOtherConfig(SearcherConfig):
-    max_length: PositiveInt = 4
+    max_length: Length = Length(batches=4)
     tries: PositiveInt = Field(default=2)
 
 
@@ -30,7 +30,7 @@ class EveryOther(SearchMethod):
 
     def _next(self):
         request_id = self.new_request_id()
-        return [Create(request_id, self.space.sample(self.rng)), ValidateAfter(request_id, self.config.max_length)]
+        return [Create(request_id, self.space.sample(self.rng)), ValidateAfter(request_id, self.max_length)]
 
     def on_validation_completed(self, request_id, metric, length):
         return [Close(request_id)]
@@ -46,6 +46,14 @@ class EveryOther(SearchMethod):
 @hookimpl
 def hpt_search_methods():
     return [EveryOther]
+
+
+@hookimpl
+def hpt_search_method_view(name, search):
+    """The dashboard's view of `every_other`: how many of its trials have closed."""
+    if name != EveryOther.name:
+        return None
+    return {"closed": search.searcher_state().get("closed", 0)}
 
 
 @hookimpl

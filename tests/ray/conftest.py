@@ -71,7 +71,7 @@ def ray_temp_root():
 
 @pytest.fixture(scope="session")
 def ray_cluster(ray_temp_root):
-    cluster_utils = pytest.importorskip("ray.cluster_utils", reason="Ray is not installed (pip install 'hpt[ray]')")
+    cluster_utils = pytest.importorskip("ray.cluster_utils", reason="Ray is not installed (pip install -e '.[ray]')")
     import ray
 
     root = ray_temp_root

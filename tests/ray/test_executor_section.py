@@ -25,13 +25,13 @@ def test_trials_run_locally_unless_the_file_says_otherwise():
 
 
 @pytest.mark.parametrize("executor, path, given, allowed", [
-    ({"type": "slurm"}, "executor.type", "slurm", "'local' or 'ray'"),
+    ({"type": "slurm"}, "executor.type", "slurm", "unknown executor; installed: local, ray"),
     ({"type": "ray", "address": "http://head:8265"}, "executor.address", "http://head:8265", "ray://HOST:PORT"),
     ({"type": "ray", "cpus_per_trial": -1}, "executor.cpus_per_trial", -1, "greater than or equal to 0"),
     ({"type": "ray", "custom_resources": {"big_memory": 0}}, "executor.custom_resources.big_memory", 0,
      "greater than 0"),
     ({"type": "ray", "adress": "auto"}, "executor.adress", "adress", "did you mean 'address'"),
-    ({"address": "auto"}, "executor", {"address": "auto"}, "only to `type: ray`"),
+    ({"address": "auto"}, "executor.address", "address", "unknown field; allowed: type"),
 ])
 def test_a_bad_executor_section_is_an_error_naming_the_field_the_value_and_what_is_allowed(executor, path, given,
                                                                                            allowed):

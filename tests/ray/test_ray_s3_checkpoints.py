@@ -8,7 +8,7 @@ import pytest
 from hpt_core.export import export_checkpoint
 from hpt_core.runner import delete_experiment
 
-pytest.importorskip("s3fs", reason="S3 checkpoints need s3fs (pip install 'hpt[s3]')")
+pytest.importorskip("s3fs", reason="S3 checkpoints need s3fs (pip install -e '.[s3]')")
 moto_server = pytest.importorskip("moto.server", reason="the S3 stand-in is moto's server (pip install 'moto[server]')")
 
 BUCKET = "hpt-checkpoints"

@@ -8,8 +8,8 @@ import time
 
 from real_experiments import ExperimentFolder
 
-from hpt_core.config import ExecutorConfig
 from hpt_core.executors import LaunchSpec, RayExecutor, TrialExit
+from hpt_core.executors.ray import RayOptions
 from hpt_core.executors.process_group import group_alive
 
 STUBBORN = "trap 'echo got TERM' TERM; echo ready; while true; do sleep 0.1; done"
@@ -25,7 +25,7 @@ def wait_for(condition, what, seconds=60.0):
 def test_terminate_sends_sigterm_then_sigkill_once_the_grace_period_is_over(ray_cluster, tmp_path):
     empty_model_dir = tmp_path / "empty"
     empty_model_dir.mkdir()
-    settings = ExecutorConfig(type="ray", address=ray_cluster.address)
+    settings = RayOptions(type="ray", address=ray_cluster.address)
     executor = RayExecutor(tmp_path / "experiment", empty_model_dir, settings, experiment_id=1)
     logs = {trial_id: tmp_path / f"trial-{trial_id}.log" for trial_id in (1, 2)}
     executor.launch(LaunchSpec(1, 1, STUBBORN, {}, str(logs[1])))

@@ -67,7 +67,7 @@ def test_trial_describe_prints_the_trial_its_validations_and_checkpoints(finishe
     checkpoints = storage.checkpoints(trial_id=trial.id)
     result = finished.hpt("trial", "describe", str(trial.id))
     assert result.returncode == 0, result.stderr
-    assert f"trial {trial.id} of experiment {finished.experiment_id}" in result.stdout
+    assert f"trial {trial.id} (#{trial.request_id} in experiment {finished.experiment_id})" in result.stdout
     assert f"quality={trial.hparams['quality']}" in result.stdout
     assert "validations" in result.stdout and "val_loss" in result.stdout
     for checkpoint in checkpoints:

@@ -66,7 +66,8 @@ function renderSummary(node, experiment) {
     fact("Metric", `${experiment.metric} (${experiment.smaller_is_better ? "smaller" : "larger"} is better)`, "summary-metric"),
     fact("Best", experiment.best_metric === null ? "—"
       : el("span", {}, formatNumber(experiment.best_metric), " ",
-        el("a", { href: `#/trials/${experiment.best_trial_id}` }, `trial ${experiment.best_trial_id}`)), "summary-best"),
+        el("a", { href: `#/trials/${experiment.best_trial_id}` },
+          `trial ${experiment.best_trial_id} (#${experiment.best_trial_number})`)), "summary-best"),
     fact("Progress", progressBar(experiment.progress), "summary-progress"),
     fact("Trials", trialsByState(experiment.trials_by_state, experiment.trial_count), "summary-trials"),
     fact("Started", formatTime(experiment.started), "summary-started"),

@@ -47,7 +47,7 @@ function renderHeader(node, trial) {
   replaceChildren(node,
     el("p", {}, el("a", { href: `#/experiments/${trial.experiment_id}`, dataset: { testid: "trial-experiment-link" } },
       `← experiment ${trial.experiment_id}`)),
-    el("h1", {}, `Trial ${trial.id}`));
+    el("h1", {}, `Trial ${trial.id} (#${trial.request_id} in experiment ${trial.experiment_id})`));
 }
 
 function renderFacts(node, trial) {

@@ -9,6 +9,7 @@ const DEFAULT_PAGE_SIZE = 25;
 function columns(hyperparameterNames) {
   return [
     { label: "ID", sort: "id", cell: (trial) => el("a", { href: `#/trials/${trial.id}` }, trial.id), numeric: true },
+    { label: "#", sort: null, cell: (trial) => trial.request_id, numeric: true },  // its number within the experiment
     { label: "State", sort: "state", cell: (trial) => stateBadge(trial.state) },
     ...hyperparameterNames.map((name) => ({
       label: name, sort: `hp:${name}`, cell: (trial) => (name in trial.hparams ? formatValue(trial.hparams[name]) : "—"),

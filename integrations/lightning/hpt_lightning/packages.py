@@ -42,7 +42,7 @@ def imported_packages() -> tuple[str, ...]:
             continue
         return (name,)
     raise ImportError("hpt_lightning needs PyTorch Lightning: install `lightning` or `pytorch-lightning` "
-                      "(`pip install 'hpt[lightning]'`)")
+                      "(`pip install -e '.[lightning]'`)")
 
 
 def callback_class(package: str) -> type:

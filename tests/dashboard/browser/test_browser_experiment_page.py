@@ -225,4 +225,6 @@ def test_trial_page_charts_every_stored_metric(open_page, dashboard_url, storage
     shown = watched.page.locator("[data-testid=hparam-row] th").all_inner_texts()
     assert shown == sorted(expected.trial_values(storage, pbt_experiment_id)[trial.id])
     assert watched.page.get_by_test_id("trial-restarts").inner_text().endswith(str(trial.restarts))
+    assert watched.page.locator("h1").inner_text() == \
+        f"Trial {trial.id} (#{trial.request_id} in experiment {pbt_experiment_id})"
     assert watched.problems() == []

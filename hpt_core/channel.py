@@ -150,6 +150,7 @@ class ChannelServer:
         class RequestHandler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
             timeout = READ_TIMEOUT_SECONDS
+            disable_nagle_algorithm = True  # a reply's head and body are two writes: never hold the second back
 
             def parse_request(self) -> bool:
                 if not super().parse_request():

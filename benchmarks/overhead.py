@@ -1,11 +1,13 @@
 """System overhead of hpt against Optuna and Ray Tune, in one run.
 
-    python benchmarks/overhead.py [--trials 40] [--reports 3000] [--framework-trials 5] [--out benchmarks/results]
+    python benchmarks/overhead.py [--trials 40] [--reports 500] [--framework-trials 5] [--out benchmarks/results]
 
 1. Per-trial overhead: N no-op trials at concurrency 2 — hpt's local executor (warm starts on and
    off), Optuna (SQLite storage, 2 worker processes) and Ray Tune (default and reuse_actors=True).
-2. Metric ingestion: reports per second that hpt's controller accepts from 2 concurrent trials, and
-   whether every one of them is in storage afterwards.
+2. Metric ingestion: reports per second that hpt's controller stores from 8 concurrent trials (each report
+   call returns once its report is committed), p50/p99 latency of one report call, and how many were lost or
+   stored twice; beside it Optuna's `trial.report` into SQLite from 8 processes and Ray Tune's `tune.report`
+   from 8 trials.
 3. Launch to first report for a trial that imports PyTorch Lightning and one that imports
    TensorFlow/Keras, cold (a fresh process) and warm (forked from the fork server), with how often
    the fresh-process fallback was taken.
@@ -39,14 +41,21 @@ for target in ctx.targets():
 """
 
 REPORTING_TRIAL = """
+import json
 import os
+import time
 import hpt_core
 ctx = hpt_core.init()
 count = int(os.environ["REPORTS"])
+latencies, began_at = [], time.time()
 for target in ctx.targets():
     for step in range(1, count + 1):
+        began = time.perf_counter()
         ctx.report_training({"loss": 1.0 / step, "step": step}, batches=step)
+        latencies.append(time.perf_counter() - began)
     ctx.report_validation({"loss": 0.0}, batches=target)
+with open(os.path.join(os.environ["LATENCIES"], f"{ctx.trial_id}.json"), "w") as file:
+    json.dump({"latencies": latencies, "began": began_at, "ended": time.time()}, file)
 """
 
 FRAMEWORK_TRIAL = """
@@ -176,14 +185,105 @@ def _overhead_row(name: str, trials: int, wall: float, note: str) -> dict:
 # --- 2. ingestion ---------------------------------------------------------------------------
 
 
+INGESTION_TRIALS = 8
+
+
 def ingestion(root: Path, reports: int) -> dict:
+    """hpt: 8 trials at once, each sending `reports` training reports as fast as its calls return."""
     model_dir = model_directory(root, "reporting", REPORTING_TRIAL)
-    result = run_hpt(model_dir, 2, 2, warm=True, env={"REPORTS": str(reports)})
+    latency_dir = root / "latencies"
+    latency_dir.mkdir(exist_ok=True)
+    result = run_hpt(model_dir, INGESTION_TRIALS, INGESTION_TRIALS, warm=True,
+                     env={"REPORTS": str(reports), "LATENCIES": str(latency_dir)})
     training = [metric for metric in result["metrics"] if metric.kind == "training"]
-    first, last = min(m.reported_at for m in training), max(m.reported_at for m in training)
-    seconds = (last - first).total_seconds()
-    return {"reports_sent": 2 * reports, "reports_stored": len(training),
-            "reports_per_s": round(len(training) / seconds, 1), "concurrent_trials": 2}
+    kept = {(metric.trial_id, metric.metrics["step"]) for metric in training}
+    trials = [json.loads(path.read_text()) for path in latency_dir.glob("*.json")]
+    return _ingestion_row("hpt (local executor, SQLite)", INGESTION_TRIALS * reports, len(training),
+                          lost=INGESTION_TRIALS * reports - len(kept), duplicated=len(training) - len(kept),
+                          seconds=max(trial["ended"] for trial in trials) - min(trial["began"] for trial in trials),
+                          latencies=[value for trial in trials for value in trial["latencies"]])
+
+
+def _ingestion_row(system: str, sent: int, stored: int, *, lost: int, duplicated: int, seconds: float,
+                   latencies: list[float]) -> dict:
+    ordered = sorted(latencies)
+    return {"system": system, "concurrent_trials": INGESTION_TRIALS, "reports_sent": sent, "reports_stored": stored,
+            "reports_per_s": round(stored / seconds, 1), "p50_ms": round(1000 * ordered[len(ordered) // 2], 3),
+            "p99_ms": round(1000 * ordered[int(len(ordered) * 0.99)], 3), "lost": lost, "duplicated": duplicated}
+
+
+def _optuna_reporter(storage_url: str, study_name: str, reports: int, queue: Any) -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    latencies: list[float] = []
+    began_at = time.time()
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage_url)
+        trial = study.ask()
+        for step in range(1, reports + 1):
+            began = time.perf_counter()
+            trial.report(1.0 / step, step)
+            latencies.append(time.perf_counter() - began)
+        study.tell(trial, 0.0)
+    finally:  # a report that raised (SQLite busy) is lost; the parent learns how far this worker got
+        queue.put((latencies, began_at, time.time()))
+
+
+def optuna_ingestion(root: Path, reports: int) -> dict:
+    """Optuna: 8 worker processes, each one trial calling `trial.report` into one SQLite storage."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage_url = f"sqlite:///{root}/optuna-reports.db"
+    study = optuna.create_study(study_name="reports", storage=storage_url)
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    workers = [context.Process(target=_optuna_reporter, args=(storage_url, "reports", reports, queue))
+               for _ in range(INGESTION_TRIALS)]
+    for worker in workers:
+        worker.start()
+    finished = [queue.get() for _ in workers]
+    for worker in workers:
+        worker.join()
+    latencies = [value for worker_latencies, _, _ in finished for value in worker_latencies]
+    seconds = max(ended for _, _, ended in finished) - min(began for _, began, _ in finished)
+    stored = sum(len(trial.intermediate_values) for trial in study.get_trials())
+    return _ingestion_row("Optuna trial.report (SQLite)", INGESTION_TRIALS * reports, stored,
+                          lost=INGESTION_TRIALS * reports - stored, duplicated=0, seconds=seconds,
+                          latencies=latencies)
+
+
+def ray_ingestion(reports: int) -> dict:
+    """Ray Tune: 8 trials at once, each calling `tune.report` in a loop (results kept by the driver)."""
+    import ray
+    from ray import tune
+
+    def trainable(config: dict[str, Any]) -> None:
+        latencies = []
+        for step in range(1, config["reports"] + 1):
+            began = time.perf_counter()
+            tune.report({"loss": 1.0 / step, "step": step, "latencies": latencies[-1:], "sent_at": time.time()})
+            latencies.append(time.perf_counter() - began)
+
+    ray.init(num_cpus=INGESTION_TRIALS, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    try:
+        tuner = tune.Tuner(
+            trainable, param_space={"reports": reports, "x": tune.grid_search(list(range(INGESTION_TRIALS)))},
+            tune_config=tune.TuneConfig(max_concurrent_trials=INGESTION_TRIALS),
+            run_config=tune.RunConfig(verbose=0, storage_path=tempfile.mkdtemp(prefix="ray-bench-")),
+        )
+        results = tuner.fit()
+    finally:
+        ray.shutdown()
+    frames = [result.metrics_dataframe for result in results]
+    stored = sum(len(frame) for frame in frames)
+    latencies = [value for frame in frames for values in frame["latencies"] for value in values]
+    kept = {(index, step) for index, frame in enumerate(frames) for step in frame["step"]}
+    seconds = max(frame["sent_at"].max() for frame in frames) - min(frame["sent_at"].min() for frame in frames)
+    return _ingestion_row("Ray Tune tune.report", INGESTION_TRIALS * reports, stored,
+                          lost=INGESTION_TRIALS * reports - len(kept), duplicated=stored - len(kept),
+                          seconds=seconds, latencies=latencies)
 
 
 # --- 3. framework trials, warm and cold ------------------------------------------------------
@@ -221,10 +321,13 @@ def markdown(results: dict) -> str:
     for row in results["overhead"]:
         lines.append(f"| {row['system']} | {row['trials']} | {row['wall_s']} | {row['trials_per_s']} | "
                      f"{row['overhead_per_trial_s']} | {row['note']} |")
-    ingest = results["ingestion"]
-    lines += ["", f"Metric ingestion: {ingest['reports_per_s']} reports/s accepted from {ingest['concurrent_trials']} "
-              f"concurrent trials; {ingest['reports_stored']} of {ingest['reports_sent']} reports in storage.", "",
-              "| trial imports | cold launch → first report (s) | warm (s) | warm / cold | warm starts | fresh-process fallbacks |",
+    lines += ["", "| reporting | trials at once | reports sent | stored | reports/s | p50 of a call (ms) | "
+              "p99 (ms) | lost | duplicated |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for row in results["ingestion"]:
+        lines.append(f"| {row['system']} | {row['concurrent_trials']} | {row['reports_sent']} | {row['reports_stored']} "
+                     f"| {row['reports_per_s']} | {row['p50_ms']} | {row['p99_ms']} | {row['lost']} | "
+                     f"{row['duplicated']} |")
+    lines += ["", "| trial imports | cold launch → first report (s) | warm (s) | warm / cold | warm starts | fresh-process fallbacks |",
               "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for row in results["frameworks"]:
         lines.append(f"| {row['framework']} | {row['cold_median_s']} | {row['warm_median_s']} | {row['warm_to_cold']} | "
@@ -235,7 +338,7 @@ def markdown(results: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=40, help="no-op trials per system (default 40)")
-    parser.add_argument("--reports", type=int, default=3000, help="training reports per trial for ingestion")
+    parser.add_argument("--reports", type=int, default=500, help="training reports per trial for ingestion")
     parser.add_argument("--framework-trials", type=int, default=5, help="trials per framework and start kind")
     parser.add_argument("--skip-ray", action="store_true", help="leave Ray Tune out (its start costs seconds)")
     parser.add_argument("--out", default="benchmarks/results", help="where to write overhead.json and .md")
@@ -250,7 +353,8 @@ def main(argv: list[str] | None = None) -> int:
             "machine": f"{os.cpu_count()} cores, Python {sys.version.split()[0]}",
             "date": time.strftime("%Y-%m-%d"),
             "overhead": overhead,
-            "ingestion": ingestion(root, args.reports),
+            "ingestion": [ingestion(root, args.reports), optuna_ingestion(root, args.reports)]
+            + ([] if args.skip_ray else [ray_ingestion(args.reports)]),
             "frameworks": [framework_starts(root, name, args.framework_trials) for name in FRAMEWORK_IMPORTS],
         }
     out = Path(args.out)

@@ -1,24 +1,28 @@
-"""The link between trials and their controller: JSON over HTTP, authenticated by a per-experiment secret.
+"""The link between trials and their controller: JSON over HTTP, authenticated by a secret per trial attempt.
 
-The controller serves; each trial is a client. A request returns only after the controller has
-stored what it carried, so a report that has returned is durable. HTTP lets the link cross
-machines (the Ray executor binds it to an address the nodes can reach).
+The controller serves; each trial is a client on persistent connections. A request returns only after the
+controller has stored what it carried, so a report that has returned is durable; every request is safe to
+send again (reports carry their attempt's sequence number, checkpoints their id), so the client retries
+until it gets an answer, and finds a controller that moved (a resumed experiment) through the channel file.
+HTTP lets the link cross machines (the Ray executor binds it to an address the nodes can reach).
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import http.client
 import json
 import logging
 import re
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Mapping
+from pathlib import Path
+from typing import Any, Callable, Mapping, TextIO
 
 from hpt_core.errors import SearcherError
 
@@ -34,7 +38,29 @@ REFUSALS_LOGGED_PER_MINUTE = 10
 CHECKPOINT_METADATA_FILE = "hpt_checkpoint.json"
 """Written last into a checkpoint directory: a directory holding it is a complete checkpoint."""
 API_PREFIX = "/v1/"
+RETRY_PAUSE_SECONDS = 0.2
+"""The pause between two tries of a request the controller did not answer (doubling up to 1 s)."""
+WAITING_NOTICE_SECONDS = 1.0
+"""A request unanswered this long writes one line to the trial's output, and another once it is answered."""
 _CONTENT_LENGTH = re.compile(r"[0-9]{1,20}")
+_ATTEMPT_SECRET = re.compile(r"([0-9]{1,19})\.([0-9]{1,19})\.([0-9a-f]{64})")
+
+Sender = tuple[int, int]
+"""Who sent a request: (trial id, attempt), as its secret proves."""
+
+
+def attempt_secret(experiment_secret: str, trial_id: int, attempt: int) -> str:
+    """The secret of one attempt of one trial: it names them and is signed with the experiment's secret, which
+    no trial holds, so a trial can speak only for itself.
+
+    >>> attempt_secret("s", 3, 1).startswith("3.1.")
+    True
+    """
+    return f"{trial_id}.{attempt}.{_signature(experiment_secret, trial_id, attempt)}"
+
+
+def _signature(experiment_secret: str, trial_id: int, attempt: int) -> str:
+    return hmac.new(experiment_secret.encode(), f"{trial_id}.{attempt}".encode(), hashlib.sha256).hexdigest()
 
 
 class ChannelRefused(Exception):
@@ -50,7 +76,7 @@ class ControllerUnreachable(ConnectionError):
     """The controller did not answer within the retry window."""
 
 
-Handler = Callable[[str, dict[str, Any]], dict[str, Any]]
+Handler = Callable[[str, dict[str, Any], Sender], dict[str, Any]]
 
 
 class RefusalLog:
@@ -80,7 +106,8 @@ class RefusalLog:
 
 
 class ChannelServer:
-    """Serves trial requests to `handler(name, body) -> reply`; refuses anyone without the secret.
+    """Serves trial requests to `handler(name, body, sender) -> reply`; refuses anyone without an attempt's
+    secret made from the experiment's (`attempt_secret`).
 
     The handler may raise `ChannelRefused` to answer with an error status, and `ValueError`, `TypeError`,
     `KeyError` or `SearcherError` for a 400. A malformed request (bad headers, a body that is not a JSON
@@ -89,7 +116,7 @@ class ChannelServer:
 
     def __init__(self, handler: Handler, secret: str, host: str = "127.0.0.1", port: int = 0) -> None:
         self._handler = handler
-        self._secret = secret.encode()
+        self._secret = secret
         self.refusals = RefusalLog()
         self._server = _QuietHTTPServer((host, port), self._request_handler_class(), self.refusals)
         self._server.daemon_threads = True
@@ -108,10 +135,14 @@ class ChannelServer:
         self._server.shutdown()
         self._server.server_close()
 
-    def _authorised(self, header: str | None) -> bool:
-        if not header or not header.startswith("Bearer "):
-            return False
-        return hmac.compare_digest(header.removeprefix("Bearer ").encode(), self._secret)
+    def _sender(self, header: str | None) -> Sender | None:
+        """The (trial id, attempt) whose secret the Authorization header carries; None if it carries none."""
+        match = _ATTEMPT_SECRET.fullmatch((header or "").removeprefix("Bearer "))
+        if match is None or not (header or "").startswith("Bearer "):
+            return None
+        trial_id, attempt = int(match[1]), int(match[2])
+        expected = _signature(self._secret, trial_id, attempt)
+        return (trial_id, attempt) if hmac.compare_digest(match[3], expected) else None
 
     def _request_handler_class(self) -> type[BaseHTTPRequestHandler]:
         channel = self
@@ -119,6 +150,7 @@ class ChannelServer:
         class RequestHandler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
             timeout = READ_TIMEOUT_SECONDS
+            disable_nagle_algorithm = True  # a reply's head and body are two writes: never hold the second back
 
             def parse_request(self) -> bool:
                 if not super().parse_request():
@@ -129,15 +161,17 @@ class ChannelServer:
                 return True
 
             def do_POST(self) -> None:  # noqa: N802 - the http.server naming
-                if not channel._authorised(self.headers.get("Authorization")):
-                    self._refuse(401, "unknown sender: this experiment's secret is required")
+                sender = channel._sender(self.headers.get("Authorization"))
+                if sender is None:
+                    self._refuse(401, "unknown sender: the secret of one of this experiment's trial attempts "
+                                      "is required")
                     return
                 if not self.path.startswith(API_PREFIX):
                     self._refuse(404, f"no such endpoint: {self.path}")
                     return
                 try:
                     body = self._read_body()
-                    reply = channel._handler(self.path.removeprefix(API_PREFIX), body)
+                    reply = channel._handler(self.path.removeprefix(API_PREFIX), body, sender)
                 except ChannelRefused as refused:
                     self._refuse(refused.status, refused.message)
                 except (ValueError, KeyError, TypeError, SearcherError) as error:
@@ -221,37 +255,102 @@ class _QuietHTTPServer(ThreadingHTTPServer):
 
 
 class ChannelClient:
-    """What a trial uses to talk to its controller; retries while the controller is briefly unreachable."""
+    """What a trial uses to talk to its controller: one persistent connection per thread; a request that is
+    not answered is sent again (every request is safe to repeat) until `retry_seconds` have passed, and a
+    controller that moved is found again through `channel_file` (JSON `{"url": ...}`, rewritten by each
+    controller of the experiment). Waits longer than a second are noted in `log` (the trial's output)."""
 
-    def __init__(self, url: str, secret: str, retry_seconds: float = 10.0, timeout: float = 60.0) -> None:
+    def __init__(self, url: str, secret: str, *, channel_file: str | Path | None = None, timeout: float = 60.0,
+                 log: TextIO | None = None) -> None:
         self.url = url.rstrip("/")
         self._secret = secret
-        self.retry_seconds = retry_seconds
+        self._channel_file = Path(channel_file) if channel_file else None
         self.timeout = timeout
+        self._log = log
+        self._connections = threading.local()
 
-    def call(self, name: str, body: Mapping[str, Any], retry_seconds: float | None = None) -> dict[str, Any]:
+    def call(self, name: str, body: Mapping[str, Any], retry_seconds: float = 10.0) -> dict[str, Any]:
+        """Send a request; its reply. ChannelRefused when the controller refuses it, ControllerUnreachable when
+        no controller answered for `retry_seconds` (math.inf: wait as long as it takes)."""
         data = json.dumps(body, allow_nan=True).encode()
-        request = urllib.request.Request(
-            f"{self.url}{API_PREFIX}{name}",
-            data=data,
-            method="POST",
-            headers={"Authorization": f"Bearer {self._secret}", "Content-Type": "application/json"},
-        )
-        deadline = time.monotonic() + (self.retry_seconds if retry_seconds is None else retry_seconds)
+        started = time.monotonic()
+        pause, noted = RETRY_PAUSE_SECONDS, False
         while True:
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    return json.loads(response.read() or b"{}")
-            except urllib.error.HTTPError as error:
-                raise ChannelRefused(error.code, _error_message(error)) from None
-            except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
-                if time.monotonic() >= deadline:
-                    raise ControllerUnreachable(f"the controller at {self.url} does not answer: {error}") from None
-                time.sleep(0.2)
+                reply = self._send(name, data)
+            except (OSError, http.client.HTTPException) as error:
+                self._drop_connection()
+                waited = time.monotonic() - started
+                if waited >= retry_seconds:
+                    if noted:
+                        self._note(f"gave up on {name} after {waited:.1f} s: the controller did not answer")
+                    raise ControllerUnreachable(f"the controller at {self.url} does not answer: {error!r}") from None
+                if waited >= WAITING_NOTICE_SECONDS and not noted:
+                    noted = True
+                    limit = "as long as it takes" if retry_seconds == float("inf") else f"up to {retry_seconds:.0f} s"
+                    self._note(f"the controller at {self.url} does not answer ({type(error).__name__}); "
+                               f"{name} {_describe(body)} waits and retries, {limit}")
+                time.sleep(min(pause, max(0.0, retry_seconds - waited)))
+                pause = min(2 * pause, 1.0)
+                self._rediscover()
+                continue
+            if noted:
+                self._note(f"{name} {_describe(body)} answered by the controller at {self.url} after "
+                           f"{time.monotonic() - started:.1f} s")
+            return reply
+
+    def _send(self, name: str, data: bytes) -> dict[str, Any]:
+        connection = self._connection()
+        connection.request("POST", f"{self._path_prefix}{API_PREFIX}{name}", body=data, headers={
+            "Authorization": f"Bearer {self._secret}", "Content-Type": "application/json"})
+        response = connection.getresponse()
+        payload = response.read()
+        if response.will_close:
+            self._drop_connection()
+        if response.status != 200:
+            raise ChannelRefused(response.status, _error_message(payload, response.reason))
+        return json.loads(payload or b"{}")
+
+    @property
+    def _path_prefix(self) -> str:
+        return urllib.parse.urlsplit(self.url).path
+
+    def _connection(self) -> http.client.HTTPConnection:
+        connection = getattr(self._connections, "current", None)
+        if connection is None or getattr(self._connections, "url", None) != self.url:
+            parts = urllib.parse.urlsplit(self.url)
+            connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=self.timeout)
+            self._connections.current, self._connections.url = connection, self.url
+        return connection
+
+    def _drop_connection(self) -> None:
+        connection = getattr(self._connections, "current", None)
+        if connection is not None:
+            connection.close()
+            self._connections.current = None
+
+    def _rediscover(self) -> None:
+        """Follow the experiment's channel to the address its current controller wrote."""
+        if self._channel_file is None:
+            return
+        try:
+            url = str(json.loads(self._channel_file.read_text())["url"]).rstrip("/")
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        if url != self.url:
+            self._note(f"the controller moved: now at {url}")
+            self.url = url
+
+    def _note(self, message: str) -> None:
+        print(f"hpt: {message}", file=self._log or sys.stderr, flush=True)
 
 
-def _error_message(error: urllib.error.HTTPError) -> str:
+def _describe(body: Mapping[str, Any]) -> str:
+    return f"(seq {body['seq']})" if "seq" in body else ""
+
+
+def _error_message(payload: bytes, reason: str) -> str:
     try:
-        return str(json.loads(error.read()).get("error", error.reason))
+        return str(json.loads(payload).get("error", reason))
     except (ValueError, AttributeError):
-        return str(error.reason)
+        return str(reason)

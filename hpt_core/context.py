@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import json
 import math
 import os
@@ -49,7 +50,6 @@ from hpt_core.safe_yaml import load_yaml
 from hpt_core.space import PATH_SEPARATOR
 
 POLL_SECONDS = 1.0
-CONTROLLER_GONE_SECONDS = 5.0
 FORCED_EXIT_SECONDS = 60.0
 RESTORE_FOLDER = "hpt_restore"
 """Where a trial's working directory receives checkpoints downloaded from a URL before a restore."""
@@ -124,8 +124,11 @@ class TrialContext(Context):
         self._decision = start["decision"]
         self._target: int | None = start.get("target")
         self._checkpoint_requested = bool(start.get("checkpoint"))
+        self._decision_seq: int = start.get("decision_seq", 0)
+        wait_limit = start.get("wait_limit_seconds")
+        self._give_up_at = math.inf if wait_limit is None else time.monotonic() + wait_limit
+        self._report_seq = itertools.count(1)
         self._preempted = False
-        self._controller_gone = False
         self._lock = threading.Lock()
         self._poller = threading.Thread(target=self._poll_controller, name="hpt-trial-poller", daemon=True)
         self._poller.start()
@@ -149,7 +152,7 @@ class TrialContext(Context):
 
     def should_stop(self) -> bool:
         """Cheap (no I/O): whether to stop training now, save a checkpoint and exit."""
-        return self._preempted or self._controller_gone or self._stop_requested or self._decision != "continue"
+        return self._preempted or self._stop_requested or self._decision != "continue"
 
     def should_checkpoint(self) -> bool:
         """Whether to save a checkpoint now: the checkpoint policy asks for one, or the trial stops."""
@@ -157,27 +160,32 @@ class TrialContext(Context):
 
     @property
     def preempted(self) -> bool:
-        """The controller is gone or the trial was asked to end (cancel, SIGTERM)."""
-        return self._preempted or self._controller_gone
+        """The trial was asked to end (cancel, SIGTERM) or a newer attempt of it runs."""
+        return self._preempted
 
     # --- reporting ----------------------------------------------------------------------------
 
     def report_training(self, metrics: Mapping[str, Any], *, batches: int, epochs: int = 0) -> None:
-        """Record training metrics after `batches` batches and `epochs` epochs (in total, this trial)."""
+        """Record training metrics after `batches` batches and `epochs` epochs (in total, this trial).
+
+        Returns once the report is stored (exactly once, whatever the retries). While the controller is away
+        (killed, being resumed) the call waits and retries, with a line in the trial's output, as long as the
+        trial's time limits allow; past them it raises ControllerUnreachable."""
         self._report("training", metrics, batches, epochs)
 
     def report_validation(self, metrics: Mapping[str, Any], *, batches: int, epochs: int = 0) -> None:
-        """Record validation metrics (the searcher metric among them); the reply says what to do next."""
+        """Record validation metrics (the searcher metric among them) like `report_training`; the reply says
+        what to do next."""
         self._report("validation", metrics, batches, epochs)
 
     def _report(self, kind: str, metrics: Mapping[str, Any], batches: int, epochs: int) -> None:
-        reply = self._call("report", {"kind": kind, "metrics": _plain_metrics(metrics), "batches": int(batches),
-                                      "epochs": int(epochs), "stop_requested": self._stop_requested})
-        self._apply(reply)
+        self._apply(self._deliver("report", {
+            "kind": kind, "metrics": _plain_metrics(metrics), "batches": int(batches), "epochs": int(epochs),
+            "stop_requested": self._stop_requested, "seq": next(self._report_seq)}))
 
     def set_stop_requested(self, stop: bool = True) -> None:
         super().set_stop_requested(stop)
-        with contextlib.suppress(ChannelRefused):
+        with contextlib.suppress(ChannelRefused, ControllerUnreachable):
             self._apply(self._call("status", {"stop_requested": self._stop_requested}, retry_seconds=1.0))
 
     # --- checkpoints --------------------------------------------------------------------------
@@ -190,7 +198,7 @@ class TrialContext(Context):
         description = self._describe(batches, epochs, metadata)
         with checkpoint_directory(self._checkpoint_root, checkpoint_id, description) as path:
             yield path
-        self._apply(self._call("checkpoint", {
+        self._apply(self._deliver("checkpoint", {
             "checkpoint_id": checkpoint_id, "path": join(self._checkpoint_root, checkpoint_id),
             "batches": int(batches), "epochs": int(epochs), "metadata": dict(metadata or {})}))
 
@@ -201,57 +209,54 @@ class TrialContext(Context):
 
     def report_invalid_hp(self, message: str = "") -> None:
         """Tell the controller the hyperparameters cannot be trained (also done for an uncaught InvalidHP)."""
-        with contextlib.suppress(ChannelRefused):
+        with contextlib.suppress(ChannelRefused, ControllerUnreachable):
             self._call("exit", {"reason": "INVALID_HP", "message": message}, retry_seconds=2.0)
 
     def report_error(self, message: str) -> None:
-        with contextlib.suppress(ChannelRefused):
+        with contextlib.suppress(ChannelRefused, ControllerUnreachable):
             self._call("exit", {"reason": "ERRORED", "message": message}, retry_seconds=2.0)
 
     # --- plumbing -----------------------------------------------------------------------------
 
-    def _call(self, name: str, body: dict[str, Any], retry_seconds: float | None = None) -> dict[str, Any]:
-        """Send a request; once the controller is gone, nothing is sent and the trial winds down."""
-        if self._controller_gone:
-            return {}
+    def _deliver(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Send what must be stored: waits for the controller as long as the trial's time limits allow."""
+        return self._call(name, body, retry_seconds=max(0.0, self._give_up_at - time.monotonic()))
+
+    def _call(self, name: str, body: dict[str, Any], retry_seconds: float = 10.0) -> dict[str, Any]:
         try:
             return self._client.call(name, {**self._identity, **body}, retry_seconds=retry_seconds)
         except ChannelRefused as refused:
             if refused.status == 409:  # a newer attempt of this trial exists: this process must end
                 self._preempted = True
             raise
-        except ControllerUnreachable:
-            self._controller_gone = True
-            return {}
 
     def _apply(self, reply: Mapping[str, Any]) -> None:
+        self._take(reply)
+        if reply.get("error"):
+            raise SystemExit(f"hpt: {reply['error']}")
+
+    def _take(self, reply: Mapping[str, Any]) -> None:
+        """Follow the controller's decision in `reply`, unless a newer one (by its sequence number) is known."""
         with self._lock:
+            if reply.get("decision_seq", 0) < self._decision_seq:
+                return
+            self._decision_seq = reply.get("decision_seq", 0)
             self._decision = reply.get("decision", self._decision)
             self._target = reply.get("target", self._target)
             self._checkpoint_requested = bool(reply.get("checkpoint", self._checkpoint_requested))
-            if reply.get("error"):
-                raise SystemExit(f"hpt: {reply['error']}")
 
     def _poll_controller(self) -> None:
-        unreachable_since: float | None = None
         gone_since: float | None = None
         while True:
             time.sleep(POLL_SECONDS)
             try:
-                reply = self._client.call("status", {**self._identity, "stop_requested": self._stop_requested},
-                                          retry_seconds=0.0)
-                unreachable_since = None
-                with self._lock:
-                    self._decision = reply.get("decision", self._decision)
-                    self._target = reply.get("target", self._target)
+                self._take(self._client.call("status", {**self._identity, "stop_requested": self._stop_requested},
+                                             retry_seconds=0.0))
             except ChannelRefused as refused:
                 if refused.status in (401, 409):
                     self._preempted = True
             except ControllerUnreachable:
-                now = time.monotonic()
-                unreachable_since = unreachable_since or now
-                if now - unreachable_since >= CONTROLLER_GONE_SECONDS:
-                    self._controller_gone = True
+                pass  # reports wait for the controller; the poller asks again
             if self.preempted:
                 gone_since = gone_since or time.monotonic()
                 if time.monotonic() - gone_since >= FORCED_EXIT_SECONDS:
@@ -320,7 +325,8 @@ def init(config: str | Path | None = None) -> TrialContext | LocalContext:
 
 
 def _trial_context_from_environment() -> TrialContext:
-    client = ChannelClient(os.environ["HPT_CONTROLLER_URL"], os.environ["HPT_SECRET"])
+    client = ChannelClient(os.environ["HPT_CONTROLLER_URL"], os.environ["HPT_SECRET"],
+                           channel_file=os.environ.get("HPT_CHANNEL_FILE"))
     trial_id, attempt = int(os.environ["HPT_TRIAL_ID"]), int(os.environ["HPT_ATTEMPT"])
     start = client.call("start", {"trial_id": trial_id, "attempt": attempt})
     context = TrialContext(client, trial_id, attempt, start)

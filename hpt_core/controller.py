@@ -12,6 +12,7 @@ the experiment PAUSED: only the user ends an experiment.
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import math
 import os
@@ -24,16 +25,18 @@ from typing import Any, Callable, Mapping
 
 from hpt_core import channel_fields as fields
 from hpt_core import checkpoint_storage
-from hpt_core.channel import ChannelRefused, ChannelServer
+from hpt_core.channel import ChannelRefused, ChannelServer, Sender, attempt_secret
 from hpt_core.checkpoint_gc import collect_garbage
 from hpt_core.config import ExperimentConfig
 from hpt_core.errors import SearcherError
 from hpt_core.executors.base import Executor, LaunchSpec, TrialExit
+from hpt_core.group_commit import GroupCommit
 from hpt_core.lifecycle import Trial, TrialMachine, restore
 from hpt_core.plugins import experiment_loggers, notify
 from hpt_core.recording import StorageBooks, rebuild
 from hpt_core.searchers.base import SearchMethod
-from hpt_core.storage import Storage, trial_log
+from hpt_core.private_files import write_private
+from hpt_core.storage import RecordNotFound, Report, Storage, channel_file, trial_log
 
 logger = logging.getLogger(__name__)
 
@@ -84,10 +87,14 @@ class Controller:
         self._failure: SearcherError | None = None
         self._cancel_requested = False
         self._lock = threading.RLock()
+        self._resuming = True
+        self._decision_seq = 0
+        self._decision_seq_lock = threading.Lock()
+        self._group_commit = GroupCommit(storage)
         self.channel: ChannelServer | None = None
         self.experiment_dir = storage.get_experiment(experiment_id).experiment_dir
-        self._handlers = {"start": self._on_start, "report": self._on_report, "checkpoint": self._on_checkpoint,
-                          "status": self._on_status, "exit": self._on_exit}
+        self._handlers = {"start": self._on_start, "checkpoint": self._on_checkpoint, "status": self._on_status,
+                          "exit": self._on_exit}
 
     @property
     def trials(self) -> dict[int, Trial]:
@@ -103,6 +110,7 @@ class Controller:
 
     def _run(self) -> str:
         self.channel = ChannelServer(self._handle, self.secret, host=self.host).start()
+        write_private(channel_file(self.experiment_dir), json.dumps({"url": self.channel.url}))
         self.storage.set_controller_pid(self.experiment_id, os.getpid())
         if self.config.max_time is not None:
             age = (_now() - self.storage.get_experiment(self.experiment_id).created_at).total_seconds()
@@ -115,6 +123,7 @@ class Controller:
                     self._resume()
                 else:
                     self.machine.dispatch("initial_operations")
+                self._resuming = False
                 if self._additional_trials:
                     self.machine.dispatch("extend", self._additional_trials)
             while not self._finished():
@@ -289,7 +298,8 @@ class Controller:
             "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
             **self.config.environment.variables,
             "HPT_CONTROLLER_URL": self.channel.url,
-            "HPT_SECRET": self.secret,
+            "HPT_CHANNEL_FILE": str(channel_file(self.experiment_dir)),
+            "HPT_SECRET": attempt_secret(self.secret, trial.trial_id, attempt),
             "HPT_EXPERIMENT_ID": str(self.experiment_id),
             "HPT_TRIAL_ID": str(trial.trial_id),
             "HPT_ATTEMPT": str(attempt),
@@ -317,25 +327,65 @@ class Controller:
 
     # --- the channel ------------------------------------------------------------------------
 
-    def _handle(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
-        if name not in self._handlers:
+    def _handle(self, name: str, body: dict[str, Any], sender: Sender) -> dict[str, Any]:
+        if name != "report" and name not in self._handlers:
             raise ChannelRefused(404, f"no such endpoint: {name}")
-        with self._lock:
-            trial = self._identify(body)
-            try:
-                return self._handlers[name](trial, body)
-            except SearcherError as error:  # the loop stops the experiment; the trial is told to stop now
+        if self._resuming:
+            return self._answer_while_resuming(name, body, sender)
+        try:
+            if name == "report":
+                return self._on_report(body, sender)
+            with self._lock:
+                return self._handlers[name](self._identify(body, sender), body)
+        except SearcherError as error:  # the loop stops the experiment; the trial is told to stop now
+            with self._lock:
                 self._failure = self._failure or error
-                return {"decision": "stop", "checkpoint": False}
+                return {"decision": "stop", "checkpoint": False, "decision_seq": self._next_decision_seq()}
 
-    def _identify(self, body: Mapping[str, Any]) -> Trial:
-        trial_id, attempt = fields.identifier(body, "trial_id"), fields.identifier(body, "attempt")
+    def _identify(self, body: Mapping[str, Any], sender: Sender) -> Trial:
+        trial_id, attempt = self._sender_named(body, sender)
         trial = self.machine.by_trial_id.get(trial_id)
         if trial is None:
             raise ChannelRefused(401, f"trial {trial_id!r} does not belong to this experiment")
         if attempt != trial.attempt or not trial.process_alive:
             raise ChannelRefused(409, f"attempt {attempt!r} of trial {trial.trial_id} is not the live one")
         return trial
+
+    @staticmethod
+    def _sender_named(body: Mapping[str, Any], sender: Sender) -> Sender:
+        """The (trial id, attempt) the request names, which must be the sender's own: a trial's secret speaks
+        for that trial's attempt only."""
+        named = fields.identifier(body, "trial_id"), fields.identifier(body, "attempt")
+        if named != sender:
+            raise ChannelRefused(401, f"the secret of trial {sender[0]} attempt {sender[1]} cannot speak for "
+                                      f"trial {named[0]} attempt {named[1]}")
+        return named
+
+    def _decision(self, trial: Trial) -> dict[str, Any]:
+        """What the trial is to do now, numbered so that it never follows an older answer over a newer one."""
+        return {**self.machine.decision(trial), "decision_seq": self._next_decision_seq()}
+
+    def _next_decision_seq(self) -> int:
+        """Increasing across the experiment's controllers too (a resumed controller's answers are newer)."""
+        with self._decision_seq_lock:
+            self._decision_seq = max(self._decision_seq + 1, time.time_ns())
+            return self._decision_seq
+
+    def _answer_while_resuming(self, name: str, body: dict[str, Any], sender: Sender) -> dict[str, Any]:
+        """While this controller takes over from a dead one, trials the dead one started still deliver what
+        they held: their reports are stored (once), their checkpoints found on disk, and they are told to stop
+        (they start again from their restore point once the experiment runs)."""
+        trial_id, attempt = self._sender_named(body, sender)
+        if name == "report":
+            self._group_commit.store(self._report_of(body, trial_id, attempt))
+        return {"decision": "stop", "checkpoint": True, "decision_seq": self._next_decision_seq()}
+
+    def _report_of(self, body: Mapping[str, Any], trial_id: int, attempt: int) -> Report:
+        kind = fields.choice(body, "kind", ("training", "validation"))
+        metrics, batches, epochs = (fields.json_object(body, "metrics"), fields.count(body, "batches"),
+                                    fields.count(body, "epochs", default=0))
+        return Report(trial_id, attempt, fields.count(body, "seq"), kind, metrics, batches, epochs,
+                      length=self.machine.units.to_searcher(batches, epochs))
 
     def _on_start(self, trial: Trial, body: Mapping[str, Any]) -> dict[str, Any]:
         units = self.machine.units
@@ -351,8 +401,19 @@ class Controller:
             "max_length": units.longest_for_trial(),
             "checkpoint_root": self.checkpoint_root,
             "restore": self._restore_for(trial),
-            **self.machine.decision(trial),
+            "wait_limit_seconds": self._wait_limit(trial),
+            **self._decision(trial),
         }
+
+    def _wait_limit(self, trial: Trial) -> float | None:
+        """How long the trial may wait for a controller that went away: until `max_trial_time` or `max_time`
+        would end it (None: no limit)."""
+        now = time.monotonic()
+        limits = [self._deadline - now]
+        if self.config.max_trial_time is not None:
+            limits.append(self._launched_at[trial.trial_id] + self.config.max_trial_time - now)
+        limit = min(limits)
+        return None if math.isinf(limit) else max(0.0, limit)
 
     def _restore_for(self, trial: Trial) -> dict[str, Any] | None:
         """The trial's restore point (lifecycle.restore's rules), as the trial is told it."""
@@ -374,16 +435,21 @@ class Controller:
             return self.storage.latest_checkpoint(searcher.source_trial_id)
         return None
 
-    def _on_report(self, trial: Trial, body: Mapping[str, Any]) -> dict[str, Any]:
-        kind = fields.choice(body, "kind", ("training", "validation"))
-        metrics, batches, epochs = (fields.json_object(body, "metrics"), fields.count(body, "batches"),
-                                    fields.count(body, "epochs", default=0))
+    def _on_report(self, body: Mapping[str, Any], sender: Sender) -> dict[str, Any]:
+        """Store a report once (in a group commit with other trials' reports, outside the controller's lock),
+        then tell the state machine about it unless it was a repeat."""
         stop_requested = fields.flag(body, "stop_requested")
-        self.storage.add_metrics(trial.trial_id, kind, metrics, batches=batches, epochs=epochs)
-        notify("hpt_metrics_reported", experiment_id=self.experiment_id, trial_id=trial.trial_id, kind=kind,
-               metrics=metrics, batches=batches, epochs=epochs)
-        self.machine.reported(trial, kind, metrics, batches, epochs, stop_requested)
-        return self.machine.decision(trial)
+        with self._lock:
+            trial = self._identify(body, sender)
+        report = self._report_of(body, trial.trial_id, trial.attempt)
+        stored_now = self._group_commit.store(report)
+        with self._lock:
+            if stored_now:
+                notify("hpt_metrics_reported", experiment_id=self.experiment_id, trial_id=trial.trial_id,
+                       kind=report.kind, metrics=report.metrics, batches=report.batches, epochs=report.epochs)
+                self.machine.reported(trial, report.kind, report.metrics, report.batches, report.epochs,
+                                      stop_requested)
+            return self._decision(trial)
 
     def _on_checkpoint(self, trial: Trial, body: Mapping[str, Any]) -> dict[str, Any]:
         """Register a finished checkpoint; its path is ours (the checkpoint root and its id), never the request's."""
@@ -395,19 +461,29 @@ class Controller:
         path = checkpoint_storage.join(self.checkpoint_root, checkpoint_id)
         if not checkpoint_storage.is_complete(path):
             raise ValueError(f"checkpoint {checkpoint_id!r} is not a finished checkpoint in {self.checkpoint_root}")
-        self._add_checkpoint(trial, checkpoint_id, batches, epochs, metadata)
-        notify("hpt_checkpoint_saved", experiment_id=self.experiment_id, trial_id=trial.trial_id,
-               checkpoint_id=checkpoint_id, metadata=metadata)
-        return self.machine.decision(trial)
+        if not self._registered(trial, checkpoint_id):  # a repeat of a request whose answer was lost
+            self._add_checkpoint(trial, checkpoint_id, batches, epochs, metadata)
+            notify("hpt_checkpoint_saved", experiment_id=self.experiment_id, trial_id=trial.trial_id,
+                   checkpoint_id=checkpoint_id, metadata=metadata)
+        return self._decision(trial)
+
+    def _registered(self, trial: Trial, checkpoint_id: str) -> bool:
+        try:
+            checkpoint = self.storage.get_checkpoint(checkpoint_id)
+        except RecordNotFound:
+            return False
+        if checkpoint.trial_id != trial.trial_id:
+            raise ChannelRefused(409, f"checkpoint {checkpoint_id!r} belongs to another trial")
+        return True
 
     def _on_status(self, trial: Trial, body: Mapping[str, Any]) -> dict[str, Any]:
         self.machine.asked_to_stop(trial, fields.flag(body, "stop_requested"))
-        return self.machine.decision(trial)
+        return self._decision(trial)
 
     def _on_exit(self, trial: Trial, body: Mapping[str, Any]) -> dict[str, Any]:
         if body.get("reason") == "INVALID_HP":
             self.machine.said_invalid_hp(trial)
-        return self.machine.decision(trial)
+        return self._decision(trial)
 
     # --- what the CLI shows -----------------------------------------------------------------
 

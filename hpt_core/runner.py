@@ -21,6 +21,7 @@ from hpt_core.controller import Controller
 from hpt_core.lifecycle import EndReason
 from hpt_core.errors import ConfigError, Problem
 from hpt_core.plugins import create_searcher, executors, load_config
+from hpt_core.private_files import open_private, private_folder
 from hpt_core.storage import ExperimentState, Storage, TrialState, experiment_dir, hpt_home, notebook_folders
 
 
@@ -39,7 +40,7 @@ def create_experiment(config: ExperimentConfig, model_dir: str | Path, storage: 
         name=config.name or model_dir.name, config=config.to_dict(), model_dir=str(model_dir), seed=seed,
         secret=secrets.token_hex(32), description=config.description,
     )
-    directory = experiment_dir(hpt_home(), experiment_id)
+    directory = experiment_dir(private_folder(hpt_home()), experiment_id)
     (directory / "trials").mkdir(parents=True, exist_ok=True)
     storage.set_experiment_dir(experiment_id, str(directory))
     return experiment_id
@@ -136,7 +137,7 @@ def change_state(storage: Storage, experiment_id: int, action: str) -> str:
 def run_detached(storage: Storage, experiment_id: int) -> int:
     """Run the experiment's controller in the background (its output in `controller.log`); returns its pid."""
     directory = Path(storage.get_experiment(experiment_id).experiment_dir)
-    with open(directory / "controller.log", "ab") as log:
+    with open_private(directory / "controller.log") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "hpt_core.cli", "experiment", "resume", str(experiment_id), "--quiet"],
             env={**os.environ, "HPT_STORAGE": storage.url},  # not on the command line: it may hold a password

@@ -170,7 +170,7 @@ def _fork_trial(request: dict[str, Any], server_fds: list[int], announce: Callab
 
 
 def _run_trial(request: dict[str, Any]) -> int:
-    log = os.open(request["log_path"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    log = os.open(request["log_path"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     os.dup2(log, 1)
     os.dup2(log, 2)
     os.close(log)

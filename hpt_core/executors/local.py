@@ -40,6 +40,7 @@ from hpt_core.executors.process_group import (
 from hpt_core.executors.warm_start import ForkedProcess, ForkServer, warm_start_wanted
 from hpt_core.executors.resources import GpuPool, cpu_cores, detect_gpus, thread_limits, threads_per_trial
 from hpt_core.executors.workdir import make_link_farm
+from hpt_core.private_files import open_private
 
 NO_GPUS_NOTICE = "no GPUs found: trials run on CPUs"
 
@@ -216,7 +217,7 @@ class LocalExecutor(TrackingExecutor):
         log_path = Path(spec.log_path)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         environment = self._environment(spec, gpus)
-        with open(log_path, "ab") as log:
+        with open_private(log_path) as log:
             log.write(attempt_header(spec.attempt))
             log.flush()
             argv = warm_start_wanted(spec.command, self.model_dir)

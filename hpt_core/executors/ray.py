@@ -28,6 +28,7 @@ from hpt_core.errors import ConfigError, Problem
 from hpt_core.executors.base import LaunchSpec, TrackingExecutor, TrialExit, attempt_header
 from hpt_core.executors.local import NO_GPUS_NOTICE
 from hpt_core.executors.workdir import SKIPPED_NAMES
+from hpt_core.private_files import open_private
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ class RayExecutor(TrackingExecutor):
         self._refuse_while_alive(spec)
         log_path = Path(spec.log_path)
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "ab") as log:
+        with open_private(log_path) as log:
             log.write(attempt_header(spec.attempt))
         actor = self._actor_class.options(
             num_cpus=self.settings.cpus_per_trial,
@@ -180,7 +181,7 @@ class RayExecutor(TrackingExecutor):
         except self._ray.exceptions.RayError as error:
             chunk, returncode = f"=== attempt {attempt.spec.attempt} failed to start: {error} ===\n".encode(), 1
         if chunk:
-            with open(attempt.spec.log_path, "ab") as log:
+            with open_private(attempt.spec.log_path) as log:
                 log.write(chunk)
         if returncode is None:
             attempt.output_ref = attempt.actor.output.remote(OUTPUT_WAIT_SECONDS)

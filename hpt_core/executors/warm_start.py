@@ -19,6 +19,7 @@ from typing import Any
 
 from hpt_core.executors.fork_server import python_script_of, third_party_imports
 from hpt_core.executors.process_group import group_alive
+from hpt_core.private_files import open_private
 
 CONNECT_SECONDS = 120.0
 UNKNOWN_EXIT_STATUS = 255
@@ -61,7 +62,7 @@ class ForkServer:
         self._notice = ""
         self.exit_status_dir.mkdir(parents=True, exist_ok=True)
         self.socket_path.unlink(missing_ok=True)
-        with open(self.log_path, "ab") as log:
+        with open_private(self.log_path) as log:
             self._process = subprocess.Popen(
                 [sys.executable, "-c", SERVER_MAIN, str(self.socket_path), str(os.getpid()), *self.modules],
                 env=environment, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,

@@ -244,11 +244,10 @@ class TrialMachine:
         self._trained(trial, batches, epochs)
 
     def _trained(self, trial: Trial, batches: int, epochs: int) -> int:
-        """Note how far the trial got; that length in the search method's unit."""
+        """Note how far the trial got (storage keeps it with the report or checkpoint, in the same transaction);
+        that length in the search method's unit."""
         length = self.units.to_searcher(batches, epochs)
-        if length > trial.length_trained:
-            trial.length_trained = length
-            self.books.update_trial(trial, length_trained=length)
+        trial.length_trained = max(trial.length_trained, length)
         return length
 
     def _on_validation(self, trial: Trial, metrics: Mapping[str, Any], length: int) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from hpt_core.storage.checks import TRIAL_UPDATABLE_FIELDS
 from hpt_core.storage.errors import RecordNotFound, SchemaVersionError
 from hpt_core.storage.locations import (
+    channel_file,
     default_storage_url,
     experiment_dir,
     hpt_home,
@@ -25,6 +26,7 @@ from hpt_core.storage.records import (
     CheckpointRecord,
     ExperimentRecord,
     MetricRecord,
+    Report,
     SearcherRecord,
     TrialRecord,
 )
@@ -54,12 +56,14 @@ __all__ = [
     "MetricKind",
     "MetricRecord",
     "RecordNotFound",
+    "Report",
     "SchemaVersionError",
     "SearcherRecord",
     "SearcherRecordKind",
     "Storage",
     "TrialRecord",
     "TrialState",
+    "channel_file",
     "default_storage_url",
     "experiment_dir",
     "hpt_home",

@@ -22,6 +22,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from hpt_core.private_files import create_private
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _WRITE_OPTION = "hpt_write"
 
@@ -39,7 +41,9 @@ def create_storage_engine(url: str) -> Engine:
             "give a file, e.g. sqlite:////path/to/hpt.db"
         )
     if not parsed.query.get("uri"):
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        path = Path(database).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(path)  # SQLite gives its -wal and -shm files the database file's mode
     engine = create_engine(
         url,
         json_serializer=serializer,

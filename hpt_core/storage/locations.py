@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from hpt_core.private_files import private_folder
+
 HOME_VARIABLE = "HPT_HOME"
 STORAGE_VARIABLE = "HPT_STORAGE"
 
@@ -16,12 +18,11 @@ def hpt_home() -> Path:
 
 
 def default_storage_url() -> str:
-    """`$HPT_STORAGE`, or a SQLite file `hpt.db` in `hpt_home()` (whose folder is created)."""
+    """`$HPT_STORAGE`, or a SQLite file `hpt.db` in `hpt_home()` (whose folder is created, its owner's only)."""
     configured = os.environ.get(STORAGE_VARIABLE)
     if configured:
         return configured
-    home = hpt_home()
-    home.mkdir(parents=True, exist_ok=True)
+    home = private_folder(hpt_home())
     return f"sqlite:///{home.resolve() / 'hpt.db'}"
 
 
@@ -33,6 +34,11 @@ def experiment_dir(home: Path | str, experiment_id: int) -> Path:
 def trial_log(experiment_directory: Path | str, trial_id: int) -> Path:
     """The file of a trial's output, every attempt appended: `<experiment dir>/trials/<trial_id>/output.log`."""
     return Path(experiment_directory) / "trials" / str(trial_id) / "output.log"
+
+
+def channel_file(experiment_directory: Path | str) -> Path:
+    """Where the experiment's current controller writes its channel's address, for trials to find it again."""
+    return Path(experiment_directory) / "channel.json"
 
 
 def notebook_folders(home: Path | str) -> Path:

@@ -67,6 +67,24 @@ class MetricRecord(_FromRow):
     batches: int
     epochs: int
     reported_at: datetime
+    attempt: int | None = None
+    seq: int | None = None
+    """The attempt of the trial that sent it and its number within the attempt (None if not sent by a trial)."""
+
+
+@dataclass(frozen=True)
+class Report:
+    """A report as a trial sends it, to be kept once per (trial_id, attempt, seq); `length` is how far the trial
+    got, in the search method's unit (its `length_trained` grows to it)."""
+
+    trial_id: int
+    attempt: int
+    seq: int
+    kind: str
+    metrics: dict[str, Any]
+    batches: int
+    epochs: int
+    length: int
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,10 @@ from sqlalchemy import (
 
 from hpt_core.storage.column_types import PortableJSON, UTCDateTime
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The layout version this code writes; a database with a newer one is refused."""
+
+REPORT_KEY_INDEX = "uq_metrics_trial_attempt_seq"
 
 metadata = MetaData()
 
@@ -79,8 +81,13 @@ metrics = Table(
     Column("batches", BigInteger, nullable=False),
     Column("epochs", BigInteger, nullable=False),
     Column("reported_at", UTCDateTime, nullable=False),
+    Column("attempt", Integer, nullable=True),
+    Column("seq", BigInteger, nullable=True),
     Index("ix_metrics_trial_kind", "trial_id", "kind"),
+    Index(REPORT_KEY_INDEX, "trial_id", "attempt", "seq", unique=True),
 )
+"""A report sent over the channel carries (trial, attempt, seq) and is kept once whatever the retries; rows
+without them (written by an older hpt, or by `Storage.add_metrics`) are never taken as repeats."""
 
 checkpoints = Table(
     "checkpoints",

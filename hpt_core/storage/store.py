@@ -8,12 +8,26 @@ be spread over files.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table, delete, func, insert, inspect, select, text, update
+from sqlalchemy import (
+    Connection,
+    Select,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
@@ -34,6 +48,7 @@ from hpt_core.storage.records import (
     CheckpointRecord,
     ExperimentRecord,
     MetricRecord,
+    Report,
     SearcherRecord,
     TrialRecord,
 )
@@ -351,6 +366,35 @@ class Storage:
             result = connection.execute(insert(schema.metrics).values(**values))
             return int(result.inserted_primary_key[0])
 
+    def add_reports(self, reports: Sequence[Report]) -> list[bool]:
+        """Store many trials' reports in one transaction (a group commit), each once by (trial, attempt, seq):
+        True for a report stored now, False for one stored before (a retry) or earlier in `reports`. Each
+        trial's `length_trained` grows to the longest length among its reports, in the same transaction.
+        A few statements whatever the number of reports: one commit is shared by every report."""
+        rows = [_report_row(report) for report in reports]
+        longest: dict[int, int] = {}
+        for report in reports:
+            longest[report.trial_id] = max(longest.get(report.trial_id, 0), check_count(report.length, "length"))
+        table = schema.metrics
+        keys = [(row["trial_id"], row["attempt"], row["seq"]) for row in rows]
+        with write_transaction(self._engine) as connection:
+            seen = {tuple(row) for row in connection.execute(
+                select(table.c.trial_id, table.c.attempt, table.c.seq)
+                .where(tuple_(table.c.trial_id, table.c.attempt, table.c.seq).in_(keys)))}
+            stored = []
+            for key in keys:
+                stored.append(key not in seen)
+                seen.add(key)
+            new_rows = [row for row, is_new in zip(rows, stored) if is_new]
+            if new_rows:
+                connection.execute(insert(table), new_rows)
+            trials = schema.trials
+            connection.execute(
+                update(trials).where(trials.c.id == bindparam("trial"), trials.c.length_trained < bindparam("length"))
+                .values(length_trained=bindparam("length")),
+                [{"trial": trial_id, "length": length} for trial_id, length in longest.items()])
+        return stored
+
     def metrics(
         self,
         *,
@@ -384,7 +428,8 @@ class Storage:
         length: int | None,
         metadata: dict[str, Any],
     ) -> CheckpointRecord:
-        """Record a COMPLETED checkpoint of a trial; its id must be new (e.g. a uuid4 string)."""
+        """Record a COMPLETED checkpoint of a trial; its id must be new (e.g. a uuid4 string). The trial's
+        `length_trained` grows to `length` in the same transaction."""
         if check_text(checkpoint_id, "checkpoint_id") == "":
             raise ValueError("checkpoint_id must be a non-empty string, but got ''")
         values = {
@@ -409,6 +454,8 @@ class Storage:
                 connection.execute(insert(schema.checkpoints).values(**values))
             except IntegrityError as error:
                 raise duplicate from error
+            if length is not None:
+                _grow_length_trained(connection, trial_id, length)
             row = (
                 connection.execute(select(schema.checkpoints).where(schema.checkpoints.c.id == checkpoint_id))
                 .mappings()
@@ -532,6 +579,10 @@ def _migrate(connection: Connection, version: int) -> None:
     if version == 1:  # 1 -> 2: trials.length_trained, which version 1 approximated by length_done
         connection.execute(text("ALTER TABLE trials ADD COLUMN length_trained BIGINT NOT NULL DEFAULT 0"))
         connection.execute(update(schema.trials).values(length_trained=schema.trials.c.length_done))
+    if version <= 2:  # 2 -> 3: the (trial, attempt, seq) key of reports; older rows have none
+        connection.execute(text("ALTER TABLE metrics ADD COLUMN attempt INTEGER"))
+        connection.execute(text("ALTER TABLE metrics ADD COLUMN seq BIGINT"))
+        connection.execute(text(f"CREATE UNIQUE INDEX {schema.REPORT_KEY_INDEX} ON metrics (trial_id, attempt, seq)"))
     connection.execute(update(schema.schema_version).values(version=SCHEMA_VERSION))
 
 
@@ -555,6 +606,25 @@ def _require_trial(connection: Connection, trial_id: int) -> None:
     check_record_id(trial_id, "trial")
     if connection.execute(select(schema.trials.c.id).where(schema.trials.c.id == trial_id)).first() is None:
         raise RecordNotFound(f"trial {trial_id!r} does not exist")
+
+
+def _report_row(report: Report) -> dict[str, Any]:
+    return {
+        "trial_id": report.trial_id,
+        "attempt": check_integer(report.attempt, "attempt"),
+        "seq": check_count(report.seq, "seq"),
+        "kind": parse_choice(MetricKind, report.kind, "metric kind").value,
+        "metrics": check_json_object(report.metrics, "metrics"),
+        "batches": check_count(report.batches, "batches"),
+        "epochs": check_count(report.epochs, "epochs"),
+        "reported_at": _now(),
+    }
+
+
+def _grow_length_trained(connection: Connection, trial_id: int, length: int) -> None:
+    trials = schema.trials
+    connection.execute(update(trials).where(trials.c.id == trial_id, trials.c.length_trained < length)
+                       .values(length_trained=length))
 
 
 def _now() -> datetime:

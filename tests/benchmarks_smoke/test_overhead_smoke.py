@@ -16,7 +16,10 @@ def test_the_overhead_benchmark_writes_its_tables(tmp_path):
     systems = [row["system"] for row in results["overhead"]]
     assert systems == ["hpt local executor (warm starts)", "hpt local executor (cold starts)",
                        "Optuna (SQLite, 2 worker processes)"]
-    assert results["ingestion"]["reports_stored"] == results["ingestion"]["reports_sent"] == 40
+    hpt, optuna = results["ingestion"]
+    assert (hpt["system"], optuna["system"]) == ("hpt (local executor, SQLite)", "Optuna trial.report (SQLite)")
+    assert hpt["reports_stored"] == hpt["reports_sent"] == 8 * 20 and hpt["lost"] == hpt["duplicated"] == 0
+    assert 0 < hpt["p50_ms"] <= hpt["p99_ms"] and optuna["reports_stored"] == 8 * 20
     assert [row["framework"] for row in results["frameworks"]] == ["lightning", "keras"]
     assert all(row["cold_median_s"] > 0 for row in results["frameworks"])
     assert "## System overhead" in (tmp_path / "overhead.md").read_text()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import hpt_core
-from hpt_core.channel import MAX_BODY_BYTES, REFUSALS_LOGGED_PER_MINUTE
+from hpt_core.channel import MAX_BODY_BYTES, REFUSALS_LOGGED_PER_MINUTE, attempt_secret
 from hpt_core.runner import build_controller, create_experiment
 from hpt_core.storage import Storage
 
@@ -27,6 +27,7 @@ class Running:
         self.storage, self.experiment_id, self.controller = storage, experiment_id, controller
         self.trial_id = storage.list_trials(experiment_id)[0].id
         self.identity = {"trial_id": self.trial_id, "attempt": controller.trials[1].attempt}
+        self.secret = attempt_secret(controller.secret, self.trial_id, self.identity["attempt"])
         self.address = urllib.parse.urlsplit(controller.channel.url).netloc.split(":")
 
     def send(self, raw: bytes, *, finish: bool = True) -> bytes:
@@ -42,14 +43,14 @@ class Running:
 
     def post(self, name: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, str]:
         """POST `body` as this trial; the reply's status and error message."""
-        headers = {"Authorization": f"Bearer {self.controller.secret}", "Content-Length": str(len(body)),
+        headers = {"Authorization": f"Bearer {self.secret}", "Content-Length": str(len(body)),
                    **(headers or {})}
         head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         return status_and_error(self.send(f"POST /v1/{name} HTTP/1.1\r\nHost: x\r\n{head}\r\n".encode() + body))
 
     def report(self, **fields) -> tuple[int, str]:
         body = {**self.identity, "kind": "validation", "metrics": {"val_loss": 0.5}, "batches": 10, "epochs": 1,
-                **fields}
+                "seq": 10**9, **fields}
         return self.post("report", json.dumps(body).encode())
 
     def reports_stored(self) -> int:
@@ -120,6 +121,19 @@ def test_a_report_with_a_wrong_field_is_a_400_naming_it_and_nothing_is_stored(ru
     wait_for_another_report(running)
 
 
+def test_a_report_sent_again_after_its_reply_was_lost_is_stored_once(running):
+    body = json.dumps({**running.identity, "kind": "training", "metrics": {"resent": 1}, "batches": 10, "epochs": 1,
+                       "seq": 10**9}).encode()
+    head = (f"POST /v1/report HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {running.secret}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    with socket.create_connection((running.address[0], int(running.address[1]))) as connection:
+        connection.sendall(head + body)  # and gone before the reply
+    assert running.post("report", body)[0] == 200
+    assert running.post("report", body)[0] == 200
+    resent = [record for record in running.storage.metrics(trial_id=running.trial_id) if "resent" in record.metrics]
+    assert [(record.attempt, record.seq) for record in resent] == [(running.identity["attempt"], 10**9)]
+
+
 def test_a_report_without_a_required_field_is_a_400_naming_it(running):
     body = {**running.identity, "kind": "validation", "metrics": {"val_loss": 0.5}}
     status, error = running.post("report", json.dumps(body).encode())
@@ -153,7 +167,7 @@ def test_a_malformed_body_is_a_4xx(running, body, headers, expected):
 
 
 def test_a_body_cut_short_is_a_400_saying_how_much_arrived(running):
-    head = (f"POST /v1/report HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {running.controller.secret}\r\n"
+    head = (f"POST /v1/report HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {running.secret}\r\n"
             "Content-Length: 100\r\n\r\n")
     status, error = status_and_error(running.send(head.encode() + b'{"trial_id": 1'))
     assert status == 400 and "14 of its 100 bytes" in error
@@ -172,7 +186,7 @@ def test_a_malformed_request_line_or_headers_are_a_4xx(running, request_head, ex
 
 def test_many_half_sent_requests_leave_a_short_log_and_no_traceback(running, caplog, capfd):
     caplog.set_level(logging.DEBUG, logger="hpt_core.channel")
-    head = (f"POST /v1/report HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {running.controller.secret}\r\n"
+    head = (f"POST /v1/report HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {running.secret}\r\n"
             "Content-Length: 1000\r\n\r\n{\"trial_id\":").encode()
     for _ in range(150):
         with socket.create_connection((running.address[0], int(running.address[1]))) as connection:

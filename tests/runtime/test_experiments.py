@@ -12,6 +12,7 @@ import pytest
 from real_experiments import ExperimentFolder
 
 import hpt_core
+from hpt_core.channel import attempt_secret
 from hpt_core.runner import build_controller
 
 
@@ -215,29 +216,46 @@ def test_every_reported_metric_is_in_storage(experiments, storage_url):
     assert {(c.trial_id, c.epochs) for c in run.storage.checkpoints(experiment_id=run.experiment_id, include_deleted=True)} == checkpoints
 
 
-def test_a_report_from_outside_the_experiment_is_refused(experiments):
-    experiment_id = experiments.create({"name": "single", "max_length": 6}, {"quality": 1.0},
+def test_a_report_from_outside_the_experiment_or_for_another_trial_is_refused(experiments):
+    experiment_id = experiments.create({"name": "random", "max_length": 6, "max_trials": 2,
+                                        "max_concurrent_trials": 2}, {"quality": {"type": "double", "minval": 0.5,
+                                                                                  "maxval": 1.0}},
                                        variables={"EPOCH_SECONDS": "0.3"})
     storage = experiments.storage()
     controller = build_controller(storage, experiment_id)
     runner = threading.Thread(target=controller.run)
     runner.start()
     try:
-        while not (controller.channel and storage.list_trials(experiment_id)
-                   and controller.trials[1].process_alive):
+        while not (controller.channel and len(controller.trials) == 2
+                   and all(trial.process_alive for trial in controller.trials.values())):
             time.sleep(0.05)
-        trial_id = storage.list_trials(experiment_id)[0].id
-        report = {"trial_id": trial_id, "attempt": 1, "kind": "validation", "metrics": {"val_loss": -1e9},
-                  "batches": 60, "epochs": 6}
-        assert post(controller.channel.url, "report", report, secret="not-the-secret") == 401
-        assert post(controller.channel.url, "report", report, secret=None) == 401
-        other_trial = {**report, "trial_id": trial_id + 1000}
-        assert post(controller.channel.url, "report", other_trial, secret=controller.secret) == 401
+        first, second = sorted(trial.trial_id for trial in controller.trials.values())
+        report = {"trial_id": second, "attempt": 1, "kind": "validation", "metrics": {"val_loss": -1e9},
+                  "batches": 60, "epochs": 6, "seq": 1000}
+        url = controller.channel.url
+        assert post(url, "report", report, secret="not-the-secret") == 401
+        assert post(url, "report", report, secret=None) == 401
+        assert post(url, "report", report, secret=controller.secret) == 401  # the experiment's is no trial's
+        assert post(url, "report", report, secret=attempt_secret(controller.secret, first, 1)) == 401
         stale = {**report, "attempt": 0}
-        assert post(controller.channel.url, "report", stale, secret=controller.secret) == 409
+        assert post(url, "report", stale, secret=attempt_secret(controller.secret, second, 0)) == 409
     finally:
         runner.join(timeout=60)
     assert all(m.metrics.get("val_loss") != -1e9 for m in storage.metrics(experiment_id=experiment_id))
+
+
+def test_each_trial_attempt_holds_its_own_secret_and_never_the_experiments(experiments):
+    run = experiments.run({"name": "random", "max_length": 2, "max_trials": 2, "max_concurrent_trials": 2},
+                          {"quality": {"type": "double", "minval": 0.5, "maxval": 1.0}, "behaviour": "die_once"},
+                          max_restarts=1, variables={"RECORD_ENVIRONMENT": "1"})
+    assert run.state == "COMPLETED"
+    experiment_secret = run.storage.get_experiment(run.experiment_id).secret
+    secrets = {(entry["trial_id"], entry["attempt"]): entry["environment"]["HPT_SECRET"]
+               for entry in run.log() if entry["event"] == "start"}
+    assert len(secrets) == 4 and len(set(secrets.values())) == 4  # two trials, two attempts each
+    for entry in run.log():
+        if entry["event"] == "start":
+            assert experiment_secret not in json.dumps(entry["environment"])
 
 
 def post(url, name, body, secret):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,10 @@ def test_the_default_storage_is_a_sqlite_file_in_a_created_home(monkeypatch, tmp
     assert home.is_dir()
     with open_storage(None) as storage:
         assert storage.url == default_storage_url()
+        storage.create_experiment(name="e", config={}, model_dir=".", seed=0, secret="s")
+        assert stat.S_IMODE(home.stat().st_mode) == 0o700  # it holds the experiments' secrets
+        assert {name: stat.S_IMODE((home / name).stat().st_mode) for name in ("hpt.db", "hpt.db-wal")} == {
+            "hpt.db": 0o600, "hpt.db-wal": 0o600}
     assert (home / "hpt.db").is_file()
 
 

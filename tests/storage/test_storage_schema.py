@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy
 
-from hpt_core.storage import SCHEMA_VERSION, SchemaVersionError, Storage
+from hpt_core.storage import SCHEMA_VERSION, Report, SchemaVersionError, Storage
 
 
 def _versions(url: str) -> list[int]:
@@ -26,10 +26,23 @@ def _set_version(url: str, version: int) -> None:
         engine.dispose()
 
 
-def test_opening_an_empty_database_creates_the_tables_and_stores_version_2(storage_url: str) -> None:
+def _as_layout_2(url: str) -> None:
+    """Give the database the layout version 2 had: reports without their (trial, attempt, seq) key."""
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sqlalchemy.text("DROP INDEX uq_metrics_trial_attempt_seq"))
+            connection.execute(sqlalchemy.text("ALTER TABLE metrics DROP COLUMN attempt"))
+            connection.execute(sqlalchemy.text("ALTER TABLE metrics DROP COLUMN seq"))
+    finally:
+        engine.dispose()
+    _set_version(url, 2)
+
+
+def test_opening_an_empty_database_creates_the_tables_and_stores_version_3(storage_url: str) -> None:
     Storage(storage_url).close()
-    assert SCHEMA_VERSION == 2
-    assert _versions(storage_url) == [2]
+    assert SCHEMA_VERSION == 3
+    assert _versions(storage_url) == [3]
     engine = sqlalchemy.create_engine(storage_url)
     try:
         tables = set(sqlalchemy.inspect(engine).get_table_names())
@@ -43,13 +56,13 @@ def test_reopening_keeps_the_data_and_a_single_version_row(storage_url: str) -> 
         storage.create_experiment(name="kept", config={}, model_dir=".", seed=0, secret="s")
     with Storage(storage_url) as storage:
         assert [experiment.name for experiment in storage.list_experiments()] == ["kept"]
-    assert _versions(storage_url) == [2]
+    assert _versions(storage_url) == [3]
 
 
 def test_a_database_from_a_newer_hpt_is_refused(storage_url: str) -> None:
     Storage(storage_url).close()
     _set_version(storage_url, SCHEMA_VERSION + 1)
-    with pytest.raises(SchemaVersionError, match="schema version 3, but this hpt knows versions up to 2; upgrade hpt"):
+    with pytest.raises(SchemaVersionError, match="schema version 4, but this hpt knows versions up to 3; upgrade hpt"):
         Storage(storage_url)
 
 
@@ -65,11 +78,29 @@ def test_a_version_1_database_is_migrated_keeping_its_rows_with_length_trained_f
             connection.execute(sqlalchemy.text("ALTER TABLE trials DROP COLUMN length_trained"))
     finally:
         engine.dispose()
+    _as_layout_2(storage_url)
     _set_version(storage_url, 1)
     with Storage(storage_url) as storage:
         trial = storage.get_trial(trial_id)
         assert (trial.hparams, trial.length_done, trial.length_trained) == ({"lr": 0.1}, 4, 4)
-    assert _versions(storage_url) == [2]
+    assert _versions(storage_url) == [3]
+
+
+def test_a_version_2_database_is_migrated_keeping_its_reports_and_then_keeps_each_sent_report_once(
+        storage_url: str) -> None:
+    with Storage(storage_url) as storage:
+        experiment_id = storage.create_experiment(name="old", config={}, model_dir=".", seed=0, secret="s")
+        trial_id = storage.create_trial(experiment_id, 1, {"lr": 0.1}, seed=3)
+        storage.add_metrics(trial_id, "training", {"loss": 0.5}, batches=10, epochs=0)
+    _as_layout_2(storage_url)
+    with Storage(storage_url) as storage:
+        report = Report(trial_id, attempt=1, seq=1, kind="training", metrics={"loss": 0.4}, batches=20, epochs=0,
+                        length=20)
+        assert storage.add_reports([report]) == [True]
+        assert storage.add_reports([report]) == [False]
+        assert [(record.metrics, record.attempt, record.seq) for record in storage.metrics(trial_id=trial_id)] == [
+            ({"loss": 0.5}, None, None), ({"loss": 0.4}, 1, 1)]
+    assert _versions(storage_url) == [3]
 
 
 def test_an_in_memory_sqlite_database_is_refused() -> None:

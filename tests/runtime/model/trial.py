@@ -33,7 +33,8 @@ def log(event, **fields):
 
 log("start", restore=None if ctx.restore is None else {
     "checkpoint_id": ctx.restore.checkpoint_id, "epochs": ctx.restore.epochs, "warm_start": ctx.restore.warm_start,
-    "state": json.loads(open(os.path.join(ctx.restore.path, "state.json")).read())})
+    "state": json.loads(open(os.path.join(ctx.restore.path, "state.json")).read())},
+    **({"environment": dict(os.environ)} if os.environ.get("RECORD_ENVIRONMENT") else {}))
 if behaviour == "invalid":
     raise hpt_core.InvalidHP("this configuration cannot train")
 if behaviour == "hang":

@@ -160,6 +160,15 @@ def _ray_address(value: Any) -> Any:
     return value
 
 
+MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def _module_name(value: Any) -> Any:
+    if isinstance(value, str) and not MODULE_NAME.match(value):
+        raise ValueError("must be a Python module name to import, such as `torch` or `lightning.pytorch`")
+    return value
+
+
 class ExecutorConfig(StrictModel):
     """Where trials run: `local` processes (the default) or a Ray cluster (`type: ray`, see docs/ray.md)."""
 
@@ -168,15 +177,20 @@ class ExecutorConfig(StrictModel):
     cpus_per_trial: Annotated[StrictFloat, Field(ge=0)] = 1.0
     custom_resources: dict[StrictStr, Annotated[StrictFloat, Field(gt=0)]] = Field(default_factory=dict)
     controller_host: Optional[StrictStr] = None
+    preload: Optional[list[Annotated[StrictStr, AfterValidator(_module_name)]]] = None
+    """`local` only: the modules each preloaded interpreter imports ahead of a trial (docs/runtime.md, warm starts);
+    by default what the experiment's first trial imported."""
 
     @model_validator(mode="after")
-    def _ray_fields_need_ray(self) -> "ExecutorConfig":
+    def _fields_fit_the_type(self) -> "ExecutorConfig":
         defaults = ExecutorConfig.model_construct()
         given = [name for name in type(self).model_fields
-                 if name != "type" and getattr(self, name) != getattr(defaults, name)]
+                 if name not in ("type", "preload") and getattr(self, name) != getattr(defaults, name)]
         if self.type != "ray" and given:
             raise ValueError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} only to `type: ray`, "
                              f"but type is {self.type!r}")
+        if self.type != "local" and self.preload is not None:
+            raise ValueError(f"preload applies only to `type: local`, but type is {self.type!r}")
         return self
 
 

@@ -20,6 +20,7 @@ from hpt_core.config import ExperimentConfig
 from hpt_core.controller import Controller
 from hpt_core.lifecycle import EndReason
 from hpt_core.executors.base import Executor
+from hpt_core.executors.local import LocalExecutor
 from hpt_core.executors.ray import RayExecutor
 from hpt_core.errors import ConfigError, Problem
 from hpt_core.plugins import create_searcher, executors, load_config
@@ -86,6 +87,9 @@ def build_executor(config: ExperimentConfig, experiment_directory: str, model_di
     executor_class = executors()[config.executor.type]
     if executor_class is RayExecutor:
         return RayExecutor(experiment_directory, model_dir, config.executor, experiment_id)
+    if executor_class is LocalExecutor:
+        return LocalExecutor(experiment_directory, model_dir, config.searcher.max_concurrent_trials,
+                             preload=config.executor.preload)
     return executor_class(experiment_directory, model_dir, config.searcher.max_concurrent_trials)
 
 

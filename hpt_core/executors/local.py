@@ -207,7 +207,10 @@ class LocalExecutor(TrackingExecutor):
         """How trials start: counts of warm and cold starts, and the pool of preloaded interpreters."""
         if not _warm_starts_on():
             return f"warm starts off (HPT_WARM_START=0); {self.starts['cold']} cold starts"
-        return f"{self.starts['warm']} warm, {self.starts['cold']} cold starts; {self._pool.state()}"
+        return f"{self.start_summary()}; {self._pool.state()}"
+
+    def start_summary(self) -> str:
+        return f"{self.starts['warm']} warm, {self.starts['cold']} cold starts"
 
     def _start(self, spec: LaunchSpec, gpus: tuple[str, ...]) -> subprocess.Popen[bytes]:
         workdir = self.workdir(spec.trial_id)
@@ -300,3 +303,15 @@ class LocalExecutor(TrackingExecutor):
 
 def _warm_starts_on() -> bool:
     return os.environ.get("HPT_WARM_START", "1") != "0"
+
+
+def recorded_start(experiment_dir: str | Path | None, trial_id: int) -> dict[str, str] | None:
+    """How the trial's latest attempt started, as `launch` recorded it: `{"start": "warm" | "cold", "start_note": what
+    was preloaded, or why it started cold}`; None for a trial this executor never launched."""
+    if experiment_dir is None:
+        return None
+    try:
+        record = json.loads((Path(experiment_dir) / "trials" / str(trial_id) / "process.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return {name: record[name] for name in ("start", "start_note") if name in record} or None

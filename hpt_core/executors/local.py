@@ -209,6 +209,10 @@ class LocalExecutor(TrackingExecutor):
             return f"warm starts off (HPT_WARM_START=0); {self.starts['cold']} cold starts"
         return f"{self.start_summary()}; {self._pool.state()}"
 
+    def preloading(self) -> bool:
+        """Whether a preloaded interpreter is still importing: a trial launched now may start cold."""
+        return self._pool.preloading()
+
     def start_summary(self) -> str:
         return f"{self.starts['warm']} warm, {self.starts['cold']} cold starts"
 

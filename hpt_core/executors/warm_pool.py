@@ -193,6 +193,10 @@ class WarmPool:
                           f"{waiting.process.returncode}); another one is started")
                 self._start(waiting.interpreter, waiting.modules, waiting.environment)
 
+    def preloading(self) -> bool:
+        """Whether a waiting interpreter is still importing (a trial of its slot launched now would start cold)."""
+        return any(waiting.read_status() is None and waiting.process.poll() is None for waiting in self._waiting)
+
     def state(self) -> str:
         """How many interpreters wait, and what they preload."""
         if not self._waiting:

@@ -50,7 +50,7 @@ def test_trial_checkpoints_and_exits_after_its_controller_is_killed(tmp_path):
     finally:
         controller.kill()
         deadline = time.monotonic() + 30
-        while processes_mentioning(tmp_path):  # the fork server goes with its controller too
+        while processes_mentioning(tmp_path):  # preloaded interpreters go with their controller too
             assert time.monotonic() < deadline, processes_mentioning(tmp_path)
             time.sleep(0.2)
     entries = experiments.log()

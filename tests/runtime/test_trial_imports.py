@@ -1,9 +1,13 @@
 """A trial process imports only the trial side of hpt: `hpt_core.init()` pulls in no validation, storage, search
 method or numerical library, so a trial starts fast (measured in docs/benchmarks.md, trial import)."""
 
+import io
 import json
+import re
 
 from real_experiments import ExperimentFolder
+
+from hpt_core.progress import ProgressView
 
 TRIAL = """
 import json, os, sys
@@ -20,14 +24,18 @@ for target in ctx.targets():
 """
 
 
-def test_a_trial_s_init_imports_no_validation_storage_searcher_or_numpy(tmp_path):
+def test_a_trial_s_init_imports_no_validation_storage_searcher_or_numpy_and_the_progress_line_counts_starts(
+        tmp_path):
     model_dir = tmp_path / "model"
     model_dir.mkdir()
     (model_dir / "trial.py").write_text(TRIAL)
+    output = io.StringIO()
+    view = ProgressView(experiment_id=1, metric="val_loss", stream=output)
     run = ExperimentFolder(tmp_path, model_dir).run(
         {"name": "random", "max_length": 1, "max_trials": 2, "max_concurrent_trials": 1},
-        {"x": {"type": "double", "minval": 0, "maxval": 1}})
+        {"x": {"type": "double", "minval": 0, "maxval": 1}}, on_tick=view.update)
     assert run.state == "COMPLETED"
+    assert re.search(r"^experiment 1: .* \| \d warm, \d cold starts \| ", output.getvalue(), re.MULTILINE)
     starts = run.log("start")
     assert [entry["imported"] for entry in starts] == [[], []]
     recorded = json.loads((tmp_path / "home" / "experiments" / str(run.experiment_id) / "trial-imports.json")

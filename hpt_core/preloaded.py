@@ -73,5 +73,6 @@ def become_trial(request: dict[str, Any]) -> None:
         raise
     except BaseException:
         kind, error, trace = sys.exc_info()  # shown from the script's frame on, as in a cold start, through the
-        sys.excepthook(kind, error, trace.tb_next)  # trial's hook (hpt reports an uncaught InvalidHP through it)
+        error.with_traceback(trace.tb_next)  # trial's hook (hpt reports an uncaught InvalidHP through it)
+        sys.excepthook(kind, error, trace.tb_next)
         sys.exit(1)

@@ -24,6 +24,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -104,7 +105,7 @@ class _Interpreter:
         return self.result
 
     def discard(self) -> None:
-        signal_group(self.process.pid, 9)
+        signal_group(self.process.pid, signal.SIGKILL)
         self.process.wait()
         self.close()
 
@@ -124,6 +125,7 @@ class WarmPool:
         self.log_path = directory / POOL_LOG
         self.imports_record = directory / IMPORTS_RECORD
         self._waiting: list[_Interpreter] = []
+        self._died_preloading = ""  # why no interpreter waits, when the last one died of its preload
 
     def modules(self, script: Path) -> list[str]:
         """What the next interpreter preloads: `executor.preload`, else the first trial's imports, else the script's."""
@@ -162,6 +164,7 @@ class WarmPool:
                 if reason == "":
                     self._waiting.remove(waiting)
                     waiting.close()
+                    self._died_preloading = ""
                     return waiting.process, note, False
             if reason.startswith("it is still importing"):
                 reasons.append(reason)
@@ -171,6 +174,8 @@ class WarmPool:
                 waiting.discard()
         if faults:
             return None, "; ".join(dict.fromkeys(faults)), True
+        if not reasons and self._died_preloading:
+            return None, self._died_preloading, True
         return None, "; ".join(dict.fromkeys(reasons)) or "no preloaded interpreter was waiting", False
 
     def top_up(self, interpreter: str, script: Path, environment: dict[str, str]) -> None:
@@ -184,14 +189,22 @@ class WarmPool:
             self._start(interpreter, self.modules(script), wanted)
 
     def replace_ended(self) -> None:
-        """Replace every interpreter that ended while it waited (killed, out of memory), saying so in the log."""
+        """Replace every interpreter that ended while it waited (killed, out of memory), saying so in the log. One
+        that ended while it preloaded is not replaced until the next launch, so an import that kills its
+        interpreter costs one attempt a launch, never a loop."""
         for waiting in list(self._waiting):
             if waiting.process.poll() is not None:
                 self._waiting.remove(waiting)
+                preloaded = waiting.read_status() is not None
                 waiting.close()
-                self._log(f"the preloaded interpreter {waiting.process.pid} ended while it waited (exit status "
-                          f"{waiting.process.returncode}); another one is started")
-                self._start(waiting.interpreter, waiting.modules, waiting.environment)
+                self._log(f"the preloaded interpreter {waiting.process.pid} ended while it "
+                          f"{'waited' if preloaded else 'preloaded'} (exit status {waiting.process.returncode}); "
+                          f"{'another one is started' if preloaded else 'another one starts with the next launch'}")
+                if preloaded:
+                    self._start(waiting.interpreter, waiting.modules, waiting.environment)
+                else:
+                    self._died_preloading = f"the last preloaded interpreter ended while it preloaded (exit status " \
+                                            f"{waiting.process.returncode}; its output is in {self.log_path})"
 
     def preloading(self) -> bool:
         """Whether a waiting interpreter is still importing (a trial of its slot launched now would start cold)."""

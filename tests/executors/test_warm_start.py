@@ -209,3 +209,28 @@ def test_with_warm_starts_off_every_trial_starts_cold_and_says_so(executor, tmp_
     assert run_trial(executor, tmp_path, 2)[1]["preloaded"] is False
     assert "hpt: cold start: warm starts are off (HPT_WARM_START=0)" in (tmp_path / "trial-2.log").read_text()
     assert not executor._pool._waiting
+
+
+def test_an_import_that_kills_its_interpreter_costs_one_attempt_a_launch_and_trials_say_why(model_dir, tmp_path,
+                                                                                             monkeypatch):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "dies_at_import.py").write_text("import os\nprint('dying at import', flush=True)\nos._exit(3)\n")
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    executor = LocalExecutor(tmp_path / "experiment", model_dir, max_concurrent=1, preload=["dies_at_import"])
+    try:
+        run_trial(executor, tmp_path, 1)
+        pool_log = tmp_path / "experiment" / "warm-pool.log"
+        wait_for(lambda: executor.poll() == [] and "ended while it preloaded" in pool_log.read_text(),
+                 "the interpreter survived its preload")
+        for _ in range(5):
+            executor.poll()
+        assert executor._pool._waiting == []  # not restarted by every poll
+        assert run_trial(executor, tmp_path, 2)[1]["preloaded"] is False
+        reason = "the last preloaded interpreter ended while it preloaded (exit status 3"
+        assert reason in executor.start_notes[2] and reason in (tmp_path / "trial-2.log").read_text()
+        assert "dying at import" in pool_log.read_text()
+        assert "another one starts with the next launch" in pool_log.read_text()
+        assert any(reason in notice for notice in executor.notices())
+    finally:
+        executor.shutdown(grace_seconds=1)

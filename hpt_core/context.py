@@ -326,20 +326,22 @@ def _trial_context_from_environment() -> TrialContext:
     context = TrialContext(client, trial_id, attempt, start)
     _install_handlers(context)
     if "HPT_IMPORTS_RECORD" in os.environ:  # the executor's warm pool preloads what the first trials import
-        _record_imports(os.environ["HPT_IMPORTS_RECORD"])
-        atexit.register(_record_imports, os.environ["HPT_IMPORTS_RECORD"])
+        script = os.path.realpath(getattr(sys.modules["__main__"], "__file__", None) or os.getcwd())
+        own = tuple(os.path.join(folder, "") for folder in (os.path.realpath(os.getcwd()), os.path.dirname(script)))
+        _record_imports(os.environ["HPT_IMPORTS_RECORD"], own)
+        atexit.register(_record_imports, os.environ["HPT_IMPORTS_RECORD"], own)
     return context
 
 
-def _record_imports(path: str) -> None:
+def _record_imports(path: str, own: tuple[str, ...]) -> None:
     """Write the installed top-level modules this process has imported (not the stdlib's, not the trial's own
-    modules from its working directory) to `path`, as a JSON list in import order; replaced atomically."""
-    here = os.getcwd() + os.sep
+    modules from the `own` folders: its script's and working directory) to `path`, as a JSON list in import
+    order; replaced atomically."""
     names = []
     for name, module in list(sys.modules.items()):
         location = getattr(module, "__file__", None)
         if "." in name or name.startswith("_") or name in sys.stdlib_module_names or location is None or \
-                getattr(module, "__name__", None) != name or os.path.abspath(location).startswith(here):
+                getattr(module, "__name__", None) != name or os.path.realpath(location).startswith(own):
             continue
         names.append(name)
     partial = f"{path}.{os.getpid()}"

@@ -12,6 +12,7 @@ from hpt_core.progress import ProgressView
 TRIAL = """
 import json, os, sys
 import hpt_core
+import helpers  # the trial's own module: never preloaded, so edits to it are seen
 
 ctx = hpt_core.init()
 heavy = ("pydantic", "sqlalchemy", "numpy", "yaml", "pluggy", "hpt_core.searchers", "hpt_core.config",
@@ -29,6 +30,7 @@ def test_a_trial_s_init_imports_no_validation_storage_searcher_or_numpy_and_the_
     model_dir = tmp_path / "model"
     model_dir.mkdir()
     (model_dir / "trial.py").write_text(TRIAL)
+    (model_dir / "helpers.py").write_text("VALUE = 1\n")
     output = io.StringIO()
     view = ProgressView(experiment_id=1, metric="val_loss", stream=output)
     run = ExperimentFolder(tmp_path, model_dir).run(
@@ -40,4 +42,4 @@ def test_a_trial_s_init_imports_no_validation_storage_searcher_or_numpy_and_the_
     assert [entry["imported"] for entry in starts] == [[], []]
     recorded = json.loads((tmp_path / "home" / "experiments" / str(run.experiment_id) / "trial-imports.json")
                           .read_text())
-    assert "hpt_core" in recorded and "pydantic" not in recorded and "trial" not in recorded
+    assert "hpt_core" in recorded and "pydantic" not in recorded and "helpers" not in recorded

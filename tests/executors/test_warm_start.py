@@ -80,6 +80,12 @@ def run_trial(executor, tmp_path, trial_id, mode="ok"):
     return trial_exit.returncode, json.loads(record.read_text()) if record.exists() else None
 
 
+def wait_for_exits(executor, trial_ids):
+    ended = set()
+    wait_for(lambda: ended.update(trial_exit.trial_id for trial_exit in executor.poll()) or ended == trial_ids,
+             f"trials {sorted(trial_ids)} never ended")
+
+
 def waiting_interpreters_ready(executor):
     return "0 of" not in executor.warm_start_state() and "ready" in executor.warm_start_state()
 
@@ -232,5 +238,36 @@ def test_an_import_that_kills_its_interpreter_costs_one_attempt_a_launch_and_tri
         assert "dying at import" in pool_log.read_text()
         assert "another one starts with the next launch" in pool_log.read_text()
         assert any(reason in notice for notice in executor.notices())
+    finally:
+        executor.shutdown(grace_seconds=1)
+
+
+def test_each_gpu_slot_gets_interpreters_that_imported_with_its_cuda_visible_devices(model_dir, tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "gpu_probe.py").write_text("import os\nAT_IMPORT = os.environ.get('CUDA_VISIBLE_DEVICES')\n")
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    (model_dir / "train.py").write_text(
+        "import json, os, sys\nimport gpu_probe\n"
+        "with open(os.path.join(os.environ['RECORDS'], 'record-' + os.environ['HPT_TRIAL_ID']), 'w') as handle:\n"
+        "    json.dump({'at_import': gpu_probe.AT_IMPORT, 'now': os.environ['CUDA_VISIBLE_DEVICES']}, handle)\n")
+    executor = LocalExecutor(tmp_path / "experiment", model_dir, max_concurrent=2, gpus=["0", "1"])
+    try:
+        run_trial(executor, tmp_path, 1)  # GPU 0, cold: the pool starts with interpreters for GPU 0
+        wait_for(lambda: waiting_interpreters_ready(executor), "no preloaded interpreter became ready")
+        launch(executor, tmp_path, 2, "ok")  # GPU 0 again, warm
+        launch(executor, tmp_path, 3, "ok")  # GPU 1: only GPU 0's interpreters wait
+        assert executor.start_kinds[2] == "warm" and executor.start_kinds[3] == "cold"
+        assert executor.start_notes[3] == \
+            "the waiting interpreters were started for another trial slot (CUDA_VISIBLE_DEVICES differ)"
+        wait_for_exits(executor, {2, 3})
+        wait_for(lambda: waiting_interpreters_ready(executor), "no preloaded interpreter became ready")
+        launch(executor, tmp_path, 4, "ok")  # GPU 0 again; one interpreter now waits for GPU 1
+        launch(executor, tmp_path, 5, "ok")
+        assert executor.start_kinds[4] == executor.start_kinds[5] == "warm"
+        wait_for_exits(executor, {4, 5})
+        records = {trial: json.loads((tmp_path / f"record-{trial}").read_text()) for trial in (2, 3, 4, 5)}
+        assert all(record["at_import"] == record["now"] for record in records.values())
+        assert {records[4]["now"], records[5]["now"]} == {"0", "1"}
     finally:
         executor.shutdown(grace_seconds=1)

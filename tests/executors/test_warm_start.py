@@ -87,7 +87,8 @@ def wait_for_exits(executor, trial_ids):
 
 
 def waiting_interpreters_ready(executor):
-    return "0 of" not in executor.warm_start_state() and "ready" in executor.warm_start_state()
+    """Every waiting interpreter has finished preloading (and there is one)."""
+    return not executor.preloading() and "ready" in executor.warm_start_state()
 
 
 def start_the_pool(executor, tmp_path):

@@ -1,16 +1,19 @@
-"""System overhead of hpt against Optuna and Ray Tune, in one run.
+"""System overhead of hpt against Optuna, Ray Tune and the bare process floor, in one run.
 
-    python benchmarks/overhead.py [--trials 40] [--reports 500] [--framework-trials 5] [--out benchmarks/results]
+    python benchmarks/overhead.py [--trials 50 500] [--reports 500] [--framework-trials 6] [--out benchmarks/results]
 
-1. Per-trial overhead: N no-op trials at concurrency 2 — hpt's local executor (warm starts on and
-   off), Optuna (SQLite storage, 2 worker processes) and Ray Tune (default and reuse_actors=True).
+1. Trial launch: N no-op trials, 2 at a time, for each system in a fresh process of its own: hpt (random
+   search, SQLite; warm starts on and off), Optuna (in memory with 2 threads, SQLite with 2 worker
+   processes, a subprocess per trial), Ray Tune (reuse_actors off and on; off only at the smallest N,
+   it costs seconds a trial) and the floor: a bare subprocess per trial, no tuner. "loop" is the time
+   inside the search loop, "end to end" the whole process (interpreter start, imports, set-up included).
 2. Metric ingestion: reports per second that hpt's controller stores from 8 concurrent trials (each report
    call returns once its report is committed), p50/p99 latency of one report call, and how many were lost or
    stored twice; beside it Optuna's `trial.report` into SQLite from 8 processes and Ray Tune's `tune.report`
    from 8 trials.
-3. Launch to first report for a trial that imports PyTorch Lightning and one that imports
-   TensorFlow/Keras, cold (a fresh process) and warm (forked from the fork server), with how often
-   the fresh-process fallback was taken.
+3. Launch to first report of a trial that imports PyTorch Lightning and of one that imports Keras on
+   TensorFlow, at max_concurrent_trials 1 and 2 with default thread settings, cold (HPT_WARM_START=0) and
+   warm (from the pool of preloaded interpreters, once they have finished preloading).
 
 Machines are noisy: compare the ratios within one run, not absolute numbers across runs.
 """
@@ -22,6 +25,7 @@ import json
 import multiprocessing
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import textwrap
@@ -67,12 +71,16 @@ for target in ctx.targets():
 """
 
 FRAMEWORK_IMPORTS = {
-    "lightning": "import torch\nimport pytorch_lightning",
+    "lightning": "import torch\nimport lightning",
     "keras": "import os\nos.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')\nimport tensorflow\nimport keras",
 }
 
+BARE_TRIAL = "print(0.0)\n"
+"""The floor: a fresh interpreter that runs a script and ends (no tuner, no channel)."""
 
-def run_hpt(model_dir: Path, trials: int, concurrency: int, warm: bool, env: dict[str, str] | None = None) -> dict:
+
+def run_hpt(model_dir: Path, trials: int, concurrency: int, warm: bool, env: dict[str, str] | None = None,
+            on_tick: Any = None) -> dict:
     """Run a random search of no-op (or given) trials; wall time, trial starts and the store."""
     with tempfile.TemporaryDirectory(prefix="hpt-bench-") as home:
         previous = dict(os.environ)
@@ -87,7 +95,7 @@ def run_hpt(model_dir: Path, trials: int, concurrency: int, warm: bool, env: dic
             })
             storage = Storage(f"sqlite:///{home}/hpt.db")
             experiment_id = create_experiment(config, model_dir, storage)
-            controller = build_controller(storage, experiment_id)
+            controller = build_controller(storage, experiment_id, on_tick=on_tick)
             started = time.perf_counter()
             state = controller.run()
             wall = time.perf_counter() - started
@@ -107,47 +115,99 @@ def model_directory(root: Path, name: str, script: str) -> Path:
     return directory
 
 
-# --- 1. per-trial overhead ---------------------------------------------------------------------
+# --- 1. trial launch --------------------------------------------------------------------------
+
+LAUNCH_SYSTEMS = {
+    "hpt-warm": "hpt (random, SQLite, warm starts)",
+    "hpt-cold": "hpt (random, SQLite, HPT_WARM_START=0)",
+    "optuna-memory": "Optuna in memory, 2 threads (no process per trial)",
+    "optuna-sqlite": "Optuna + SQLite, 2 worker processes (no process per trial)",
+    "optuna-subprocess": "Optuna in memory, a subprocess per trial",
+    "ray-default": "Ray Tune (reuse_actors=False)",
+    "ray-reuse": "Ray Tune (reuse_actors=True)",
+    "bare": "bare subprocess per trial, no tuner (the floor)",
+}
 
 
-def hpt_overhead(root: Path, trials: int) -> list[dict]:
-    model_dir = model_directory(root, "noop", NOOP_TRIAL)
+def launch_rows(root: Path, trials: int, skip_ray: bool) -> list[dict]:
+    """Each system's no-op trials in a fresh process: loop and end-to-end milliseconds per trial."""
     rows = []
-    for warm in (True, False):
-        result = run_hpt(model_dir, trials, 2, warm)
-        rows.append(_overhead_row(f"hpt local executor ({'warm starts' if warm else 'cold starts'})",
-                                  trials, result["wall"], f"{result['starts']['warm']} warm, "
-                                  f"{result['starts']['cold']} cold starts"))
+    for system in LAUNCH_SYSTEMS:
+        if system.startswith("ray") and (skip_ray or (system == "ray-default" and trials > 50)):
+            continue
+        began = time.perf_counter()
+        child = subprocess.run([sys.executable, __file__, "--system", system, "--trials", str(trials),
+                                "--scratch", str(root)], capture_output=True, text=True, check=True)
+        end_to_end = time.perf_counter() - began
+        measured = json.loads(child.stdout.strip().splitlines()[-1])
+        rows.append({"system": LAUNCH_SYSTEMS[system], "trials": trials,
+                     "loop_ms_per_trial": round(1000 * measured["loop_s"] / trials, 1),
+                     "end_to_end_ms_per_trial": round(1000 * end_to_end / trials, 1), "note": measured["note"]})
     return rows
 
 
-def _optuna_worker(storage_url: str, study_name: str, trials: int) -> None:
+def run_system(system: str, trials: int, root: Path) -> dict:
+    """One system's search loop over `trials` no-op trials, 2 at a time (run in a process of its own)."""
+    root = Path(tempfile.mkdtemp(prefix=f"{system}-", dir=root))
+    bare = model_directory(root, "bare", BARE_TRIAL) / "trial.py"
+    if system.startswith("hpt"):
+        result = run_hpt(model_directory(root, "noop", NOOP_TRIAL), trials, 2, warm=system == "hpt-warm")
+        return {"loop_s": result["wall"], "note": f"{result['starts']['warm']} warm, {result['starts']['cold']} cold"}
+    if system == "bare":
+        began = time.perf_counter()
+        running: list[subprocess.Popen] = []
+        for _ in range(trials):
+            if len(running) == 2:
+                running.pop(0).wait()
+            running.append(subprocess.Popen([sys.executable, str(bare)], stdout=subprocess.DEVNULL))
+        for process in running:
+            process.wait()
+        return {"loop_s": time.perf_counter() - began, "note": "2 at a time"}
+    if system.startswith("optuna"):
+        return _optuna_loop(system, trials, root, bare)
+    return _ray_loop(trials, reuse=system == "ray-reuse")
+
+
+def _optuna_objective(trial: Any) -> float:
+    return trial.suggest_float("x", 0, 1) * 0.0
+
+
+def _optuna_worker(storage_url: str, trials: int) -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=study_name, storage=storage_url)
-    study.optimize(lambda trial: trial.suggest_float("x", 0, 1) * 0.0, n_trials=trials)
+    optuna.load_study(study_name="noop", storage=storage_url).optimize(_optuna_objective, n_trials=trials)
 
 
-def optuna_overhead(root: Path, trials: int) -> list[dict]:
+def _optuna_loop(system: str, trials: int, root: Path, bare: Path) -> dict:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage_url = f"sqlite:///{root}/optuna.db"
-    optuna.create_study(study_name="noop", storage=storage_url)
-    context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=_optuna_worker, args=(storage_url, "noop", trials // 2)) for _ in range(2)]
-    started = time.perf_counter()
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    wall = time.perf_counter() - started
-    return [_overhead_row("Optuna (SQLite, 2 worker processes)", trials, wall,
-                          "trials run inside the workers: no process per trial; includes the workers' start")]
+    began = time.perf_counter()
+    if system == "optuna-sqlite":
+        storage_url = f"sqlite:///{root}/optuna.db"
+        optuna.create_study(study_name="noop", storage=storage_url)
+        context = multiprocessing.get_context("spawn")
+        workers = [context.Process(target=_optuna_worker, args=(storage_url, trials // 2)) for _ in range(2)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        return {"loop_s": time.perf_counter() - began, "note": "includes the workers' start"}
+    study = optuna.create_study()
+    if system == "optuna-memory":
+        study.optimize(_optuna_objective, n_trials=trials, n_jobs=2)
+        return {"loop_s": time.perf_counter() - began, "note": "trials are function calls"}
+
+    def in_a_subprocess(trial: Any) -> float:
+        trial.suggest_float("x", 0, 1)
+        return float(subprocess.run([sys.executable, str(bare)], capture_output=True, text=True, check=True).stdout)
+
+    study.optimize(in_a_subprocess, n_trials=trials, n_jobs=2)
+    return {"loop_s": time.perf_counter() - began, "note": "each trial a fresh interpreter, as in hpt"}
 
 
-def ray_overhead(trials: int) -> list[dict]:
+def _ray_loop(trials: int, reuse: bool) -> dict:
     import ray
     from ray import tune
 
@@ -157,29 +217,15 @@ def ray_overhead(trials: int) -> list[dict]:
     began = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     ray_start = time.perf_counter() - began
-    rows = []
-    try:
-        for reuse in (False, True):
-            tuner = tune.Tuner(
-                trainable,
-                param_space={"x": tune.uniform(0, 1)},
-                tune_config=tune.TuneConfig(num_samples=trials, max_concurrent_trials=2, reuse_actors=reuse),
-                run_config=tune.RunConfig(verbose=0, storage_path=tempfile.mkdtemp(prefix="ray-bench-")),
-            )
-            started = time.perf_counter()
-            tuner.fit()
-            wall = time.perf_counter() - started
-            rows.append(_overhead_row(f"Ray Tune ({'reuse_actors=True' if reuse else 'default'})", trials, wall,
-                                      f"trials are actors; ray.init took {ray_start:.1f} s, not counted"))
-    finally:
-        ray.shutdown()
-    return rows
-
-
-def _overhead_row(name: str, trials: int, wall: float, note: str) -> dict:
-    return {"system": name, "trials": trials, "wall_s": round(wall, 2),
-            "trials_per_s": round(trials / wall, 2), "overhead_per_trial_s": round(wall * 2 / trials, 3),
-            "note": note}
+    tuner = tune.Tuner(
+        trainable, param_space={"x": tune.uniform(0, 1)},
+        tune_config=tune.TuneConfig(num_samples=trials, max_concurrent_trials=2, reuse_actors=reuse),
+        run_config=tune.RunConfig(verbose=0, storage_path=tempfile.mkdtemp(prefix="ray-bench-")))
+    started = time.perf_counter()
+    tuner.fit()
+    loop = time.perf_counter() - started
+    ray.shutdown()
+    return {"loop_s": loop, "note": f"trials are actors; ray.init {ray_start:.1f} s (in end to end only)"}
 
 
 # --- 2. ingestion ---------------------------------------------------------------------------
@@ -289,19 +335,20 @@ def ray_ingestion(reports: int) -> dict:
 # --- 3. framework trials, warm and cold ------------------------------------------------------
 
 
-def framework_starts(root: Path, framework: str, trials: int) -> dict:
-    """Launch to first report at concurrency 2 (one thread per trial), cold and with warm starts on."""
+def framework_starts(root: Path, framework: str, trials: int, concurrency: int) -> dict:
+    """Launch to first report, cold (HPT_WARM_START=0) and warm, with default thread settings. In the warm run
+    the controller waits for the interpreters to finish preloading before it launches (the steady state of
+    an experiment whose trials run longer than an import), so its trials after the first ones start warm."""
     model_dir = model_directory(root, framework, FRAMEWORK_TRIAL.format(imports=FRAMEWORK_IMPORTS[framework]))
-    cold = run_hpt(model_dir, trials, 2, warm=False)
-    warm = run_hpt(model_dir, trials + 4, 2, warm=True)  # the first trials start cold while the server imports
-    cold_times = _launch_to_first_report(cold, "cold")
+    cold = run_hpt(model_dir, trials, concurrency, warm=False)
+    warm = run_hpt(model_dir, trials + concurrency, concurrency, warm=True, on_tick=_hold_until_preloaded)
+    cold_median = statistics.median(_launch_to_first_report(cold, "cold"))
     warm_times = _launch_to_first_report(warm, "warm")
-    cold_median = statistics.median(cold_times)
     warm_median = statistics.median(warm_times) if warm_times else None
-    return {"framework": framework, "cold_median_s": round(cold_median, 3),
+    return {"framework": framework, "concurrency": concurrency, "cold_median_s": round(cold_median, 3),
             "warm_median_s": round(warm_median, 3) if warm_median else "-",
             "warm_to_cold": round(warm_median / cold_median, 3) if warm_median else "-",
-            "warm_starts": warm["starts"]["warm"], "fresh_process_fallbacks": warm["starts"]["cold"], "trials": trials}
+            "warm_starts": warm["starts"]["warm"], "cold_starts_in_warm_run": warm["starts"]["cold"]}
 
 
 def _launch_to_first_report(result: dict, kind: str) -> list[float]:
@@ -312,50 +359,72 @@ def _launch_to_first_report(result: dict, kind: str) -> list[float]:
             if trial.id in firsts and result["start_kinds"].get(trial.id) == kind]
 
 
+def _hold_until_preloaded(controller: Any) -> None:
+    while controller.executor.preloading():
+        time.sleep(0.05)
+
+
 # --- report ----------------------------------------------------------------------------------
 
 
 def markdown(results: dict) -> str:
     lines = ["## System overhead", "", f"`{results['command']}` on {results['machine']}, {results['date']}.", "",
-             "| system | trials | wall (s) | trials/s | overhead per trial (s) | note |", "| --- | ---: | ---: | ---: | ---: | --- |"]
-    for row in results["overhead"]:
-        lines.append(f"| {row['system']} | {row['trials']} | {row['wall_s']} | {row['trials_per_s']} | "
-                     f"{row['overhead_per_trial_s']} | {row['note']} |")
+             *_launch_table(results["launch"])]
     lines += ["", "| reporting | trials at once | reports sent | stored | reports/s | p50 of a call (ms) | "
               "p99 (ms) | lost | duplicated |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for row in results["ingestion"]:
         lines.append(f"| {row['system']} | {row['concurrent_trials']} | {row['reports_sent']} | {row['reports_stored']} "
                      f"| {row['reports_per_s']} | {row['p50_ms']} | {row['p99_ms']} | {row['lost']} | "
                      f"{row['duplicated']} |")
-    lines += ["", "| trial imports | cold launch → first report (s) | warm (s) | warm / cold | warm starts | fresh-process fallbacks |",
-              "| --- | ---: | ---: | ---: | ---: | ---: |"]
-    for row in results["frameworks"]:
-        lines.append(f"| {row['framework']} | {row['cold_median_s']} | {row['warm_median_s']} | {row['warm_to_cold']} | "
-                     f"{row['warm_starts']} | {row['fresh_process_fallbacks']} |")
+    lines += ["", *_framework_table(results["frameworks"])]
     return "\n".join(lines) + "\n"
+
+
+def _launch_table(rows: list[dict]) -> list[str]:
+    floor = {row["trials"]: row for row in rows if row["system"] == LAUNCH_SYSTEMS["bare"]}
+    lines = ["| system | trials | loop ms/trial | end to end ms/trial | loop / floor | note |",
+             "| --- | ---: | ---: | ---: | ---: | --- |"]
+    for row in rows:
+        ratio = row["loop_ms_per_trial"] / floor[row["trials"]]["loop_ms_per_trial"] if row["trials"] in floor else 0
+        lines.append(f"| {row['system']} | {row['trials']} | {row['loop_ms_per_trial']} | "
+                     f"{row['end_to_end_ms_per_trial']} | {ratio:.2f} | {row['note']} |")
+    return lines
+
+
+def _framework_table(rows: list[dict]) -> list[str]:
+    lines = ["| trial imports | max_concurrent_trials | cold launch → first report (s) | warm (s) | warm / cold | "
+             "warm starts | cold starts in the warm run |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for row in rows:
+        lines.append(f"| {row['framework']} | {row['concurrency']} | {row['cold_median_s']} | {row['warm_median_s']} | "
+                     f"{row['warm_to_cold']} | {row['warm_starts']} | {row['cold_starts_in_warm_run']} |")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=40, help="no-op trials per system (default 40)")
+    parser.add_argument("--trials", type=int, nargs="+", default=[50, 500], help="no-op trials per system (50 500)")
     parser.add_argument("--reports", type=int, default=500, help="training reports per trial for ingestion")
-    parser.add_argument("--framework-trials", type=int, default=5, help="trials per framework and start kind")
+    parser.add_argument("--framework-trials", type=int, default=6, help="trials per framework, start kind and "
+                        "concurrency")
     parser.add_argument("--skip-ray", action="store_true", help="leave Ray Tune out (its start costs seconds)")
     parser.add_argument("--out", default="benchmarks/results", help="where to write overhead.json and .md")
+    parser.add_argument("--system", choices=LAUNCH_SYSTEMS, help=argparse.SUPPRESS)  # one system, in a child
+    parser.add_argument("--scratch", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.system:
+        print(json.dumps(run_system(args.system, args.trials[0], Path(args.scratch))))
+        return 0
     with tempfile.TemporaryDirectory(prefix="hpt-overhead-") as scratch:
         root = Path(scratch)
-        overhead = hpt_overhead(root, args.trials) + optuna_overhead(root, args.trials)
-        if not args.skip_ray:
-            overhead += ray_overhead(args.trials)
         results = {
             "command": "python benchmarks/overhead.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "machine": f"{os.cpu_count()} cores, Python {sys.version.split()[0]}",
             "date": time.strftime("%Y-%m-%d"),
-            "overhead": overhead,
+            "launch": [row for trials in args.trials for row in launch_rows(root, trials, args.skip_ray)],
             "ingestion": [ingestion(root, args.reports), optuna_ingestion(root, args.reports)]
             + ([] if args.skip_ray else [ray_ingestion(args.reports)]),
-            "frameworks": [framework_starts(root, name, args.framework_trials) for name in FRAMEWORK_IMPORTS],
+            "frameworks": [framework_starts(root, name, args.framework_trials, concurrency)
+                           for name in FRAMEWORK_IMPORTS for concurrency in (1, 2)],
         }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

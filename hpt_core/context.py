@@ -26,6 +26,7 @@ unchanged by hand.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import itertools
@@ -39,15 +40,14 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from hpt_core.channel import ChannelClient, ChannelRefused, ControllerUnreachable
 from hpt_core.checkpoint_storage import checkpoint_directory, join, local_copy
-from hpt_core.config import Length
-from hpt_core.errors import ConfigError, InvalidHP, Problem
-from hpt_core.hyperparameters import space_from_dict
-from hpt_core.safe_yaml import load_yaml
-from hpt_core.space import PATH_SEPARATOR
+from hpt_core.errors import PATH_SEPARATOR, ConfigError, InvalidHP, Problem
+
+if TYPE_CHECKING:  # the trial side never imports pydantic, numpy or YAML (see docs/benchmarks.md, trial import)
+    from hpt_core.config import Length
 
 POLL_SECONDS = 1.0
 FORCED_EXIT_SECONDS = 60.0
@@ -331,7 +331,29 @@ def _trial_context_from_environment() -> TrialContext:
     start = client.call("start", {"trial_id": trial_id, "attempt": attempt})
     context = TrialContext(client, trial_id, attempt, start)
     _install_handlers(context)
+    if "HPT_IMPORTS_RECORD" in os.environ:  # the executor's warm pool preloads what the first trials import
+        script = os.path.realpath(getattr(sys.modules["__main__"], "__file__", None) or os.getcwd())
+        own = tuple(os.path.join(folder, "") for folder in (os.path.realpath(os.getcwd()), os.path.dirname(script)))
+        _record_imports(os.environ["HPT_IMPORTS_RECORD"], own)
+        atexit.register(_record_imports, os.environ["HPT_IMPORTS_RECORD"], own)
     return context
+
+
+def _record_imports(path: str, own: tuple[str, ...]) -> None:
+    """Write the installed top-level modules this process has imported (not the stdlib's, not the trial's own
+    modules from the `own` folders: its script's and working directory) to `path`, as a JSON list in import
+    order; replaced atomically."""
+    names = []
+    for name, module in list(sys.modules.items()):
+        location = getattr(module, "__file__", None)
+        if "." in name or name.startswith("_") or name in sys.stdlib_module_names or location is None or \
+                getattr(module, "__name__", None) != name or os.path.realpath(location).startswith(own):
+            continue
+        names.append(name)
+    partial = f"{path}.{os.getpid()}"
+    with contextlib.suppress(OSError):
+        Path(partial).write_text(json.dumps(names))
+        os.replace(partial, path)
 
 
 def _install_handlers(context: TrialContext) -> None:
@@ -352,6 +374,9 @@ def _install_handlers(context: TrialContext) -> None:
 
 
 def _local_context(config: str | Path | None) -> LocalContext:
+    from hpt_core.hyperparameters import space_from_dict
+    from hpt_core.safe_yaml import load_yaml
+
     hparams: dict[str, Any] = {}
     max_length: int | None = None
     unit = "batches"
@@ -367,6 +392,8 @@ def _local_context(config: str | Path | None) -> LocalContext:
 
 
 def _length_of(searcher: Mapping[str, Any]) -> Length | None:
+    from hpt_core.config import Length
+
     if "max_length" in searcher:
         return Length.model_validate(searcher["max_length"])
     if "length_per_round" in searcher and "num_rounds" in searcher:

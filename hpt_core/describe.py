@@ -8,6 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from hpt_core.executors.local import recorded_start
 from hpt_core.labels import trial_label
 from hpt_core.plugins import length_unit
 from hpt_core.space import flatten
@@ -38,6 +39,7 @@ def describe_experiment(storage: Storage, experiment_id: int) -> dict[str, Any]:
             "best_validation": best,
             "latest_validation": values[-1] if values else None,
             "checkpoints": checkpoints.get(trial.id, []),
+            "start": recorded_start(experiment.experiment_dir, trial.id),
         })
     scored = [trial for trial in trials if trial["best_validation"] is not None]
     best_trial = None
@@ -69,7 +71,7 @@ def render_description(description: dict[str, Any], console: Console) -> None:
     console.print(f"results in {description['experiment_dir']}")
     table = Table(show_header=True)
     for column in ("trial", "state", "why it ended", "hyperparameters", "restarts", "length",
-                   f"best {metric}", f"latest {metric}", "checkpoints"):
+                   f"best {metric}", f"latest {metric}", "checkpoints", "start"):
         table.add_column(column)
     for trial in description["trials"]:
         hparams = ", ".join(f"{name}={_short(value)}" for name, value in flatten(trial["hparams"]).items())
@@ -77,9 +79,15 @@ def render_description(description: dict[str, Any], console: Console) -> None:
             trial_label(trial["id"], trial["request_id"]), trial["state"], trial["end_reason"] or "", hparams,
             str(trial["restarts"]),
             str(trial["length_trained"]), _value(trial["best_validation"]), _value(trial["latest_validation"]),
-            str(len(trial["checkpoints"])),
+            str(len(trial["checkpoints"])), (trial["start"] or {}).get("start", ""),
         )
     console.print(table)
+    cold = {}
+    for trial in description["trials"]:
+        if trial["start"] is not None and trial["start"].get("start") == "cold":
+            cold.setdefault(trial["start"]["start_note"], []).append(str(trial["id"]))
+    for reason, trial_ids in cold.items():
+        console.print(f"started cold (latest attempt), trial {', '.join(trial_ids)}: {reason}")
     best = next((trial for trial in description["trials"] if trial["id"] == description["best_trial"]), None)
     if best is not None:
         console.print(f"best trial: {trial_label(best['id'], best['request_id'], description['id'])}")

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 _MISSING = object()
+PATH_SEPARATOR = "."
+"""Joins the names of a nested hyperparameter (`optimizer.lr`) and the parts of a field's path."""
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,14 @@ STATES = ("PENDING", "RUNNING", "PAUSED", "COMPLETED", "CANCELED", "ERROR")
 PLAIN_LINE_SECONDS = 5.0
 
 
-def summary_line(summary: dict[str, Any], metric: str) -> str:
-    """One line: `running 2 | paused 1 | completed 5 | best val_loss 0.123 (trial 24 (#4)) | 40% | 0:01:12`."""
+def summary_line(summary: dict[str, Any], metric: str, starts: str = "") -> str:
+    """One line: `running 2 | paused 1 | completed 5 | best val_loss 0.123 (trial 24 (#4)) | 6 warm, 2 cold starts |
+    40% | 0:01:12` (`starts`: the executor's `start_summary()`, left out when empty)."""
     states = summary["states"]
     parts = [f"{state.lower()} {states[state]}" for state in STATES if states.get(state)]
     best = summary["best"]
     parts.append(f"best {metric} {_best(best)}" if best else f"best {metric} -")
+    parts += [starts] if starts else []
     parts.append(f"{summary['progress']:.0%}")
     parts.append(_clock(summary["elapsed"]))
     return " | ".join(parts)
@@ -55,9 +57,9 @@ class ProgressView:
                 print(notice, file=self.stream, flush=True)
         summary = controller.summary()
         if self._live is not None:
-            self._live.update(self._table(summary))
+            self._live.update(self._table(summary, controller.executor.start_summary()))
             return
-        line = summary_line(summary, self.metric)
+        line = summary_line(summary, self.metric, controller.executor.start_summary())
         changed = _without_clock(line) != _without_clock(self._last_line)
         if not self.quiet and changed and time.monotonic() - self._last_printed >= PLAIN_LINE_SECONDS:
             print(f"experiment {self.experiment_id}: {line}", file=self.stream, flush=True)
@@ -65,23 +67,26 @@ class ProgressView:
 
     def close(self, controller: Any) -> None:
         if self._live is not None:
-            self._live.update(self._table(controller.summary()))
+            self._live.update(self._table(controller.summary(), controller.executor.start_summary()))
             self._live.stop()
         elif not self.quiet:
-            print(f"experiment {self.experiment_id}: {summary_line(controller.summary(), self.metric)}",
+            line = summary_line(controller.summary(), self.metric, controller.executor.start_summary())
+            print(f"experiment {self.experiment_id}: {line}",
                   file=self.stream, flush=True)
 
-    def _table(self, summary: dict[str, Any]) -> Table:
+    def _table(self, summary: dict[str, Any], starts: str) -> Table:
         table = Table(title=f"experiment {self.experiment_id}", show_header=True)
         for state in STATES:
             table.add_column(state.lower(), justify="right")
         table.add_column(f"best {self.metric}")
+        table.add_column("starts")
         table.add_column("progress", justify="right")
         table.add_column("elapsed", justify="right")
         best = summary["best"]
         table.add_row(
             *(str(summary["states"].get(state, 0)) for state in STATES),
             _best(best) if best else "-",
+            starts or "-",
             f"{summary['progress']:.0%}",
             _clock(summary["elapsed"]),
         )

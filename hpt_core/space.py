@@ -20,7 +20,7 @@ from typing import Any, Iterator, Mapping, Union
 
 import numpy as np
 
-PATH_SEPARATOR = "."
+from hpt_core.errors import PATH_SEPARATOR
 
 
 def round_half_away(value: float) -> int:

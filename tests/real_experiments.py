@@ -30,6 +30,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,3 +210,12 @@ class ExperimentRun:
     def hpt(self, *args: str, **options: Any) -> subprocess.CompletedProcess[str]:
         """Run the `hpt` command on this experiment's storage (see `ExperimentFolder.hpt`)."""
         return self.folder.hpt(*args, **options)
+
+
+def hold_until_preloaded(controller: Any, timeout: float = 240.0) -> None:
+    """An `on_tick`: hold the controller while a preloaded interpreter of its local executor is still importing,
+    so that the next trial it launches can start warm (`LocalExecutor.preloading`)."""
+    deadline = time.monotonic() + timeout
+    while controller.executor.preloading():
+        assert time.monotonic() < deadline, controller.executor.warm_start_state()
+        time.sleep(0.05)

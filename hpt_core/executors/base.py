@@ -119,6 +119,10 @@ class Executor(abc.ABC):
         """Messages for the user that have not been returned before (each is returned once)."""
         return []
 
+    def start_summary(self) -> str:
+        """How trials have started, for the progress line (e.g. `6 warm, 2 cold starts`); "" when not told."""
+        return ""
+
 
 def attempt_header(attempt: int) -> bytes:
     """The line that opens each attempt's output in a trial's log."""

@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Annotated, Any, BinaryIO, Optional, Sequence
 
+from pydantic import AfterValidator
+
+from hpt_core.config import ExecutorOptions, ExperimentConfig, StrictStr
 from hpt_core.executors.base import (
     ExecutorError,
     LaunchSpec,
@@ -37,12 +41,27 @@ from hpt_core.executors.process_group import (
     shell_returncode,
     signal_group,
 )
-from hpt_core.executors.warm_start import ForkedProcess, ForkServer, warm_start_wanted
 from hpt_core.executors.resources import GpuPool, cpu_cores, detect_gpus, thread_limits, threads_per_trial
+from hpt_core.executors.warm_pool import IMPORTS_RECORD_VARIABLE, WarmPool, python_script_of
 from hpt_core.executors.workdir import make_link_farm
 from hpt_core.private_files import open_private
 
 NO_GPUS_NOTICE = "no GPUs found: trials run on CPUs"
+MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def _module_name(value: Any) -> Any:
+    if isinstance(value, str) and not MODULE_NAME.match(value):
+        raise ValueError("must be a Python module name to import, such as `torch` or `lightning.pytorch`")
+    return value
+
+
+class LocalOptions(ExecutorOptions):
+    """`executor: {type: local, ...}` (the default)."""
+
+    preload: Optional[list[Annotated[StrictStr, AfterValidator(_module_name)]]] = None
+    """The modules each preloaded interpreter imports ahead of a trial (docs/runtime.md, warm starts); by default
+    what the experiment's first trial imported."""
 
 _WAIT_STEP_SECONDS = 0.02
 
@@ -80,6 +99,10 @@ class LocalExecutor(TrackingExecutor):
     - Ending: an attempt ends when its whole process group has. Processes left behind by a
       command that ended on its own are killed at once; a terminated trial's processes get the
       grace period. The exit status is the shell's (128 + N read as killed by signal N).
+    - Warm starts: a trial whose command runs a Python script plainly is handed to a preloaded interpreter
+      when one fits (`hpt_core.executors.warm_pool`, `preload` names the modules); else it starts cold. Each
+      start is recorded (`start_kinds`, `start_notes`, the trial's log and `process.json`) with the reason
+      for a cold one. `HPT_WARM_START=0` in this process's environment turns warm starts off.
 
     The SIGKILL that ends a grace period is sent by the first `poll`, `running`, `can_launch`,
     `launch` or `ensure_stopped` after the deadline, so the controller should poll regularly.
@@ -87,6 +110,15 @@ class LocalExecutor(TrackingExecutor):
     """
 
     name = "local"
+
+    options_model = LocalOptions
+
+    @classmethod
+    def for_experiment(cls, config: ExperimentConfig, experiment_dir: str, model_dir: str,
+                       experiment_id: int) -> LocalExecutor:
+        options = config.executor
+        return cls(experiment_dir, model_dir, config.searcher.max_concurrent_trials,
+                   preload=options.preload if isinstance(options, LocalOptions) else None)
 
     def __init__(
         self,
@@ -97,10 +129,11 @@ class LocalExecutor(TrackingExecutor):
         *,
         max_trials: int | None = None,
         gpus: Sequence[str] | None = None,
+        preload: Sequence[str] | None = None,
     ) -> None:
         """`max_concurrent` (0 = no limit) and `max_trials` bound the trials running at once, which
-        sizes their threads; `cpu_count` defaults to the cores this process may use, `gpus` to
-        those found by `detect_gpus`."""
+        sizes their threads and the warm pool; `cpu_count` defaults to the cores this process may use,
+        `gpus` to those found by `detect_gpus`; `preload` (`executor.preload`) to what the first trial imported."""
         if max_concurrent < 0:
             raise ValueError(f"max_concurrent must be >= 0 (0 = no limit), but got {max_concurrent}")
         if cpu_count is not None and cpu_count < 1:
@@ -119,9 +152,13 @@ class LocalExecutor(TrackingExecutor):
         self._attempts: dict[int, _Attempt] = {}
         if not self.gpus.devices:
             self._notices.append(NO_GPUS_NOTICE)
-        self._fork_server: ForkServer | None = None
+        at_once = [bound for bound in (max_concurrent, max_trials or 0) if bound > 0]
+        self._pool = WarmPool(self.experiment_dir, min(at_once) if at_once else self.cores,
+                              None if preload is None else list(preload))
         self.starts = {"warm": 0, "cold": 0}
         self.start_kinds: dict[int, str] = {}  # each trial's latest start: "warm" or "cold"
+        self.start_notes: dict[int, str] = {}  # what a warm start preloaded, or why a start was cold
+        self._faults_told: set[str] = set()  # why preloaded interpreters were unfit, each told to the user once
 
     def workdir(self, trial_id: int) -> Path:
         """The trial's working directory (it exists once the trial has been launched)."""
@@ -146,8 +183,9 @@ class LocalExecutor(TrackingExecutor):
             self.gpus.release(gpus)
             raise
         pgid = self._attempts[spec.trial_id].pgid
-        self._process_record(spec.trial_id).write_text(
-            json.dumps({"pgid": pgid, "attempt": spec.attempt, "started": process_start_time(pgid)}))
+        self._process_record(spec.trial_id).write_text(json.dumps({
+            "pgid": pgid, "attempt": spec.attempt, "started": process_start_time(pgid),
+            "start": self.start_kinds[spec.trial_id], "start_note": self.start_notes[spec.trial_id]}))
 
     def recover(self, trial_id: int, grace_seconds: float = 10.0) -> int:
         """Stop the processes an earlier controller left for this trial; the last attempt it recorded.
@@ -179,14 +217,7 @@ class LocalExecutor(TrackingExecutor):
 
     def shutdown(self, grace_seconds: float = 10.0) -> None:
         super().shutdown(grace_seconds)
-        if self._fork_server is not None:
-            self._fork_server.stop()
-            self._fork_server = None
-
-    def notices(self) -> list[str]:
-        if self._fork_server is not None and (notice := self._fork_server.take_notice()):
-            self._notices.append(notice)
-        return super().notices()
+        self._pool.stop()
 
     def _process_record(self, trial_id: int) -> Path:
         return self.experiment_dir / "trials" / str(trial_id) / "process.json"
@@ -202,14 +233,19 @@ class LocalExecutor(TrackingExecutor):
         return spec.slots
 
     def warm_start_state(self) -> str:
-        """Whether trials start warm (forked from a server that preloaded their imports), and why not."""
-        if self._fork_server is None:
-            return "not started (the entrypoint is not a plain Python script, or no trial ran yet)"
-        if self._fork_server.ready:
-            return f"warm: {', '.join(self._fork_server.modules) or 'nothing'} preloaded"
-        return f"cold: {self._fork_server.unusable_reason or 'the fork server is still importing'}"
+        """How trials start: counts of warm and cold starts, and the pool of preloaded interpreters."""
+        if not _warm_starts_on():
+            return f"warm starts off (HPT_WARM_START=0); {self.starts['cold']} cold starts"
+        return f"{self.start_summary()}; {self._pool.state()}"
 
-    def _start(self, spec: LaunchSpec, gpus: tuple[str, ...]) -> subprocess.Popen[bytes] | ForkedProcess:
+    def preloading(self) -> bool:
+        """Whether a preloaded interpreter is still importing: a trial launched now may start cold."""
+        return self._pool.preloading()
+
+    def start_summary(self) -> str:
+        return f"{self.starts['warm']} warm, {self.starts['cold']} cold starts"
+
+    def _start(self, spec: LaunchSpec, gpus: tuple[str, ...]) -> subprocess.Popen[bytes]:
         workdir = self.workdir(spec.trial_id)
         if not workdir.exists():
             workdir.parent.mkdir(parents=True, exist_ok=True)
@@ -220,20 +256,14 @@ class LocalExecutor(TrackingExecutor):
         with open_private(log_path) as log:
             log.write(attempt_header(spec.attempt))
             log.flush()
-            argv = warm_start_wanted(spec.command, self.model_dir)
-            if argv is not None:
-                server = self._server(argv[0], environment)
-                if server.ready:
-                    try:
-                        process = server.launch(argv, workdir, environment, str(log_path))
-                    except OSError:  # the server died: the trial did not start, so start it cold
-                        pass
-                    else:
-                        self.starts["warm"] += 1
-                        self.start_kinds[spec.trial_id] = "warm"
-                        return process
-            self.starts["cold"] += 1
-            self.start_kinds[spec.trial_id] = "cold"
+            process, note = self._start_warm(spec, workdir, environment, log)
+            self.start_kinds[spec.trial_id] = "cold" if process is None else "warm"
+            self.start_notes[spec.trial_id] = note
+            self.starts[self.start_kinds[spec.trial_id]] += 1
+            if process is not None:
+                return process
+            log.write(f"hpt: cold start: {note}\n".encode())
+            log.flush()
             return subprocess.Popen(
                 spec.command,
                 shell=True,
@@ -245,12 +275,26 @@ class LocalExecutor(TrackingExecutor):
                 start_new_session=True,
             )
 
-    def _server(self, script: str, environment: dict[str, str]) -> ForkServer:
-        """The experiment's fork server, started (in the background) by the first Python trial."""
-        if self._fork_server is None:
-            shared = {name: value for name, value in environment.items() if not name.startswith("HPT_")}
-            self._fork_server = ForkServer(self.experiment_dir, self.model_dir / script, shared)
-        return self._fork_server
+    def _start_warm(self, spec: LaunchSpec, workdir: Path, environment: dict[str, str],
+                    log: BinaryIO) -> tuple[subprocess.Popen[bytes] | None, str]:
+        """The trial handed to a preloaded interpreter, and what it preloaded; or None and why it starts cold.
+        Either way the pool is then topped up for this trial's slot."""
+        if not _warm_starts_on():
+            return None, "warm starts are off (HPT_WARM_START=0)"
+        script = python_script_of(spec.command, environment.get("PATH"))
+        if script is None or not (workdir / script[1][0]).is_file():
+            return None, f"the entrypoint is not a plain Python script ({spec.command!r})"
+        interpreter, argv = script
+        if not self._pool.imports_record.exists() and self._pool.explicit is None:
+            environment[IMPORTS_RECORD_VARIABLE] = str(self._pool.imports_record)
+        process, note, fault = self._pool.take(interpreter, argv, workdir, environment, log)
+        if process is None:
+            self._pool.note_cold_start(spec.trial_id, note)
+        if fault and note not in self._faults_told:
+            self._faults_told.add(note)
+            self._notices.append(f"warm starts: trial {spec.trial_id} starts cold: {note} (see {self._pool.log_path})")
+        self._pool.top_up(interpreter, self.model_dir / argv[0], environment)
+        return process, note
 
     def _environment(self, spec: LaunchSpec, gpus: tuple[str, ...]) -> dict[str, str]:
         gpu_bound = len(self.gpus.devices) // spec.slots if self.gpus.devices and spec.slots else 0
@@ -282,8 +326,25 @@ class LocalExecutor(TrackingExecutor):
         return False
 
     def _collect(self) -> None:
+        self._pool.replace_ended()
         for trial_id, attempt in list(self._attempts.items()):
             if self._advance(attempt):
                 del self._attempts[trial_id]
                 self.gpus.release(attempt.gpus)
                 self._exits.append(TrialExit(trial_id, attempt.spec.attempt, attempt.returncode))
+
+
+def _warm_starts_on() -> bool:
+    return os.environ.get("HPT_WARM_START", "1") != "0"
+
+
+def recorded_start(experiment_dir: str | Path | None, trial_id: int) -> dict[str, str] | None:
+    """How the trial's latest attempt started, as `launch` recorded it: `{"start": "warm" | "cold", "start_note": what
+    was preloaded, or why it started cold}`; None for a trial this executor never launched."""
+    if experiment_dir is None:
+        return None
+    try:
+        record = json.loads((Path(experiment_dir) / "trials" / str(trial_id) / "process.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return {name: record[name] for name in ("start", "start_note") if name in record} or None

@@ -76,3 +76,11 @@ def shell_returncode(returncode: int) -> int:
     if 128 < returncode < 128 + signal.NSIG:
         return 128 - returncode
     return returncode
+
+
+def process_stopped(pid: int) -> bool:
+    """Whether the process is stopped (SIGSTOP, or traced), from /proc; False when it cannot be read."""
+    try:
+        return (_PROC / str(pid) / "stat").read_text().rpartition(")")[2].split()[0] in ("T", "t")
+    except (OSError, IndexError):
+        return False

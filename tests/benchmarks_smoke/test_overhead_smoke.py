@@ -13,13 +13,17 @@ def test_the_overhead_benchmark_writes_its_tables(tmp_path):
                                "1", "--skip-ray", "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
     assert finished.returncode == 0, finished.stderr[-3000:]
     results = json.loads((tmp_path / "overhead.json").read_text())
-    systems = [row["system"] for row in results["overhead"]]
-    assert systems == ["hpt local executor (warm starts)", "hpt local executor (cold starts)",
-                       "Optuna (SQLite, 2 worker processes)"]
+    systems = [row["system"] for row in results["launch"]]
+    assert systems == ["hpt (random, SQLite, warm starts)", "hpt (random, SQLite, HPT_WARM_START=0)",
+                       "Optuna in memory, 2 threads (no process per trial)",
+                       "Optuna + SQLite, 2 worker processes (no process per trial)",
+                       "Optuna in memory, a subprocess per trial", "bare subprocess per trial, no tuner (the floor)"]
+    assert all(row["trials"] == 4 and row["loop_ms_per_trial"] > 0 for row in results["launch"])
     hpt, optuna = results["ingestion"]
     assert (hpt["system"], optuna["system"]) == ("hpt (local executor, SQLite)", "Optuna trial.report (SQLite)")
     assert hpt["reports_stored"] == hpt["reports_sent"] == 8 * 20 and hpt["lost"] == hpt["duplicated"] == 0
     assert 0 < hpt["p50_ms"] <= hpt["p99_ms"] and optuna["reports_stored"] == 8 * 20
-    assert [row["framework"] for row in results["frameworks"]] == ["lightning", "keras"]
+    assert [(row["framework"], row["concurrency"]) for row in results["frameworks"]] == \
+        [("lightning", 1), ("lightning", 2), ("keras", 1), ("keras", 2)]
     assert all(row["cold_median_s"] > 0 for row in results["frameworks"])
     assert "## System overhead" in (tmp_path / "overhead.md").read_text()

@@ -314,7 +314,7 @@ def test_stdout_and_stderr_of_every_attempt_land_in_the_trials_log(executor, lau
         code = f"import sys; print('out {attempt}'); print('err {attempt}', file=sys.stderr)"
         spec = launch(executor, 1, python(code), attempt=attempt)
         wait_for_exits(executor, 1)
-    header = r"=== attempt {} started \d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\dZ ===\n"
+    header = r"=== attempt {} started \d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\dZ ===\nhpt: cold start: the entrypoint is not a plain Python script \(.*\)\n"
     expected = header.format(1) + "out 1\nerr 1\n" + header.format(2) + "out 2\nerr 2\n"
     assert re.fullmatch(expected, Path(spec.log_path).read_text())
 

@@ -1,16 +1,15 @@
-"""Warm trial starts: trials forked from a server that preloaded their imports, isolated from each other."""
+"""Warm trial starts: trials handed to preloaded interpreters, each a fresh process like a cold start."""
 
 import json
 import os
-import subprocess
+import signal
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from hpt_core.executors import LaunchSpec, LocalExecutor
-from hpt_core.executors.fork_server import python_script_of, third_party_imports
+from hpt_core.executors.warm_pool import python_script_of, third_party_imports
 
 TRIAL = """
 import sys
@@ -18,12 +17,13 @@ preloaded = "numpy" in sys.modules
 import json, os
 import numpy
 mode = sys.argv[1]
-record = {"preloaded": preloaded, "cwd": os.getcwd(), "argv": sys.argv, "trial": os.environ.get("HPT_TRIAL_ID"),
-          "pid": os.getpid(), "pgid": os.getpgid(0)}
+record = {"preloaded": preloaded, "cwd": os.getcwd(), "argv": sys.argv, "environment": dict(os.environ),
+          "path": sys.path, "file": __file__, "name": __name__, "pid": os.getpid(), "pgid": os.getpgid(0),
+          "sid": os.getsid(0), "stdin": os.read(0, 10).decode()}
 if mode == "leak":
     hoard = bytearray(300 * 1024 * 1024)
     hoard[::4096] = b"x" * len(hoard[::4096])
-with open(os.environ["RECORD"], "w") as handle:
+with open(os.path.join(os.environ["RECORDS"], "record-" + os.environ["HPT_TRIAL_ID"]), "w") as handle:
     status = open("/proc/self/status").read()
     record["peak_kb"] = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
     json.dump(record, handle)
@@ -39,6 +39,8 @@ if mode == "sleep":
 print("done", mode)
 """
 
+TIMEOUT_SECONDS = 120
+
 
 @pytest.fixture
 def model_dir(tmp_path):
@@ -49,134 +51,224 @@ def model_dir(tmp_path):
     return directory
 
 
-def run_trial(executor, tmp_path, trial_id, mode):
-    record = tmp_path / f"record-{trial_id}.json"
-    executor.launch(LaunchSpec(trial_id=trial_id, attempt=1, command=f"{sys.executable} train.py {mode}",
-                               env={"HPT_TRIAL_ID": str(trial_id), "RECORD": str(record)},
-                               log_path=str(tmp_path / f"trial-{trial_id}.log")))
-    deadline = time.monotonic() + 60
-    while True:
-        exits = executor.poll()
-        if exits:
-            (trial_exit,) = exits
-            return trial_exit.returncode, json.loads(record.read_text()) if record.exists() else None
-        assert time.monotonic() < deadline
+@pytest.fixture
+def executor(model_dir, tmp_path):
+    executor = LocalExecutor(tmp_path / "experiment", model_dir, max_concurrent=1)
+    yield executor
+    executor.shutdown(grace_seconds=1)
+
+
+def wait_for(condition, what):
+    deadline = time.monotonic() + TIMEOUT_SECONDS
+    while not (value := condition()):
+        assert time.monotonic() < deadline, what
         time.sleep(0.02)
+    return value
 
 
-def wait_until_warm(executor, tmp_path):
-    run_trial(executor, tmp_path, 100, "ok")  # the first trial starts the server and runs cold
-    deadline = time.monotonic() + 60
-    while not executor._fork_server.ready:
-        assert time.monotonic() < deadline, executor.warm_start_state()
-        time.sleep(0.05)
+def launch(executor, tmp_path, trial_id, mode):
+    executor.launch(LaunchSpec(trial_id=trial_id, attempt=1, command=f"{sys.executable} train.py {mode}",
+                               env={"HPT_TRIAL_ID": str(trial_id), "RECORDS": str(tmp_path)},
+                               log_path=str(tmp_path / f"trial-{trial_id}.log")))
+
+
+def run_trial(executor, tmp_path, trial_id, mode="ok"):
+    """Launch a trial, wait for its end; its exit status and what it recorded (None if nothing)."""
+    launch(executor, tmp_path, trial_id, mode)
+    (trial_exit,) = wait_for(executor.poll, f"trial {trial_id} never ended")
+    record = tmp_path / f"record-{trial_id}"
+    return trial_exit.returncode, json.loads(record.read_text()) if record.exists() else None
+
+
+def wait_for_exits(executor, trial_ids):
+    ended = set()
+    wait_for(lambda: ended.update(trial_exit.trial_id for trial_exit in executor.poll()) or ended == trial_ids,
+             f"trials {sorted(trial_ids)} never ended")
+
+
+def waiting_interpreters_ready(executor):
+    """Every waiting interpreter has finished preloading (and there is one)."""
+    return not executor.preloading() and "ready" in executor.warm_start_state()
+
+
+def start_the_pool(executor, tmp_path):
+    """The first trial starts cold and starts the pool; wait until an interpreter is ready."""
+    run_trial(executor, tmp_path, 100)
+    wait_for(lambda: waiting_interpreters_ready(executor), "no preloaded interpreter became ready")
+
+
+def process_json(executor, trial_id):
+    return json.loads((executor.workdir(trial_id).parent / "process.json").read_text())
 
 
 @pytest.mark.parametrize("command, expected", [
-    (f"{sys.executable} train.py --lr 0.1", ["train.py", "--lr", "0.1"]),
-    ("python3 train.py", ["train.py"]),
+    (f"{sys.executable} train.py --lr=0.1", (sys.executable, ["train.py", "--lr=0.1"])),
     ("python train.py > out.txt", None),
     ("bash run.sh", None),
     ("python -m package.train", None),
     ("python train.py && echo done", None),
+    ("ls train.py", None),
 ])
 def test_which_commands_can_start_warm(command, expected):
     assert python_script_of(command) == expected
 
 
-def test_the_server_preloads_the_scripts_third_party_imports_only(model_dir):
+def test_the_script_s_third_party_imports_are_what_the_pool_preloads_before_a_trial_ran(model_dir):
     (model_dir / "train.py").write_text("import json\nimport numpy as np\nfrom helpers import VALUE\n"
                                         "from sqlalchemy import text\nimport not_installed_anywhere\n")
     assert third_party_imports(model_dir / "train.py") == ["numpy", "sqlalchemy"]
 
 
-def test_warm_trials_run_with_their_own_directory_arguments_environment_and_output(model_dir, tmp_path):
-    executor = LocalExecutor(tmp_path / "experiment", model_dir, max_concurrent=2)
+def test_a_warm_trial_sees_what_a_cold_one_sees(executor, tmp_path):
+    cold_code, cold = run_trial(executor, tmp_path, 100)
+    wait_for(lambda: waiting_interpreters_ready(executor), "no preloaded interpreter became ready")
+    warm_code, warm = run_trial(executor, tmp_path, 1)
+    assert executor.start_kinds == {100: "cold", 1: "warm"}
+    assert (cold_code, cold["preloaded"], warm_code, warm["preloaded"]) == (0, False, 0, True)
+    assert warm["cwd"] == str(executor.workdir(1)) and cold["cwd"] == str(executor.workdir(100))
+    per_trial = {"HPT_TRIAL_ID", "PWD"}
+    assert {name: value for name, value in warm["environment"].items() if name not in per_trial} == \
+           {name: value for name, value in cold["environment"].items() if name not in per_trial}
+    assert warm["environment"]["PWD"] == warm["cwd"] and warm["environment"]["HPT_TRIAL_ID"] == "1"
+    for same in ("argv", "path", "name", "stdin"):
+        assert warm[same] == cold[same], same
+    assert warm["file"] == str(executor.workdir(1) / "train.py")
+    assert warm["pgid"] == warm["sid"] == warm["pid"]
+    log = (tmp_path / "trial-1.log").read_text()
+    assert "hpt: warm start: preloaded numpy\n" in log and "done ok" in log
+    assert process_json(executor, 1)["start"] == "warm"
+
+
+def test_a_crash_or_a_leak_in_one_warm_trial_does_not_touch_the_next(executor, tmp_path):
+    start_the_pool(executor, tmp_path)
+    assert run_trial(executor, tmp_path, 1, "abort")[0] == -6
+    assert run_trial(executor, tmp_path, 2, "exit3")[0] == 3
+    assert run_trial(executor, tmp_path, 3, "raise")[0] == 1
+    traceback = (tmp_path / "trial-3.log").read_text()
+    assert "ValueError: boom" in traceback and "preloaded.py" not in traceback
+    wait_for(lambda: waiting_interpreters_ready(executor), "no preloaded interpreter became ready")
+    leak_code, leak = run_trial(executor, tmp_path, 4, "leak")
+    wait_for(lambda: waiting_interpreters_ready(executor), "no preloaded interpreter became ready")
+    after_code, after = run_trial(executor, tmp_path, 5, "ok")
+    assert leak_code == 0 and leak["peak_kb"] > 300 * 1024
+    assert after_code == 0 and after["preloaded"] and after["peak_kb"] < leak["peak_kb"] - 250 * 1024
+    assert executor.start_kinds[4] == executor.start_kinds[5] == "warm"
+
+
+def test_terminate_ends_a_warm_trial(executor, tmp_path):
+    start_the_pool(executor, tmp_path)
+    launch(executor, tmp_path, 7, "sleep")
+    assert executor.start_kinds[7] == "warm"
+    wait_for(lambda: (tmp_path / "record-7").exists(), "the warm trial never ran")
+    executor.terminate(7, grace_seconds=5)
+    (trial_exit,) = wait_for(executor.poll, "the terminated trial never ended")
+    assert trial_exit.returncode == -15
+
+
+def test_an_interpreter_killed_while_it_waits_is_replaced(executor, tmp_path):
+    start_the_pool(executor, tmp_path)
+    (waiting,) = executor._pool._waiting
+    os.killpg(waiting.process.pid, signal.SIGKILL)
+    wait_for(lambda: waiting.process.poll() is not None, "the interpreter survived SIGKILL")
+    executor.poll()
+    assert f"interpreter {waiting.process.pid} ended while it waited (exit status -9)" in \
+           (tmp_path / "experiment" / "warm-pool.log").read_text()
+    wait_for(lambda: waiting_interpreters_ready(executor), "the killed interpreter was not replaced")
+    assert run_trial(executor, tmp_path, 1)[1]["preloaded"] is True
+    assert executor.start_kinds[1] == "warm"
+
+
+def test_a_stopped_interpreter_never_blocks_a_launch_and_the_trial_says_why_it_starts_cold(executor, tmp_path):
+    start_the_pool(executor, tmp_path)
+    (waiting,) = executor._pool._waiting
+    os.kill(waiting.process.pid, signal.SIGSTOP)
+    wait_for(lambda: open(f"/proc/{waiting.process.pid}/stat").read().rpartition(")")[2].split()[0] == "T",
+             "the interpreter did not stop")
+    returncode, record = run_trial(executor, tmp_path, 1)
+    assert returncode == 0 and record["preloaded"] is False
+    assert "hpt: cold start: it is stopped (SIGSTOP)" in (tmp_path / "trial-1.log").read_text()
+    assert process_json(executor, 1) | {"start": "cold", "start_note": "it is stopped (SIGSTOP)"} == \
+           process_json(executor, 1)
+    assert any("trial 1 starts cold: it is stopped (SIGSTOP)" in notice for notice in executor.notices())
+    assert waiting.process.poll() == -9  # discarded
+
+
+def test_a_preload_that_fails_is_said_in_the_trial_s_log_and_the_trial_starts_cold(model_dir, tmp_path):
+    executor = LocalExecutor(tmp_path / "experiment", model_dir, max_concurrent=1,
+                             preload=["numpy", "not_installed_anywhere"])
     try:
-        wait_until_warm(executor, tmp_path)
-        returncode, record = run_trial(executor, tmp_path, 1, "ok")
-        assert returncode == 0 and record["preloaded"] is True
-        assert record["cwd"] == str(executor.workdir(1)) and record["argv"] == ["train.py", "ok"]
-        assert record["trial"] == "1" and record["pgid"] == record["pid"]
-        assert "done ok" in (tmp_path / "trial-1.log").read_text()
-        assert executor.starts == {"warm": 1, "cold": 1}
-        assert executor.warm_start_state() == "warm: numpy preloaded"
-    finally:
-        executor.shutdown()
-
-
-def test_a_crash_or_a_leak_in_one_warm_trial_does_not_touch_the_next(model_dir, tmp_path):
-    executor = LocalExecutor(tmp_path / "experiment", model_dir, max_concurrent=2)
-    try:
-        wait_until_warm(executor, tmp_path)
-        assert run_trial(executor, tmp_path, 1, "abort")[0] == -6
-        assert run_trial(executor, tmp_path, 2, "exit3")[0] == 3
-        assert run_trial(executor, tmp_path, 3, "raise")[0] == 1
-        assert "ValueError: boom" in (tmp_path / "trial-3.log").read_text()
-        leak_code, leak = run_trial(executor, tmp_path, 4, "leak")
-        after_code, after = run_trial(executor, tmp_path, 5, "ok")
-        assert leak_code == 0 and leak["peak_kb"] > 300 * 1024
-        assert after_code == 0 and after["preloaded"] and after["peak_kb"] < leak["peak_kb"] - 250 * 1024
-        assert executor.starts["warm"] == 5
-    finally:
-        executor.shutdown()
-
-
-def test_terminate_ends_a_warm_trial(model_dir, tmp_path):
-    executor = LocalExecutor(tmp_path / "experiment", model_dir, max_concurrent=2)
-    try:
-        wait_until_warm(executor, tmp_path)
-        executor.launch(LaunchSpec(trial_id=7, attempt=1, command=f"{sys.executable} train.py sleep",
-                                   env={"RECORD": str(tmp_path / "r.json")}, log_path=str(tmp_path / "t7.log")))
-        executor.terminate(7, grace_seconds=5)
-        deadline = time.monotonic() + 30
-        while not (exits := executor.poll()):
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        assert exits[0].returncode == -15
-    finally:
-        executor.shutdown()
-
-
-def test_trials_start_fresh_when_the_preloaded_imports_start_threads(model_dir, tmp_path, monkeypatch):
-    package = tmp_path / "site" / "threadstarter"
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text("import threading, time\n"
-                                         "threading.Thread(target=time.sleep, args=(600,), daemon=True).start()\n")
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "site"))
-    monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    (model_dir / "train.py").write_text("import threadstarter\n" + TRIAL)
-    executor = LocalExecutor(tmp_path / "experiment", model_dir, max_concurrent=2)
-    try:
-        run_trial(executor, tmp_path, 1, "ok")
-        deadline = time.monotonic() + 60
-        while "thread" not in executor.warm_start_state():
-            assert time.monotonic() < deadline, executor.warm_start_state()
-            time.sleep(0.05)
-        returncode, record = run_trial(executor, tmp_path, 2, "ok")
+        run_trial(executor, tmp_path, 1)
+        wait_for(lambda: executor._pool._waiting[0].read_status(), "the interpreter never finished preloading")
+        returncode, record = run_trial(executor, tmp_path, 2)
         assert returncode == 0 and record["preloaded"] is False
-        assert executor.starts == {"warm": 0, "cold": 2}
-        assert executor.warm_start_state().startswith("cold: the preloaded modules started 1 thread(s)")
+        reason = "preloading failed: not_installed_anywhere: ModuleNotFoundError: " \
+                 "No module named 'not_installed_anywhere'"
+        assert f"hpt: cold start: {reason}" in (tmp_path / "trial-2.log").read_text()
+        assert executor.start_notes[2] == reason
+        assert any(reason in notice for notice in executor.notices())
     finally:
-        executor.shutdown()
+        executor.shutdown(grace_seconds=1)
 
 
-def test_the_server_ends_when_its_executor_dies_while_it_is_still_preloading(tmp_path):
-    package = tmp_path / "site" / "slowimport"
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text("import time\ntime.sleep(2)\n")
-    model_dir = tmp_path / "model"
-    model_dir.mkdir()
-    (model_dir / "train.py").write_text("import slowimport\n")
-    executor_process = subprocess.run(  # an executor process that starts the server and dies at once (kill -9)
-        [sys.executable, "-c", "import os, sys; from pathlib import Path; "
-         "from hpt_core.executors.warm_start import ForkServer; "
-         "server = ForkServer(Path(sys.argv[1]), Path(sys.argv[2]), dict(os.environ)); print(server._process.pid, "
-         "flush=True); os.kill(os.getpid(), 9)", str(tmp_path / "experiment"), str(model_dir / "train.py")],
-        env={**os.environ, "PYTHONPATH": str(tmp_path / "site")}, capture_output=True, text=True, timeout=60)
-    server_pid = int(executor_process.stdout.split()[0])
-    deadline = time.monotonic() + 60
-    while Path(f"/proc/{server_pid}").exists() and \
-            Path(f"/proc/{server_pid}/stat").read_text().rpartition(")")[2].split()[0] not in ("Z", "X"):
-        assert time.monotonic() < deadline, "the fork server outlived its executor"
-        time.sleep(0.1)
+def test_with_warm_starts_off_every_trial_starts_cold_and_says_so(executor, tmp_path, monkeypatch):
+    monkeypatch.setenv("HPT_WARM_START", "0")
+    run_trial(executor, tmp_path, 1)
+    assert run_trial(executor, tmp_path, 2)[1]["preloaded"] is False
+    assert "hpt: cold start: warm starts are off (HPT_WARM_START=0)" in (tmp_path / "trial-2.log").read_text()
+    assert not executor._pool._waiting
+
+
+def test_an_import_that_kills_its_interpreter_costs_one_attempt_a_launch_and_trials_say_why(model_dir, tmp_path,
+                                                                                             monkeypatch):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "dies_at_import.py").write_text("import os\nprint('dying at import', flush=True)\nos._exit(3)\n")
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    executor = LocalExecutor(tmp_path / "experiment", model_dir, max_concurrent=1, preload=["dies_at_import"])
+    try:
+        run_trial(executor, tmp_path, 1)
+        pool_log = tmp_path / "experiment" / "warm-pool.log"
+        wait_for(lambda: executor.poll() == [] and "ended while it preloaded" in pool_log.read_text(),
+                 "the interpreter survived its preload")
+        for _ in range(5):
+            executor.poll()
+        assert executor._pool._waiting == []  # not restarted by every poll
+        assert run_trial(executor, tmp_path, 2)[1]["preloaded"] is False
+        reason = "the last preloaded interpreter ended while it preloaded (exit status 3"
+        assert reason in executor.start_notes[2] and reason in (tmp_path / "trial-2.log").read_text()
+        assert "dying at import" in pool_log.read_text()
+        assert "another one starts with the next launch" in pool_log.read_text()
+        assert any(reason in notice for notice in executor.notices())
+    finally:
+        executor.shutdown(grace_seconds=1)
+
+
+def test_each_gpu_slot_gets_interpreters_that_imported_with_its_cuda_visible_devices(model_dir, tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "gpu_probe.py").write_text("import os\nAT_IMPORT = os.environ.get('CUDA_VISIBLE_DEVICES')\n")
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    (model_dir / "train.py").write_text(
+        "import json, os, sys\nimport gpu_probe\n"
+        "with open(os.path.join(os.environ['RECORDS'], 'record-' + os.environ['HPT_TRIAL_ID']), 'w') as handle:\n"
+        "    json.dump({'at_import': gpu_probe.AT_IMPORT, 'now': os.environ['CUDA_VISIBLE_DEVICES']}, handle)\n")
+    executor = LocalExecutor(tmp_path / "experiment", model_dir, max_concurrent=2, gpus=["0", "1"])
+    try:
+        run_trial(executor, tmp_path, 1)  # GPU 0, cold: the pool starts with interpreters for GPU 0
+        wait_for(lambda: waiting_interpreters_ready(executor), "no preloaded interpreter became ready")
+        launch(executor, tmp_path, 2, "ok")  # GPU 0 again, warm
+        launch(executor, tmp_path, 3, "ok")  # GPU 1: only GPU 0's interpreters wait
+        assert executor.start_kinds[2] == "warm" and executor.start_kinds[3] == "cold"
+        assert executor.start_notes[3] == \
+            "the waiting interpreters were started for another trial slot (CUDA_VISIBLE_DEVICES differ)"
+        wait_for_exits(executor, {2, 3})
+        wait_for(lambda: waiting_interpreters_ready(executor), "no preloaded interpreter became ready")
+        launch(executor, tmp_path, 4, "ok")  # GPU 0 again; one interpreter now waits for GPU 1
+        launch(executor, tmp_path, 5, "ok")
+        assert executor.start_kinds[4] == executor.start_kinds[5] == "warm"
+        wait_for_exits(executor, {4, 5})
+        records = {trial: json.loads((tmp_path / f"record-{trial}").read_text()) for trial in (2, 3, 4, 5)}
+        assert all(record["at_import"] == record["now"] for record in records.values())
+        assert {records[4]["now"], records[5]["now"]} == {"0", "1"}
+    finally:
+        executor.shutdown(grace_seconds=1)

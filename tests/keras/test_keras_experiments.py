@@ -7,7 +7,9 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-from real_experiments import ExperimentFolder
+from real_experiments import ExperimentFolder, hold_until_preloaded
+
+from hpt_core.executors.local import recorded_start
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("keras") is None,
                                 reason="the Keras tests need the keras extra")
@@ -109,6 +111,25 @@ def test_a_killed_trial_restarts_from_its_last_checkpoint(experiments, backend):
     assert second["iterations"] == killed_at["iterations"] == 2 * STEPS_PER_EPOCH
     assert second["weights_sum"] == pytest.approx(killed_at["weights_sum"], rel=1e-6)
     assert [m.epochs for m in run.metrics(trial, "training")] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_keras_trials_start_warm_from_a_preloaded_interpreter(experiments, backend):
+    """One trial at a time: the first starts cold (and starts the pool); once an interpreter has preloaded Keras
+    on the backend, the next trial is handed to it and trains as the first did."""
+    run = experiments.run(
+        {"name": "grid", "max_length": {"epochs": 1}, "max_concurrent_trials": 1},
+        {"learning_rate": {"type": "categorical", "vals": [0.01, 0.02]}},
+        variables={"KERAS_BACKEND": backend}, on_tick=hold_until_preloaded)
+    assert run.state == "COMPLETED"
+    first, second = run.trials()
+    experiment_dir = run.storage.get_experiment(run.experiment_id).experiment_dir
+    starts = [recorded_start(experiment_dir, trial.id) for trial in (first, second)]
+    assert [start["start"] for start in starts] == ["cold", "warm"]
+    assert "keras" in starts[1]["start_note"].split("preloaded ")[1].split(", ")
+    assert [entry["backend"] for entry in run.log("train_begin")] == [backend, backend]
+    for trial in (first, second):
+        assert trial.state == "COMPLETED" and [m.epochs for m in run.metrics(trial, "validation")] == [1]
 
 
 def test_invalid_hyperparameters_raised_inside_fit_end_the_trial_invalid(experiments):

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from real_experiments import ExperimentFolder, ExperimentRun
+from real_experiments import ExperimentFolder, ExperimentRun, hold_until_preloaded
 
+from hpt_core.executors.local import recorded_start
 from hpt_lightning import CHECKPOINT_FILE
 
 MODEL_DIR = Path(__file__).parent / "model"
@@ -185,6 +186,24 @@ def test_a_cancelled_trial_checkpoints_and_fit_returns_normally(tmp_path):
     checkpoint = experiment.storage.latest_checkpoint(trial.id)
     assert checkpoint.batches == end["global_step"] >= BATCHES_PER_EPOCH
     assert experiment.log("fit_returned", trial_id=trial.id), "Lightning's SIGTERM exception did not escape fit"
+
+
+def test_lightning_trials_of_either_namespace_start_warm_from_a_preloaded_interpreter(tmp_path):
+    """One trial at a time: the first starts cold (and starts the pool); once an interpreter has preloaded, the
+    next trial is handed to it and trains as the first did."""
+    experiment = experiments_in(tmp_path).run(
+        {"name": "grid", "max_length": {"epochs": 1}, "max_concurrent_trials": 1},
+        {"package": {"type": "categorical", "vals": ["lightning", "pytorch_lightning"]}, "lr": 0.1},
+        on_tick=hold_until_preloaded)
+    assert experiment.state == "COMPLETED"
+    first, second = experiment.trials()
+    starts = [recorded_start(experiment.storage.get_experiment(experiment.experiment_id).experiment_dir, trial.id)
+              for trial in (first, second)]
+    assert [start["start"] for start in starts] == ["cold", "warm"]
+    assert "torch" in starts[1]["start_note"].split("preloaded ")[1].split(", ")
+    assert f"hpt: {starts[1]['start_note']}" in experiment.trial_output(second.id)
+    for trial in (first, second):
+        assert trial.state == "COMPLETED" and [m.epochs for m in experiment.metrics(trial, "validation")] == [1]
 
 
 def test_a_trainer_that_cannot_validate_at_every_epoch_is_a_clear_error(tmp_path):

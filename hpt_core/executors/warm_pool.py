@@ -1,0 +1,269 @@
+"""Warm trial starts: a pool of preloaded interpreters (`hpt_core.preloaded`), started ahead of need.
+
+Each is a fresh process started through the shell with a trial slot's environment (hpt's variables aside),
+that imports the experiment's heavy modules and waits; it takes one trial (argv, working directory, the full
+environment with the trial's secret, output file), runs the script as `__main__` and ends. Nothing is forked,
+so a library that starts threads at import (torch, TensorFlow) is no obstacle, and the trial's process is a
+process group of its own like a cold one: restarts, time limits, signals and logs work unchanged.
+
+Which modules: `executor.preload` when the experiment file gives it; else what the experiment's first trial
+imported (it writes `trial-imports.json` in the experiment directory at start-up and exit); until then, the
+third-party packages the script imports at its top level. The script's own modules are never preloaded, so
+edits to them are seen.
+
+An interpreter cannot take a trial while it still imports, when its preload failed, when it was started with
+another environment than the trial's (a different `CUDA_VISIBLE_DEVICES`, thread count, ...), or when it is
+stopped or gone: the trial then starts cold, and `take` says why. One that ends while it waits is replaced.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Mapping
+
+from hpt_core.executors.process_group import process_stopped, signal_group
+from hpt_core.private_files import open_private
+
+PYTHON_NAMES = ("python", "python3", f"python3.{sys.version_info.minor}")
+IMPORTS_RECORD = "trial-imports.json"
+"""In the experiment directory: the top-level modules the first trial imported (a JSON list), read by the pool."""
+IMPORTS_RECORD_VARIABLE = "HPT_IMPORTS_RECORD"
+"""Set in a trial's environment while no record exists: the trial writes what it imported to this path."""
+POOL_LOG = "warm-pool.log"
+"""In the experiment directory: what the pool's interpreters printed while preloading, and why any was unfit."""
+_PRELOADED_MAIN = "import sys; from hpt_core.preloaded import main; main(int(sys.argv[1]), sys.argv[2:])"
+
+
+def python_script_of(command: str, path: str | None = None) -> tuple[str, list[str]] | None:
+    """The interpreter (found on `path`) and `[script, *args]` when `command` runs a Python script plainly
+    (`python train.py --x 1`), else None."""
+    if any(character in command for character in "|&;<>()$`*?~\\\n'\""):
+        return None
+    parts = shlex.split(command)
+    if len(parts) < 2 or not parts[1].endswith(".py"):
+        return None
+    interpreter = shutil.which(parts[0], path=path)
+    if interpreter is None or not (parts[0] in PYTHON_NAMES or Path(parts[0]).name.startswith("python")):
+        return None
+    return interpreter, parts[1:]
+
+
+def third_party_imports(script: Path) -> list[str]:
+    """Top-level packages a script imports at module level, that are installed and not beside the script."""
+    try:
+        tree = ast.parse(script.read_text(), str(script))
+    except (OSError, SyntaxError, ValueError):
+        return []
+    names: list[str] = []
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names += [alias.name.split(".")[0] for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.append(node.module.split(".")[0])
+    local = {path.stem for path in script.parent.iterdir()} if script.parent.is_dir() else set()
+    standard = sys.stdlib_module_names
+    return [name for name in dict.fromkeys(names)
+            if name not in local and name not in standard and importlib.util.find_spec(name) is not None]
+
+
+def slot_environment(environment: Mapping[str, str]) -> dict[str, str]:
+    """The part of a trial's environment an interpreter is started with: all but hpt's per-trial variables."""
+    return {name: value for name, value in environment.items() if not name.startswith("HPT_")}
+
+
+@dataclass
+class _Interpreter:
+    """A preloaded interpreter waiting for a trial."""
+
+    process: subprocess.Popen[bytes]
+    interpreter: str
+    environment: dict[str, str]
+    modules: list[str]
+    status_read: int
+    status: bytes = b""
+    result: dict | None = field(default=None)
+
+    def read_status(self) -> dict | None:
+        """What it preloaded and what failed, once it has said so (never blocks)."""
+        if self.result is None:
+            try:
+                self.status += os.read(self.status_read, 65536)
+            except BlockingIOError:
+                pass
+            if self.status.endswith(b"\n"):
+                self.result = json.loads(self.status)
+        return self.result
+
+    def discard(self) -> None:
+        signal_group(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        self.close()
+
+    def close(self) -> None:
+        os.close(self.status_read)
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+
+
+class WarmPool:
+    """Up to `size` preloaded interpreters waiting for trials of one experiment."""
+
+    def __init__(self, directory: Path, size: int, preload: list[str] | None = None) -> None:
+        self.directory = directory
+        self.size = max(1, size)
+        self.explicit = list(preload) if preload is not None else None
+        self.log_path = directory / POOL_LOG
+        self.imports_record = directory / IMPORTS_RECORD
+        self._waiting: list[_Interpreter] = []
+        self._died_preloading = ""  # why no interpreter waits, when the last one died of its preload
+
+    def modules(self, script: Path) -> list[str]:
+        """What the next interpreter preloads: `executor.preload`, else the first trial's imports, else the script's."""
+        if self.explicit is not None:
+            return self.explicit
+        try:
+            return list(json.loads(self.imports_record.read_text()))
+        except (OSError, ValueError):
+            return third_party_imports(script)
+
+    def take(self, interpreter: str, argv: list[str], cwd: Path, environment: dict[str, str],
+             log: BinaryIO) -> tuple[subprocess.Popen[bytes] | None, str, bool]:
+        """A waiting interpreter of this trial's slot, now running the trial (output to `log`, which first gets a
+        line saying what was preloaded), and that note; or None and why the trial starts cold, and whether that
+        is a fault to tell the user of (an unfit interpreter, which is discarded) rather than the pool's normal
+        course (none ready yet, or none for this slot)."""
+        self.replace_ended()
+        wanted = slot_environment(environment)
+        mine = [waiting for waiting in self._waiting if waiting.interpreter == interpreter
+                and waiting.environment == wanted]
+        if not mine and self._waiting:
+            other = self._waiting[0]
+            differing = sorted(name for name in {*other.environment, *wanted}
+                               if other.environment.get(name) != wanted.get(name))
+            return None, f"the waiting interpreters were started for another trial slot " \
+                         f"({', '.join(differing) or other.interpreter} differ)", False
+        reasons, faults = [], []
+        for waiting in mine:
+            reason = _unfit(waiting)
+            if reason == "":
+                note = f"warm start: preloaded {', '.join(waiting.result['preloaded']) or 'nothing'}"
+                log.write(f"hpt: {note}\n".encode())
+                log.flush()
+                request = json.dumps({"argv": argv, "cwd": str(cwd), "env": environment, "log_path": log.name})
+                reason = _hand_over(waiting, (request + "\n").encode())
+                if reason == "":
+                    self._waiting.remove(waiting)
+                    waiting.close()
+                    self._died_preloading = ""
+                    return waiting.process, note, False
+            if reason.startswith("it is still importing"):
+                reasons.append(reason)
+            else:
+                faults.append(reason)
+                self._waiting.remove(waiting)
+                waiting.discard()
+        if faults:
+            return None, "; ".join(dict.fromkeys(faults)), True
+        if not reasons and self._died_preloading:
+            return None, self._died_preloading, True
+        return None, "; ".join(dict.fromkeys(reasons)) or "no preloaded interpreter was waiting", False
+
+    def top_up(self, interpreter: str, script: Path, environment: dict[str, str]) -> None:
+        """Start interpreters with this trial slot's environment until `size` are waiting; when all that wait
+        are for other slots, the oldest of them makes room."""
+        wanted = slot_environment(environment)
+        if self._waiting and len(self._waiting) >= self.size and not any(
+                waiting.interpreter == interpreter and waiting.environment == wanted for waiting in self._waiting):
+            self._waiting.pop(0).discard()
+        while len(self._waiting) < self.size:
+            self._start(interpreter, self.modules(script), wanted)
+
+    def replace_ended(self) -> None:
+        """Replace every interpreter that ended while it waited (killed, out of memory), saying so in the log. One
+        that ended while it preloaded is not replaced until the next launch, so an import that kills its
+        interpreter costs one attempt a launch, never a loop."""
+        for waiting in list(self._waiting):
+            if waiting.process.poll() is not None:
+                self._waiting.remove(waiting)
+                preloaded = waiting.read_status() is not None
+                waiting.close()
+                self._log(f"the preloaded interpreter {waiting.process.pid} ended while it "
+                          f"{'waited' if preloaded else 'preloaded'} (exit status {waiting.process.returncode}); "
+                          f"{'another one is started' if preloaded else 'another one starts with the next launch'}")
+                if preloaded:
+                    self._start(waiting.interpreter, waiting.modules, waiting.environment)
+                else:
+                    self._died_preloading = f"the last preloaded interpreter ended while it preloaded (exit status " \
+                                            f"{waiting.process.returncode}; its output is in {self.log_path})"
+
+    def preloading(self) -> bool:
+        """Whether a waiting interpreter is still importing (a trial of its slot launched now would start cold)."""
+        return any(waiting.read_status() is None and waiting.process.poll() is None for waiting in self._waiting)
+
+    def state(self) -> str:
+        """How many interpreters wait, and what they preload."""
+        if not self._waiting:
+            return "no preloaded interpreter waiting"
+        ready = [waiting for waiting in self._waiting if waiting.read_status() is not None]
+        modules = ", ".join(self._waiting[0].modules) or "nothing"
+        return f"{len(ready)} of {len(self._waiting)} preloaded interpreter(s) ready ({modules})"
+
+    def note_cold_start(self, trial_id: int, reason: str) -> None:
+        """Write why a trial starts cold to the pool's log."""
+        self._log(f"trial {trial_id} starts cold: {reason}")
+
+    def stop(self) -> None:
+        """End every waiting interpreter."""
+        for waiting in self._waiting:
+            waiting.discard()
+        self._waiting = []
+
+    def _start(self, interpreter: str, modules: list[str], environment: dict[str, str]) -> None:
+        status_read, status_write = os.pipe()
+        os.set_blocking(status_read, False)
+        command = " ".join(shlex.quote(part) for part in
+                           ["exec", interpreter, "-c", _PRELOADED_MAIN, str(status_write), *modules])
+        with open_private(self.log_path) as log:
+            process = subprocess.Popen(command, shell=True, cwd=self.directory, env=environment,
+                                       stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
+                                       pass_fds=(status_write,), start_new_session=True)
+        os.close(status_write)
+        os.set_blocking(process.stdin.fileno(), False)  # handing a trial over never waits on the interpreter
+        self._waiting.append(_Interpreter(process, interpreter, environment, modules, status_read))
+
+    def _log(self, message: str) -> None:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        with open_private(self.log_path) as log:
+            log.write(f"{stamp} hpt: {message}\n".encode())
+
+
+def _hand_over(waiting: _Interpreter, request: bytes) -> str:
+    """Send the trial to the interpreter; "" once it has it all, else why not (it must then be discarded)."""
+    try:
+        written = os.write(waiting.process.stdin.fileno(), request)
+    except OSError as error:  # gone, or a full pipe
+        return f"it could not be handed the trial ({error})"
+    return "" if written == len(request) else "it could not be handed the trial (the request did not fit its pipe)"
+
+
+def _unfit(waiting: _Interpreter) -> str:
+    """Why an interpreter of the trial's slot cannot take it now ("" when it can)."""
+    if process_stopped(waiting.process.pid):
+        return "it is stopped (SIGSTOP)"
+    status = waiting.read_status()
+    if status is None:
+        return f"it is still importing ({', '.join(waiting.modules)})"
+    if status["failed"]:
+        return "preloading failed: " + "; ".join(f"{name}: {error}" for name, error in status["failed"].items())
+    return ""

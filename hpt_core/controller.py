@@ -30,6 +30,7 @@ from hpt_core.config import ExperimentConfig
 from hpt_core.errors import SearcherError
 from hpt_core.executors.base import Executor, LaunchSpec, TrialExit
 from hpt_core.lifecycle import Trial, TrialMachine, restore
+from hpt_core.ownership import Lease, LeaseLost
 from hpt_core.plugins import experiment_loggers, notify
 from hpt_core.recording import StorageBooks, rebuild
 from hpt_core.searchers.base import SearchMethod
@@ -64,6 +65,7 @@ class Controller:
         checkpoint_root: str,
         host: str = "127.0.0.1",
         on_tick: Callable[["Controller"], None] | None = None,
+        lease: Lease | None = None,
     ) -> None:
         self.storage = storage
         self.experiment_id = experiment_id
@@ -74,6 +76,7 @@ class Controller:
         self.checkpoint_root = checkpoint_root
         self.host = host
         self.on_tick = on_tick
+        self.lease = lease or Lease(storage, experiment_id)
         self.machine = TrialMachine(config, searcher, StorageBooks(storage, experiment_id, config.max_restarts), seed)
         self.started_at = time.monotonic()
         self._deadline = math.inf
@@ -97,13 +100,19 @@ class Controller:
     # --- the loop ---------------------------------------------------------------------------
 
     def run(self) -> str:
-        """Start the experiment, or resume it from its record if it has one; returns its final state."""
-        with experiment_loggers(self.experiment_id, self.config):
-            return self._run()
+        """Take the experiment's lease (`ownership.ExperimentOwned` if a live controller holds it), start the
+        experiment or resume it from its record, and return its final state. A controller whose lease is
+        taken over stops its trials and raises `ownership.LeaseLost`, leaving the experiment to the taker."""
+        self.lease.acquire()
+        self.lease.keep_renewed()
+        try:
+            with experiment_loggers(self.experiment_id, self.config):
+                return self._run()
+        finally:
+            self.lease.release()
 
     def _run(self) -> str:
         self.channel = ChannelServer(self._handle, self.secret, host=self.host).start()
-        self.storage.set_controller_pid(self.experiment_id, os.getpid())
         if self.config.max_time is not None:
             age = (_now() - self.storage.get_experiment(self.experiment_id).created_at).total_seconds()
             self._deadline = time.monotonic() + self.config.max_time - age
@@ -118,6 +127,7 @@ class Controller:
                 if self._additional_trials:
                     self.machine.dispatch("extend", self._additional_trials)
             while not self._finished():
+                self.lease.check()
                 with self._lock:
                     self._follow_storage()
                     self._enforce_trial_time_limit()
@@ -128,6 +138,10 @@ class Controller:
                 if self.on_tick is not None:
                     self.on_tick(self)
                 time.sleep(LOOP_SECONDS)
+        except LeaseLost:
+            self.channel.stop()  # what trials send now is the new holder's to record, not this controller's
+            self.executor.shutdown()
+            raise
         except Exception as error:
             self._pause_after(error)
             raise ControllerFailed(self._failure_message(error)) from error
@@ -136,7 +150,6 @@ class Controller:
             raise
         finally:
             self.channel.stop()
-            self.storage.set_controller_pid(self.experiment_id, None)
         state = self.machine.final_state()
         self.executor.shutdown()
         self._save_snapshot()

@@ -199,7 +199,7 @@ def test_pause_activate_and_cancel_a_detached_experiment(tmp_path):
     assert experiments.hpt("experiment", "activate", "1", timeout=60).returncode == 0
     wait_for(lambda: any(t.state == "RUNNING" for t in storage.list_trials(1)))
     assert experiments.hpt("experiment", "cancel", "1", timeout=60).returncode == 0
-    wait_for(lambda: storage.get_experiment(1).controller_pid is None and not processes_of(home), timeout=60)
+    wait_for(lambda: storage.lease(1) is None and not processes_of(home), timeout=60)
     assert storage.get_experiment(1).state == "CANCELED"
     assert all(t.state in ("CANCELED", "COMPLETED") for t in storage.list_trials(1))
     assert any(t.state == "CANCELED" for t in storage.list_trials(1))

@@ -88,7 +88,8 @@ class Controller:
         self._cancel_requested = False
         self._lock = threading.RLock()
         self.channel: ChannelServer | None = None
-        self.experiment_dir = storage.get_experiment(experiment_id).experiment_dir
+        record = storage.get_experiment(experiment_id)
+        self.experiment_dir, self.experiment_uuid = record.experiment_dir, record.uuid
         self._handlers = {"start": self._on_start, "report": self._on_report, "checkpoint": self._on_checkpoint,
                           "status": self._on_status, "exit": self._on_exit}
 
@@ -249,12 +250,14 @@ class Controller:
                 for record in self.storage.metrics(trial_id=trial.trial_id, kind="validation")]
 
     def _register_checkpoints_left_on_disk(self) -> None:
-        """Checkpoints that trials finished saving while no controller could register them."""
+        """Checkpoints that this experiment's trials finished saving while no controller could register them:
+        only those whose metadata (written by the trial) names this experiment's uuid and one of its trials."""
         known = {checkpoint.id for checkpoint in self.storage.checkpoints(experiment_id=self.experiment_id,
                                                                            include_deleted=True)}
         for name, metadata in checkpoint_storage.completed_checkpoints(self.checkpoint_root):
             trial = self.machine.by_trial_id.get(metadata.get("trial_id"))
-            if name in known or not CHECKPOINT_ID.fullmatch(name) or trial is None:
+            ours = metadata.get("experiment_uuid") == self.experiment_uuid and trial is not None
+            if name in known or not CHECKPOINT_ID.fullmatch(name) or not ours:
                 continue
             batches, epochs = int(metadata["batches"]), int(metadata["epochs"])
             self._add_checkpoint(trial, name, batches, epochs, metadata.get("metadata") or {})
@@ -354,6 +357,7 @@ class Controller:
         units = self.machine.units
         return {
             "experiment_id": self.experiment_id,
+            "experiment_uuid": self.experiment_uuid,
             "request_id": trial.request_id,
             "hparams": trial.hparams,
             "seed": trial.seed,

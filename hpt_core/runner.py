@@ -42,7 +42,7 @@ def create_experiment(config: ExperimentConfig, model_dir: str | Path, storage: 
         name=config.name or model_dir.name, config=config.to_dict(), model_dir=str(model_dir), seed=seed,
         secret=secrets.token_hex(32), description=config.description,
     )
-    directory = experiment_dir(hpt_home(), experiment_id)
+    directory = experiment_dir(hpt_home(), storage.get_experiment(experiment_id).uuid)
     (directory / "trials").mkdir(parents=True, exist_ok=True)
     storage.set_experiment_dir(experiment_id, str(directory))
     return experiment_id
@@ -77,7 +77,7 @@ def build_controller(
         host = executor.controller_host
     return Controller(
         storage, experiment_id, config, searcher, executor, secret=record.secret, seed=record.seed,
-        checkpoint_root=checkpoint_root(config, record.experiment_dir, experiment_id), host=host,
+        checkpoint_root=checkpoint_root(config, record.experiment_dir, record.uuid), host=host,
         on_tick=on_tick,
     )
 
@@ -173,15 +173,18 @@ def delete_experiment(storage: Storage, experiment_id: int) -> list[str]:
 
 
 def _delete_files_and_rows(storage: Storage, experiment: ExperimentRecord) -> list[str]:
-    experiment_id = experiment.id
+    """Only what the experiment's own records name: its directory, each checkpoint it recorded, its checkpoint
+    root (keyed by its uuid, so no other experiment's) and its notebook folder; then its rows."""
     config = load_config(experiment.config)
     folders = [experiment.experiment_dir] if experiment.experiment_dir else []
-    folders.append(checkpoint_root(config, experiment.experiment_dir or "", experiment_id))
+    folders.extend(checkpoint.path for checkpoint in storage.checkpoints(experiment_id=experiment.id,
+                                                                         include_deleted=True))
+    folders.append(checkpoint_root(config, experiment.experiment_dir or "", experiment.uuid))
     folders.extend(filter(None, [notebook_folder(config.entrypoint)]))
     removed = [folder for folder in dict.fromkeys(folders) if checkpoint_storage.exists(folder)]
     for folder in removed:
         checkpoint_storage.remove(folder)
-    storage.delete_experiment(experiment_id)
+    storage.delete_experiment(experiment.id)
     return removed
 
 
@@ -204,13 +207,13 @@ def notebook_folder(entrypoint: str | None) -> str | None:
     return None
 
 
-def checkpoint_root(config: ExperimentConfig, directory: str, experiment_id: int) -> str:
-    """Where trials save checkpoints: `checkpoint_storage.path/<experiment id>` (a folder or an fsspec URL), or
-    the experiment's directory."""
+def checkpoint_root(config: ExperimentConfig, directory: str, experiment_uuid: str) -> str:
+    """Where trials save checkpoints: `checkpoint_storage.path/<experiment uuid>` (a folder or an fsspec URL, which
+    experiments of other databases may share), or the experiment's directory."""
     path = config.checkpoint_storage.path
     if path:
         return checkpoint_storage.join(str(Path(path).expanduser()) if is_local_path(path) else path,
-                                       str(experiment_id))
+                                       experiment_uuid)
     return str(Path(directory) / "checkpoints")
 
 

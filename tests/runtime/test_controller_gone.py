@@ -56,7 +56,8 @@ def test_trial_checkpoints_and_exits_after_its_controller_is_killed(tmp_path):
     entries = experiments.log()
     assert entries[-1]["event"] == "exit"
     checkpoint = next(entry for entry in reversed(entries) if entry["event"] == "checkpoint")
-    checkpoint_dirs = [path for path in (experiments.home / "experiments" / "1" / "checkpoints").iterdir()]
+    experiment_dir = Path(experiments.storage().get_experiment(1).experiment_dir)
+    checkpoint_dirs = [path for path in (experiment_dir / "checkpoints").iterdir()]
     assert len(checkpoint_dirs) == 1 and not checkpoint_dirs[0].name.endswith(".partial")
     saved = json.loads((checkpoint_dirs[0] / "state.json").read_text())
     assert saved["epochs"] == checkpoint["epochs"] > 0

@@ -90,8 +90,7 @@ def last_seq(experiments):
 
 def first_child_started(home):
     """PBT's first child (trial 4: members 1-3, then the clone of the best) has its attempt 1 started."""
-    log = home / "experiments" / "1" / "trials" / "4" / "output.log"
-    return log.exists() and "=== attempt 1 started" in log.read_text()
+    return any("=== attempt 1 started" in log.read_text() for log in home.glob("experiments/*/trials/4/output.log"))
 
 
 def processes_of(home):

@@ -102,3 +102,14 @@ def test_cancel_of_an_experiment_no_controller_runs_ends_its_trials(tmp_path):
         assert storage.get_trial(trial_id).state == "CANCELED"
         assert storage.get_experiment(experiment_id).state == "CANCELED"
         assert storage.lease(experiment_id) is None
+
+
+def test_describe_names_the_controller_that_holds_the_lease(tmp_path):
+    experiments = ExperimentFolder(tmp_path)
+    experiment_id = experiments.create(SINGLE, {"quality": 1.0})
+    with experiments.storage() as storage:
+        storage.acquire_lease(experiment_id, token="t", host="node-9", pid=4242, seconds=0)
+    described = experiments.hpt("experiment", "describe", str(experiment_id))
+    assert re.search(r"run by process 4242 on host node-9 since \S+; its lease expired at \S+: "
+                     rf"`hpt experiment resume {experiment_id}` takes the experiment over",
+                     " ".join(described.stdout.split())), described.stdout

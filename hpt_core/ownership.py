@@ -15,6 +15,7 @@ import os
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 from hpt_core.storage import LeaseHeld, LeaseRecord, Storage
@@ -92,16 +93,19 @@ class Lease:
         self._lost = threading.Event()
         self._stop = threading.Event()
         self._heartbeat: threading.Thread | None = None
+        self._renewal_tried_at = (time.monotonic(), time.time())
 
     def acquire(self) -> LeaseRecord:
         """Take the lease (from a holder that expired or is gone); ExperimentOwned if a live holder has it."""
         current = self.storage.lease(self.experiment_id)
         replacing = current.token if current is not None and _holder_gone(current) else None
         try:
-            return self.storage.acquire_lease(self.experiment_id, token=self.token, host=socket.gethostname(),
-                                              pid=os.getpid(), seconds=self.seconds, replacing=replacing)
+            lease = self.storage.acquire_lease(self.experiment_id, token=self.token, host=socket.gethostname(),
+                                               pid=os.getpid(), seconds=self.seconds, replacing=replacing)
         except LeaseHeld as held:
             raise ExperimentOwned(held.lease) from None
+        self._renewal_tried_at = (time.monotonic(), time.time())
+        return lease
 
     def keep_renewed(self) -> None:
         """Renew the lease every `heartbeat_seconds` in a thread, until `release()` or until it is lost."""
@@ -110,7 +114,15 @@ class Lease:
         self._heartbeat.start()
 
     def check(self) -> None:
-        """Raise LeaseLost once a renewal found that another holder took the lease."""
+        """Raise LeaseLost once a renewal found that another holder took the lease.
+
+        A lease whose renewal is overdue by more than a heartbeat (this process was stopped or its machine
+        suspended, so the heartbeat thread could not run either) is renewed here first, before the caller acts.
+        """
+        monotonic, wall = self._renewal_tried_at
+        overdue = max(time.monotonic() - monotonic, time.time() - wall) > 2 * self.heartbeat_seconds
+        if overdue and not self._lost.is_set():
+            self._renew()
         if self._lost.is_set():
             raise LeaseLost(self.experiment_id, self.storage.lease(self.experiment_id))
 
@@ -131,12 +143,15 @@ class Lease:
             self.release()
 
     def _renew_until_stopped(self) -> None:
-        while not self._stop.wait(self.heartbeat_seconds):
-            try:
-                held = self.storage.renew_lease(self.experiment_id, self.token, self.seconds)
-            except Exception as error:  # the database is unreachable for now: try again at the next beat
-                logger.warning("experiment %d: could not renew the lease (%r); retrying", self.experiment_id, error)
-                continue
-            if not held:
-                self._lost.set()
-                return
+        while not self._stop.wait(self.heartbeat_seconds) and not self._lost.is_set():
+            self._renew()
+
+    def _renew(self) -> None:
+        self._renewal_tried_at = (time.monotonic(), time.time())
+        try:
+            held = self.storage.renew_lease(self.experiment_id, self.token, self.seconds)
+        except Exception as error:  # the database is unreachable for now: try again at the next beat
+            logger.warning("experiment %d: could not renew the lease (%r); retrying", self.experiment_id, error)
+            return
+        if not held:
+            self._lost.set()

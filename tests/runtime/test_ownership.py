@@ -113,3 +113,16 @@ def test_describe_names_the_controller_that_holds_the_lease(tmp_path):
     assert re.search(r"run by process 4242 on host node-9 since \S+; its lease expired at \S+: "
                      rf"`hpt experiment resume {experiment_id}` takes the experiment over",
                      " ".join(described.stdout.split())), described.stdout
+
+
+def test_a_controller_that_was_stopped_past_its_lease_learns_of_the_takeover_before_it_acts_again(tmp_path):
+    experiments = ExperimentFolder(tmp_path)
+    experiment_id = experiments.create(SINGLE, {"quality": 1.0})
+    with experiments.storage() as storage:
+        lease = Lease(storage, experiment_id, seconds=0.3, heartbeat_seconds=0.1)
+        lease.acquire()  # its heartbeat never runs: as if the process had been stopped (SIGSTOP, a suspend)
+        lease.check()
+        time.sleep(0.4)
+        storage.acquire_lease(experiment_id, token="taker", host="new-host", pid=7, seconds=60)
+        with pytest.raises(LeaseLost, match="process 7 on host new-host"):
+            lease.check()

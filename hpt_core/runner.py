@@ -24,7 +24,15 @@ from hpt_core.executors.ray import RayExecutor
 from hpt_core.errors import ConfigError, Problem
 from hpt_core.ownership import ExperimentOwned, Lease, holder_description, live_lease
 from hpt_core.plugins import create_searcher, executors, load_config
-from hpt_core.storage import ExperimentRecord, ExperimentState, Storage, TrialState, experiment_dir, hpt_home, notebook_folders
+from hpt_core.storage import (
+    ExperimentRecord,
+    ExperimentState,
+    Storage,
+    TrialState,
+    experiment_dir,
+    hpt_home,
+    notebook_folders,
+)
 
 
 def create_experiment(config: ExperimentConfig, model_dir: str | Path, storage: Storage) -> int:
@@ -160,8 +168,8 @@ def run_detached(storage: Storage, experiment_id: int) -> int:
 
 
 def delete_experiment(storage: Storage, experiment_id: int) -> list[str]:
-    """Remove the experiment's rows and folders (its directory, its checkpoint root and the folder of its
-    notebook trial function); returns the folders removed."""
+    """Remove the experiment's rows and the folders its records name (see `_delete_files_and_rows`), holding its
+    lease meanwhile; returns the folders removed."""
     experiment = storage.get_experiment(experiment_id)
     try:
         with Lease(storage, experiment_id).held():
@@ -173,17 +181,21 @@ def delete_experiment(storage: Storage, experiment_id: int) -> list[str]:
 
 
 def _delete_files_and_rows(storage: Storage, experiment: ExperimentRecord) -> list[str]:
-    """Only what the experiment's own records name: its directory, each checkpoint it recorded, its checkpoint
-    root (keyed by its uuid, so no other experiment's) and its notebook folder; then its rows."""
+    """Only what the experiment's own records name: its directory, its checkpoint root (keyed by its uuid, so no
+    other experiment's), its notebook folder and each checkpoint it recorded elsewhere (an experiment from
+    before uuids keeps them in a folder keyed by its id, which another storage's experiment may share); then
+    its rows."""
     config = load_config(experiment.config)
     folders = [experiment.experiment_dir] if experiment.experiment_dir else []
-    folders.extend(checkpoint.path for checkpoint in storage.checkpoints(experiment_id=experiment.id,
-                                                                         include_deleted=True))
     folders.append(checkpoint_root(config, experiment.experiment_dir or "", experiment.uuid))
     folders.extend(filter(None, [notebook_folder(config.entrypoint)]))
-    removed = [folder for folder in dict.fromkeys(folders) if checkpoint_storage.exists(folder)]
-    for folder in removed:
-        checkpoint_storage.remove(folder)
+    folders.extend(checkpoint.path for checkpoint in storage.checkpoints(experiment_id=experiment.id,
+                                                                         include_deleted=True))
+    removed = []
+    for folder in dict.fromkeys(folders):
+        if checkpoint_storage.exists(folder):  # not when it was inside a folder removed before it
+            checkpoint_storage.remove(folder)
+            removed.append(folder)
     storage.delete_experiment(experiment.id)
     return removed
 

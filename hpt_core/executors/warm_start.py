@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -46,7 +48,10 @@ class ForkServer:
     """One fork server per experiment, started in the background; trials start cold until it is ready."""
 
     def __init__(self, directory: Path, script: Path, environment: dict[str, str]) -> None:
-        self.socket_path = directory / "fork-server.sock"
+        # a short private folder: a Unix socket's path is limited to ~100 bytes, and experiment folders
+        # (named by a uuid, under any $HPT_HOME) can be longer
+        self._socket_dir = Path(tempfile.mkdtemp(prefix="hpt-fork-"))
+        self.socket_path = self._socket_dir / "server.sock"
         self.log_path = directory / "fork-server.log"
         self.exit_status_dir = directory / "fork-server-exits"
         self.modules = third_party_imports(script)
@@ -60,7 +65,6 @@ class ForkServer:
         self._stopping = False
         self._notice = ""
         self.exit_status_dir.mkdir(parents=True, exist_ok=True)
-        self.socket_path.unlink(missing_ok=True)
         with open(self.log_path, "ab") as log:
             self._process = subprocess.Popen(
                 [sys.executable, "-c", SERVER_MAIN, str(self.socket_path), str(os.getpid()), *self.modules],
@@ -110,7 +114,7 @@ class ForkServer:
             self._process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self._process.kill()
-        self.socket_path.unlink(missing_ok=True)
+        shutil.rmtree(self._socket_dir, ignore_errors=True)
 
     def _listen(self) -> None:
         try:

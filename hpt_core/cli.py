@@ -148,6 +148,7 @@ def _experiment_continue(args: argparse.Namespace) -> int:
 
 def _run_controller(storage: object, experiment_id: int, quiet: bool, additional_trials: int = 0) -> int:
     from hpt_core.controller import ControllerFailed
+    from hpt_core.ownership import LeaseLost
     from hpt_core.progress import ProgressView
     from hpt_core.runner import build_controller, run_in_foreground
 
@@ -159,7 +160,7 @@ def _run_controller(storage: object, experiment_id: int, quiet: bool, additional
         print(notice, flush=True)
     try:
         state = run_in_foreground(controller)
-    except ControllerFailed as failure:
+    except (ControllerFailed, LeaseLost) as failure:
         view.close(controller)
         print(f"error: {failure}", file=sys.stderr)
         return 1
@@ -331,6 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from hpt_core.ownership import ExperimentOwned
+
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
@@ -339,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if args.command is None else 2
     try:
         return handler(args)
-    except ConfigError as error:
+    except (ConfigError, ExperimentOwned) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except FileNotFoundError as error:

@@ -114,6 +114,7 @@ class TrialContext(Context):
         self._client = client
         self._identity = {"trial_id": trial_id, "attempt": attempt}
         self.request_id: int = start["request_id"]
+        self._experiment_uuid: str = start["experiment_uuid"]
         self.searcher_metric: str = start["metric"]
         self.records_per_epoch: int | None = start.get("records_per_epoch")
         self.checkpoint_policy: str = start["checkpoint_policy"]
@@ -203,7 +204,8 @@ class TrialContext(Context):
             "batches": int(batches), "epochs": int(epochs), "metadata": dict(metadata or {})}))
 
     def _describe(self, batches: int, epochs: int, metadata: Mapping[str, Any] | None) -> dict[str, Any]:
-        return {"trial_id": self.trial_id, "experiment_id": self.experiment_id, "request_id": self.request_id,
+        return {"trial_id": self.trial_id, "experiment_id": self.experiment_id,
+                "experiment_uuid": self._experiment_uuid, "request_id": self.request_id,
                 "batches": int(batches), "epochs": int(epochs), "hparams": self._hparams,
                 "metadata": dict(metadata or {})}
 

@@ -32,6 +32,7 @@ from hpt_core.errors import SearcherError
 from hpt_core.executors.base import Executor, LaunchSpec, TrialExit
 from hpt_core.group_commit import GroupCommit
 from hpt_core.lifecycle import Trial, TrialMachine, restore
+from hpt_core.ownership import Lease, LeaseLost
 from hpt_core.plugins import experiment_loggers, notify
 from hpt_core.recording import StorageBooks, rebuild
 from hpt_core.searchers.base import SearchMethod
@@ -67,6 +68,7 @@ class Controller:
         checkpoint_root: str,
         host: str = "127.0.0.1",
         on_tick: Callable[["Controller"], None] | None = None,
+        lease: Lease | None = None,
     ) -> None:
         self.storage = storage
         self.experiment_id = experiment_id
@@ -77,6 +79,7 @@ class Controller:
         self.checkpoint_root = checkpoint_root
         self.host = host
         self.on_tick = on_tick
+        self.lease = lease or Lease(storage, experiment_id)
         self.machine = TrialMachine(config, searcher, StorageBooks(storage, experiment_id, config.max_restarts), seed)
         self.started_at = time.monotonic()
         self._deadline = math.inf
@@ -92,7 +95,8 @@ class Controller:
         self._decision_seq_lock = threading.Lock()
         self._group_commit = GroupCommit(storage)
         self.channel: ChannelServer | None = None
-        self.experiment_dir = storage.get_experiment(experiment_id).experiment_dir
+        record = storage.get_experiment(experiment_id)
+        self.experiment_dir, self.experiment_uuid = record.experiment_dir, record.uuid
         self._handlers = {"start": self._on_start, "checkpoint": self._on_checkpoint, "status": self._on_status,
                           "exit": self._on_exit}
 
@@ -104,14 +108,20 @@ class Controller:
     # --- the loop ---------------------------------------------------------------------------
 
     def run(self) -> str:
-        """Start the experiment, or resume it from its record if it has one; returns its final state."""
-        with experiment_loggers(self.experiment_id, self.config):
-            return self._run()
+        """Take the experiment's lease (`ownership.ExperimentOwned` if a live controller holds it), start the
+        experiment or resume it from its record, and return its final state. A controller whose lease is
+        taken over stops its trials and raises `ownership.LeaseLost`, leaving the experiment to the taker."""
+        self.lease.acquire()
+        self.lease.keep_renewed()
+        try:
+            with experiment_loggers(self.experiment_id, self.config):
+                return self._run()
+        finally:
+            self.lease.release()
 
     def _run(self) -> str:
         self.channel = ChannelServer(self._handle, self.secret, host=self.host).start()
         write_private(channel_file(self.experiment_dir), json.dumps({"url": self.channel.url}))
-        self.storage.set_controller_pid(self.experiment_id, os.getpid())
         if self.config.max_time is not None:
             age = (_now() - self.storage.get_experiment(self.experiment_id).created_at).total_seconds()
             self._deadline = time.monotonic() + self.config.max_time - age
@@ -127,6 +137,7 @@ class Controller:
                 if self._additional_trials:
                     self.machine.dispatch("extend", self._additional_trials)
             while not self._finished():
+                self.lease.check()
                 with self._lock:
                     self._follow_storage()
                     self._enforce_trial_time_limit()
@@ -137,6 +148,10 @@ class Controller:
                 if self.on_tick is not None:
                     self.on_tick(self)
                 time.sleep(LOOP_SECONDS)
+        except LeaseLost:
+            self.channel.stop()  # what trials send now is the new holder's to record, not this controller's
+            self.executor.shutdown()
+            raise
         except Exception as error:
             self._pause_after(error)
             raise ControllerFailed(self._failure_message(error)) from error
@@ -145,7 +160,6 @@ class Controller:
             raise
         finally:
             self.channel.stop()
-            self.storage.set_controller_pid(self.experiment_id, None)
         state = self.machine.final_state()
         self.executor.shutdown()
         self._save_snapshot()
@@ -245,12 +259,14 @@ class Controller:
                 for record in self.storage.metrics(trial_id=trial.trial_id, kind="validation")]
 
     def _register_checkpoints_left_on_disk(self) -> None:
-        """Checkpoints that trials finished saving while no controller could register them."""
+        """Checkpoints that this experiment's trials finished saving while no controller could register them:
+        only those whose metadata (written by the trial) names this experiment's uuid and one of its trials."""
         known = {checkpoint.id for checkpoint in self.storage.checkpoints(experiment_id=self.experiment_id,
                                                                            include_deleted=True)}
         for name, metadata in checkpoint_storage.completed_checkpoints(self.checkpoint_root):
             trial = self.machine.by_trial_id.get(metadata.get("trial_id"))
-            if name in known or not CHECKPOINT_ID.fullmatch(name) or trial is None:
+            ours = metadata.get("experiment_uuid") == self.experiment_uuid and trial is not None
+            if name in known or not CHECKPOINT_ID.fullmatch(name) or not ours:
                 continue
             batches, epochs = int(metadata["batches"]), int(metadata["epochs"])
             self._add_checkpoint(trial, name, batches, epochs, metadata.get("metadata") or {})
@@ -391,6 +407,7 @@ class Controller:
         units = self.machine.units
         return {
             "experiment_id": self.experiment_id,
+            "experiment_uuid": self.experiment_uuid,
             "request_id": trial.request_id,
             "hparams": trial.hparams,
             "seed": trial.seed,

@@ -12,7 +12,7 @@ from hpt_core.executors.local import recorded_start
 from hpt_core.labels import trial_label
 from hpt_core.plugins import length_unit
 from hpt_core.space import flatten
-from hpt_core.storage import Storage
+from hpt_core.storage import LeaseRecord, Storage
 
 
 def describe_experiment(storage: Storage, experiment_id: int) -> dict[str, Any]:
@@ -57,6 +57,8 @@ def describe_experiment(storage: Storage, experiment_id: int) -> dict[str, Any]:
         "progress": experiment.progress,
         "model_dir": experiment.model_dir,
         "experiment_dir": experiment.experiment_dir,
+        "uuid": experiment.uuid,
+        "controller": _controller(storage.lease(experiment_id)),
         "created_at": experiment.created_at.isoformat(),
         "ended_at": experiment.ended_at.isoformat() if experiment.ended_at else None,
         "trials": trials,
@@ -64,11 +66,25 @@ def describe_experiment(storage: Storage, experiment_id: int) -> dict[str, Any]:
     }
 
 
+def _controller(lease: LeaseRecord | None) -> dict[str, Any] | None:
+    """Who holds the experiment's lease (None when no controller runs it)."""
+    if lease is None:
+        return None
+    return {"host": lease.host, "pid": lease.pid, "since": lease.acquired_at.isoformat(),
+            "expires_at": lease.expires_at.isoformat(), "expired": lease.expired}
+
+
 def render_description(description: dict[str, Any], console: Console) -> None:
     metric = description["metric"]
     console.print(f"experiment {description['id']} {description['name']!r}: {description['state']}, "
                   f"searcher {description['searcher']}, progress {description['progress']:.0%}")
     console.print(f"results in {description['experiment_dir']}")
+    controller = description["controller"]
+    if controller is not None:
+        expired = (f"; its lease expired at {controller['expires_at']}: `hpt experiment resume "
+                   f"{description['id']}` takes the experiment over") if controller["expired"] else ""
+        console.print(f"run by process {controller['pid']} on host {controller['host']} since "
+                      f"{controller['since']}{expired}")
     table = Table(show_header=True)
     for column in ("trial", "state", "why it ended", "hyperparameters", "restarts", "length",
                    f"best {metric}", f"latest {metric}", "checkpoints", "start"):

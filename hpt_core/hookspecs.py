@@ -78,7 +78,7 @@ def hpt_loggers() -> list[type]:
 def hpt_experiment_started(experiment_id: int, config: Any, experiment_dir: str) -> None:
     """An experiment has started (or resumed) with this validated `ExperimentConfig`.
 
-    `experiment_dir` is the experiment's own folder (`$HPT_HOME/experiments/<id>`).
+    `experiment_dir` is the experiment's own folder (`$HPT_HOME/experiments/<experiment uuid>`).
     """
 
 

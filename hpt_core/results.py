@@ -5,7 +5,7 @@
 >>> experiment.best_trial().hparams                                # doctest: +SKIP
 {'lr': 0.031}
 >>> experiment.best_checkpoint().path                              # doctest: +SKIP
-PosixPath('/home/me/.hpt/experiments/7/checkpoints/1b4e28ba-2fa1-11d2-883f-0016d3cca427')
+PosixPath('/home/me/.hpt/experiments/9c0d1e2f-.../checkpoints/1b4e28ba-2fa1-11d2-883f-0016d3cca427')
 >>> frame = experiment.metrics_frame("validation")                   # doctest: +SKIP
 >>> frame.pivot(index="batches", columns="trial_id", values="val_loss")  # doctest: +SKIP
 

@@ -20,9 +20,18 @@ from hpt_core.config import ExperimentConfig
 from hpt_core.controller import Controller
 from hpt_core.lifecycle import EndReason
 from hpt_core.errors import ConfigError, Problem
+from hpt_core.ownership import ExperimentOwned, Lease, holder_description, live_lease
 from hpt_core.plugins import create_searcher, executors, load_config
 from hpt_core.private_files import open_private, private_folder
-from hpt_core.storage import ExperimentState, Storage, TrialState, experiment_dir, hpt_home, notebook_folders
+from hpt_core.storage import (
+    ExperimentRecord,
+    ExperimentState,
+    Storage,
+    TrialState,
+    experiment_dir,
+    hpt_home,
+    notebook_folders,
+)
 
 
 def create_experiment(config: ExperimentConfig, model_dir: str | Path, storage: Storage) -> int:
@@ -40,7 +49,7 @@ def create_experiment(config: ExperimentConfig, model_dir: str | Path, storage: 
         name=config.name or model_dir.name, config=config.to_dict(), model_dir=str(model_dir), seed=seed,
         secret=secrets.token_hex(32), description=config.description,
     )
-    directory = experiment_dir(private_folder(hpt_home()), experiment_id)
+    directory = experiment_dir(private_folder(hpt_home()), storage.get_experiment(experiment_id).uuid)
     (directory / "trials").mkdir(parents=True, exist_ok=True)
     storage.set_experiment_dir(experiment_id, str(directory))
     return experiment_id
@@ -75,33 +84,26 @@ def build_controller(
     host = executor.controller_host or host
     return Controller(
         storage, experiment_id, config, searcher, executor, secret=record.secret, seed=record.seed,
-        checkpoint_root=checkpoint_root(config, record.experiment_dir, experiment_id), host=host,
+        checkpoint_root=checkpoint_root(config, record.experiment_dir, record.uuid), host=host,
         on_tick=on_tick,
     )
 
 
 def check_resumable(storage: Storage, experiment_id: int) -> None:
-    """An experiment can be resumed when it has not ended and no controller is running it."""
+    """An experiment can be resumed when it has not ended and no live controller holds its lease (the
+    controller takes the lease when it starts, so of two resumes that pass this check only one runs)."""
     experiment = storage.get_experiment(experiment_id)
     if experiment.state not in ("ACTIVE", "PAUSED"):
         raise ConfigError([Problem("experiment", f"experiment {experiment_id} has ended; only an ACTIVE or PAUSED "
                                    "experiment can be resumed", experiment.state)])
-    if controller_alive(storage, experiment_id):
-        raise ConfigError([Problem("experiment", f"experiment {experiment_id} is already run by process "
-                                   f"{experiment.controller_pid}", experiment.controller_pid)])
+    lease = live_lease(storage, experiment_id)
+    if lease is not None:
+        raise ExperimentOwned(lease)
 
 
 def controller_alive(storage: Storage, experiment_id: int) -> bool:
-    """Whether the process recorded as the experiment's controller is still running hpt."""
-    pid = storage.get_experiment(experiment_id).controller_pid
-    if pid is None:
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        command = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X") and b"hpt" in command
+    """Whether a live controller (on any host) holds the experiment's lease."""
+    return live_lease(storage, experiment_id) is not None
 
 
 #: what `hpt experiment pause|activate|cancel` (and the dashboard's buttons) ask of an experiment
@@ -115,23 +117,33 @@ class ActionRefused(Exception):
 
 
 def change_state(storage: Storage, experiment_id: int, action: str) -> str:
-    """Carry out `action` (pause, activate or cancel; the running controller follows the state in storage);
-    returns the new state.
+    """Carry out `action` (pause, activate or cancel) through storage: the controller holding the experiment's
+    lease, on whatever host, follows the state there; returns the new state.
 
-    An experiment that has ended cannot change. Cancelling one that no controller runs also cancels its
-    trials that have not ended.
+    An experiment that has ended cannot change. Cancelling one that no controller runs takes its lease for the
+    moment (so no controller starts meanwhile) and also cancels its trials that have not ended.
     """
     wanted = STATE_ACTIONS[action]
     experiment = storage.get_experiment(experiment_id)
     if experiment.state not in (ExperimentState.ACTIVE, ExperimentState.PAUSED):
         raise ActionRefused(f"experiment {experiment_id} has ended ({experiment.state}); only an ACTIVE or PAUSED "
                             f"experiment can {action}")
-    if wanted is ExperimentState.CANCELED and not controller_alive(storage, experiment_id):
-        for trial in storage.list_trials(experiment_id):
-            if trial.state not in _ENDED_TRIAL_STATES:
-                storage.update_trial(trial.id, state=TrialState.CANCELED.value, end_reason=EndReason.CANCELED)
+    if wanted is ExperimentState.CANCELED:
+        try:
+            with Lease(storage, experiment_id).held():
+                _cancel_unfinished_trials(storage, experiment_id)
+                storage.set_experiment_state(experiment_id, wanted.value)
+                return wanted.value
+        except ExperimentOwned:
+            pass  # its controller ends the trials
     storage.set_experiment_state(experiment_id, wanted.value)
     return wanted.value
+
+
+def _cancel_unfinished_trials(storage: Storage, experiment_id: int) -> None:
+    for trial in storage.list_trials(experiment_id):
+        if trial.state not in _ENDED_TRIAL_STATES:
+            storage.update_trial(trial.id, state=TrialState.CANCELED.value, end_reason=EndReason.CANCELED)
 
 
 def run_detached(storage: Storage, experiment_id: int) -> int:
@@ -147,20 +159,35 @@ def run_detached(storage: Storage, experiment_id: int) -> int:
 
 
 def delete_experiment(storage: Storage, experiment_id: int) -> list[str]:
-    """Remove the experiment's rows and folders (its directory, its checkpoint root and the folder of its
-    notebook trial function); returns the folders removed."""
+    """Remove the experiment's rows and the folders its records name (see `_delete_files_and_rows`), holding its
+    lease meanwhile; returns the folders removed."""
     experiment = storage.get_experiment(experiment_id)
-    if controller_alive(storage, experiment_id):
-        raise ConfigError([Problem("experiment", f"experiment {experiment_id} is running; cancel it first "
-                                   f"(`hpt experiment cancel {experiment_id}`)", experiment.state)])
+    try:
+        with Lease(storage, experiment_id).held():
+            return _delete_files_and_rows(storage, experiment)
+    except ExperimentOwned as owned:
+        raise ConfigError([Problem("experiment", f"experiment {experiment_id} is run by "
+                                   f"{holder_description(owned.lease)}; cancel it first "
+                                   f"(`hpt experiment cancel {experiment_id}`)", experiment.state)]) from None
+
+
+def _delete_files_and_rows(storage: Storage, experiment: ExperimentRecord) -> list[str]:
+    """Only what the experiment's own records name: its directory, its checkpoint root (keyed by its uuid, so no
+    other experiment's), its notebook folder and each checkpoint it recorded elsewhere (an experiment from
+    before uuids keeps them in a folder keyed by its id, which another storage's experiment may share); then
+    its rows."""
     config = load_config(experiment.config)
     folders = [experiment.experiment_dir] if experiment.experiment_dir else []
-    folders.append(checkpoint_root(config, experiment.experiment_dir or "", experiment_id))
+    folders.append(checkpoint_root(config, experiment.experiment_dir or "", experiment.uuid))
     folders.extend(filter(None, [notebook_folder(config.entrypoint)]))
-    removed = [folder for folder in dict.fromkeys(folders) if checkpoint_storage.exists(folder)]
-    for folder in removed:
-        checkpoint_storage.remove(folder)
-    storage.delete_experiment(experiment_id)
+    folders.extend(checkpoint.path for checkpoint in storage.checkpoints(experiment_id=experiment.id,
+                                                                         include_deleted=True))
+    removed = []
+    for folder in dict.fromkeys(folders):
+        if checkpoint_storage.exists(folder):  # not when it was inside a folder removed before it
+            checkpoint_storage.remove(folder)
+            removed.append(folder)
+    storage.delete_experiment(experiment.id)
     return removed
 
 
@@ -183,13 +210,13 @@ def notebook_folder(entrypoint: str | None) -> str | None:
     return None
 
 
-def checkpoint_root(config: ExperimentConfig, directory: str, experiment_id: int) -> str:
-    """Where trials save checkpoints: `checkpoint_storage.path/<experiment id>` (a folder or an fsspec URL), or
-    the experiment's directory."""
+def checkpoint_root(config: ExperimentConfig, directory: str, experiment_uuid: str) -> str:
+    """Where trials save checkpoints: `checkpoint_storage.path/<experiment uuid>` (a folder or an fsspec URL, which
+    experiments of other databases may share), or the experiment's directory."""
     path = config.checkpoint_storage.path
     if path:
         return checkpoint_storage.join(str(Path(path).expanduser()) if is_local_path(path) else path,
-                                       str(experiment_id))
+                                       experiment_uuid)
     return str(Path(directory) / "checkpoints")
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 import hpt_core
+from hpt_core.storage import Storage
 from real_experiments import ExperimentFolder
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
@@ -69,7 +70,10 @@ def test_experiment_create_runs_the_example_end_to_end(tmp_path):
                             timeout=600, env={**os.environ, **env_home})
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == f"experiment 1 created; its results go to {tmp_path}/home/experiments/1 " \
+    with Storage(f"sqlite:///{tmp_path}/home/hpt.db") as storage:
+        experiment_dir = storage.get_experiment(1).experiment_dir
+    assert experiment_dir.startswith(f"{tmp_path}/home/experiments/")
+    assert lines[0] == f"experiment 1 created; its results go to {experiment_dir} " \
                        f"(storage sqlite:///{tmp_path}/home/hpt.db)"
     assert "experiment 1 COMPLETED" in result.stdout and "best trial " in result.stdout
     suggested = lines[-1].removeprefix("every trial: ").split()  # `hpt ...`, or the path of this venv's hpt
@@ -85,7 +89,6 @@ def test_experiment_create_runs_the_example_end_to_end(tmp_path):
 def test_describe_prints_any_metric_name_as_it_is_and_an_oversized_id_is_a_clear_error(tmp_path, monkeypatch,
                                                                                           capsys):
     from hpt_core.cli import main
-    from hpt_core.storage import Storage
 
     url = f"sqlite:///{tmp_path}/hpt.db"
     names = ["acc[b]", "val.loss", 'a"b', "$cost", "学习率"]

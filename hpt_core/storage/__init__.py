@@ -13,7 +13,7 @@ SQLite (a file, the default) or PostgreSQL, chosen by a SQLAlchemy URL:
 from __future__ import annotations
 
 from hpt_core.storage.checks import TRIAL_UPDATABLE_FIELDS
-from hpt_core.storage.errors import RecordNotFound, SchemaVersionError
+from hpt_core.storage.errors import LeaseHeld, RecordNotFound, SchemaVersionError
 from hpt_core.storage.locations import (
     channel_file,
     default_storage_url,
@@ -25,6 +25,7 @@ from hpt_core.storage.locations import (
 from hpt_core.storage.records import (
     CheckpointRecord,
     ExperimentRecord,
+    LeaseRecord,
     MetricRecord,
     Report,
     SearcherRecord,
@@ -53,6 +54,8 @@ __all__ = [
     "CheckpointState",
     "ExperimentRecord",
     "ExperimentState",
+    "LeaseHeld",
+    "LeaseRecord",
     "MetricKind",
     "MetricRecord",
     "RecordNotFound",

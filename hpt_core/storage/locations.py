@@ -26,9 +26,10 @@ def default_storage_url() -> str:
     return f"sqlite:///{home.resolve() / 'hpt.db'}"
 
 
-def experiment_dir(home: Path | str, experiment_id: int) -> Path:
-    """The folder of one experiment's files: `<home>/experiments/<experiment_id>`."""
-    return Path(home) / "experiments" / str(experiment_id)
+def experiment_dir(home: Path | str, experiment_uuid: str) -> Path:
+    """The folder of one experiment's files: `<home>/experiments/<experiment uuid>` (unique even when two
+    databases share one home; experiments made before hpt had uuids keep `<home>/experiments/<id>`)."""
+    return Path(home) / "experiments" / experiment_uuid
 
 
 def trial_log(experiment_directory: Path | str, trial_id: int) -> Path:

@@ -32,7 +32,8 @@ class ExperimentRecord(_FromRow):
     progress: float
     created_at: datetime
     ended_at: datetime | None
-    controller_pid: int | None
+    uuid: str
+    """names the experiment's folders, unique across databases (ids are unique only within one)"""
 
 
 @dataclass(frozen=True)
@@ -112,3 +113,19 @@ class SearcherRecord(_FromRow):
     kind: str
     payload: dict[str, Any]
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class LeaseRecord:
+    """The lease a controller holds on an experiment: who (host, pid, a random token), since when, until when.
+
+    `expired` is whether `expires_at` had passed by the database's clock when the lease was read.
+    """
+
+    experiment_id: int
+    token: str = field(repr=False)
+    host: str
+    pid: int
+    acquired_at: datetime
+    expires_at: datetime
+    expired: bool

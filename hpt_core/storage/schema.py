@@ -18,7 +18,7 @@ from sqlalchemy import (
 
 from hpt_core.storage.column_types import PortableJSON, UTCDateTime
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The layout version this code writes; a database with a newer one is refused."""
 
 REPORT_KEY_INDEX = "uq_metrics_trial_attempt_seq"
@@ -47,7 +47,8 @@ experiments = Table(
     Column("progress", Float, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("ended_at", UTCDateTime, nullable=True),
-    Column("controller_pid", BigInteger, nullable=True),
+    Column("uuid", String(36), nullable=False),
+    Index("uq_experiments_uuid", "uuid", unique=True),
 )
 
 trials = Table(
@@ -115,3 +116,16 @@ searcher_records = Table(
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("experiment_id", "seq", name="uq_searcher_records_experiment_seq"),
 )
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("experiment_id", Integer, ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True,
+           autoincrement=False),
+    Column("token", Text, nullable=False),
+    Column("host", Text, nullable=False),
+    Column("pid", BigInteger, nullable=False),
+    Column("acquired_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+"""Who runs each experiment: one row per experiment that a controller holds (see `storage.leases`)."""

@@ -8,6 +8,7 @@ be spread over files.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
@@ -44,9 +45,11 @@ from hpt_core.storage.checks import (
 )
 from hpt_core.storage.engine import create_storage_engine, read_transaction, write_transaction
 from hpt_core.storage.errors import RecordNotFound, SchemaVersionError
+from hpt_core.storage.leases import acquire_lease, read_lease, release_lease, renew_lease
 from hpt_core.storage.records import (
     CheckpointRecord,
     ExperimentRecord,
+    LeaseRecord,
     MetricRecord,
     Report,
     SearcherRecord,
@@ -131,7 +134,8 @@ class Storage:
         secret: str,
         description: str = "",
     ) -> int:
-        """Record a new ACTIVE experiment and return its id (its folder is set by `set_experiment_dir`)."""
+        """Record a new ACTIVE experiment, with a new random `uuid`, and return its id (its folder is set by
+        `set_experiment_dir`)."""
         values = {
             "name": check_optional_text(name, "name"),
             "description": check_text(description, "description"),
@@ -145,7 +149,7 @@ class Storage:
             "progress": 0.0,
             "created_at": _now(),
             "ended_at": None,
-            "controller_pid": None,
+            "uuid": str(uuid.uuid4()),
         }
         with write_transaction(self._engine) as connection:
             result = connection.execute(insert(schema.experiments).values(**values))
@@ -190,10 +194,6 @@ class Storage:
             progress=float(progress),
         )
 
-    def set_controller_pid(self, experiment_id: int, pid: int | None) -> None:
-        """Record the process id of the controller driving the experiment (None when none is)."""
-        self._update_experiment(experiment_id, controller_pid=check_optional_integer(pid, "pid"))
-
     def _update_experiment(self, experiment_id: int, **values: Any) -> None:
         check_record_id(experiment_id, "experiment")
         with write_transaction(self._engine) as connection:
@@ -202,6 +202,33 @@ class Storage:
             )
             if result.rowcount == 0:
                 raise RecordNotFound(f"experiment {experiment_id!r} does not exist")
+
+    # leases (see `storage.leases`)
+
+    def lease(self, experiment_id: int) -> LeaseRecord | None:
+        """The experiment's lease, if a controller holds one (expired or not)."""
+        with read_transaction(self._engine) as connection:
+            return read_lease(connection, experiment_id)
+
+    def acquire_lease(self, experiment_id: int, *, token: str, host: str, pid: int, seconds: float,
+                      replacing: str | None = None) -> LeaseRecord:
+        """Take the experiment's lease for `seconds`, unless another holder's has not expired (LeaseHeld);
+        `replacing` names the token of a holder the caller knows to be dead, whose lease it may take."""
+        with write_transaction(self._engine) as connection:
+            _lock_experiment(connection, experiment_id)
+            return acquire_lease(connection, experiment_id, token=check_text(token, "token"),
+                                 host=check_text(host, "host"), pid=check_integer(pid, "pid"),
+                                 seconds=seconds, replacing=replacing)
+
+    def renew_lease(self, experiment_id: int, token: str, seconds: float) -> bool:
+        """Extend the lease `token` holds to `seconds` from now; False if `token` no longer holds it."""
+        with write_transaction(self._engine) as connection:
+            return renew_lease(connection, experiment_id, token, seconds)
+
+    def release_lease(self, experiment_id: int, token: str) -> None:
+        """Give up the lease `token` holds (nothing happens if it holds none)."""
+        with write_transaction(self._engine) as connection:
+            release_lease(connection, experiment_id, token)
 
     # searcher event log
 
@@ -531,7 +558,7 @@ class Storage:
             trial_ids = select(schema.trials.c.id).where(schema.trials.c.experiment_id == experiment_id)
             for table in (schema.metrics, schema.checkpoints):
                 connection.execute(delete(table).where(table.c.trial_id.in_(trial_ids)))
-            for table in (schema.searcher_records, schema.trials):
+            for table in (schema.searcher_records, schema.trials, schema.leases):
                 connection.execute(delete(table).where(table.c.experiment_id == experiment_id))
             connection.execute(delete(schema.experiments).where(schema.experiments.c.id == experiment_id))
 
@@ -576,14 +603,42 @@ def _stored_schema_version(connection: Connection) -> int | None:
 
 def _migrate(connection: Connection, version: int) -> None:
     """Bring a layout of `version` up to SCHEMA_VERSION, one version at a time, keeping every row."""
-    if version == 1:  # 1 -> 2: trials.length_trained, which version 1 approximated by length_done
-        connection.execute(text("ALTER TABLE trials ADD COLUMN length_trained BIGINT NOT NULL DEFAULT 0"))
-        connection.execute(update(schema.trials).values(length_trained=schema.trials.c.length_done))
-    if version <= 2:  # 2 -> 3: the (trial, attempt, seq) key of reports; older rows have none
-        connection.execute(text("ALTER TABLE metrics ADD COLUMN attempt INTEGER"))
-        connection.execute(text("ALTER TABLE metrics ADD COLUMN seq BIGINT"))
-        connection.execute(text(f"CREATE UNIQUE INDEX {schema.REPORT_KEY_INDEX} ON metrics (trial_id, attempt, seq)"))
+    for step in _MIGRATIONS[version - 1:]:
+        step(connection)
     connection.execute(update(schema.schema_version).values(version=SCHEMA_VERSION))
+
+
+def _add_length_trained(connection: Connection) -> None:
+    """trials.length_trained, which version 1 approximated by length_done."""
+    connection.execute(text("ALTER TABLE trials ADD COLUMN length_trained BIGINT NOT NULL DEFAULT 0"))
+    connection.execute(update(schema.trials).values(length_trained=schema.trials.c.length_done))
+
+
+def _add_report_keys(connection: Connection) -> None:
+    """The (trial, attempt, seq) key of reports; older rows have none."""
+    connection.execute(text("ALTER TABLE metrics ADD COLUMN attempt INTEGER"))
+    connection.execute(text("ALTER TABLE metrics ADD COLUMN seq BIGINT"))
+    connection.execute(text(f"CREATE UNIQUE INDEX {schema.REPORT_KEY_INDEX} ON metrics (trial_id, attempt, seq)"))
+
+
+def _add_leases_and_experiment_uuids(connection: Connection) -> None:
+    """The leases table (which replaces experiments.controller_pid), and a new uuid for every experiment.
+
+    The folders of experiments made before keep their recorded paths (keyed by the experiment's id);
+    only folders made from now on are keyed by the uuid.
+    """
+    connection.execute(text("ALTER TABLE experiments DROP COLUMN controller_pid"))
+    connection.execute(text("ALTER TABLE experiments ADD COLUMN uuid VARCHAR(36) NOT NULL DEFAULT ''"))
+    for experiment_id in connection.execute(select(schema.experiments.c.id)).scalars().all():
+        connection.execute(update(schema.experiments).where(schema.experiments.c.id == experiment_id)
+                           .values(uuid=str(uuid.uuid4())))
+    for index in schema.experiments.indexes:
+        index.create(connection)
+    schema.leases.create(connection)
+
+
+_MIGRATIONS = (_add_length_trained, _add_report_keys, _add_leases_and_experiment_uuids)
+"""Step i brings a layout of version i + 1 to version i + 2."""
 
 
 def _lock_experiment(connection: Connection, experiment_id: int) -> None:

@@ -125,7 +125,7 @@ def _cancel_and_wait(experiments: ExperimentFolder, experiment_id: int) -> None:
         while controller_alive(storage, experiment_id) and time.monotonic() < deadline:
             time.sleep(0.2)
         if controller_alive(storage, experiment_id):
-            os.killpg(storage.get_experiment(experiment_id).controller_pid, signal.SIGKILL)
+            os.killpg(storage.lease(experiment_id).pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="session")

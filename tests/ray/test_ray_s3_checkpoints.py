@@ -43,7 +43,7 @@ def test_trials_on_ray_save_restore_and_lose_checkpoints_under_an_s3_url(ray_clu
         executor={"type": "ray", "address": ray_cluster.address}, variables=s3_environment,
         checkpoint_storage={"path": f"s3://{BUCKET}/runs", "save_trial_best": 0, "save_trial_latest": 1})
     assert run.state == "COMPLETED"
-    folder = f"{BUCKET}/runs/{run.experiment_id}"
+    folder = f"{BUCKET}/runs/{run.storage.get_experiment(run.experiment_id).uuid}"  # the experiment's own folder
     root = f"s3://{folder}"
     checkpoints = run.storage.checkpoints(experiment_id=run.experiment_id, include_deleted=True)
     assert checkpoints and all(checkpoint.path == f"{root}/{checkpoint.id}" for checkpoint in checkpoints)

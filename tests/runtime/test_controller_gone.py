@@ -53,7 +53,9 @@ def start_and_kill_its_controller(experiments, config_path, reports_before_kill=
 
 
 def trial_output(experiments):
-    return (experiments.home / "experiments" / "1" / "trials" / "1" / "output.log").read_text()
+    with experiments.storage() as storage:
+        experiment_dir = Path(storage.get_experiment(1).experiment_dir)
+    return (experiment_dir / "trials" / "1" / "output.log").read_text()
 
 
 def test_reports_made_while_the_controller_is_dead_are_stored_exactly_once_after_resume(tmp_path):

@@ -41,7 +41,6 @@ def test_overrides_are_validated_like_the_file(tmp_path):
 
 def test_delete_removes_every_file_and_row_of_the_experiment_and_nothing_of_another(tmp_path):
     experiments = ExperimentFolder(tmp_path)
-    home = experiments.home
     shared_checkpoints = tmp_path / "checkpoints"
     config = experiments.write_file("exp", {"name": "random", "max_length": 2, "max_trials": 2}, {"quality": 1.0},
                                     checkpoint_storage={"path": str(shared_checkpoints)})
@@ -54,6 +53,7 @@ def test_delete_removes_every_file_and_row_of_the_experiment_and_nothing_of_anot
     assert all(Path(c.path).is_dir() for c in kept_checkpoints) and kept_metrics
     doomed_checkpoints = storage.checkpoints(experiment_id=1)
     assert doomed_checkpoints
+    doomed, kept = storage.get_experiment(1), storage.get_experiment(2)
 
     refused = experiments.hpt("experiment", "delete", "1", stdin=subprocess.DEVNULL)
     assert refused.returncode == 2 and "--yes" in refused.stderr
@@ -64,8 +64,8 @@ def test_delete_removes_every_file_and_row_of_the_experiment_and_nothing_of_anot
     assert storage.list_trials(1) == [] and storage.metrics(experiment_id=1) == []
     assert storage.checkpoints(experiment_id=1, include_deleted=True) == []
     assert storage.searcher_records(1) == []
-    assert not (home / "experiments" / "1").exists() and not (shared_checkpoints / "1").exists()
+    assert not Path(doomed.experiment_dir).exists() and not (shared_checkpoints / doomed.uuid).exists()
     assert all(not Path(c.path).exists() for c in doomed_checkpoints)
     assert storage.list_trials(2) == kept_trials and storage.metrics(experiment_id=2) == kept_metrics
     assert storage.checkpoints(experiment_id=2) == kept_checkpoints
-    assert all(Path(c.path).is_dir() for c in kept_checkpoints) and (home / "experiments" / "2").is_dir()
+    assert all(Path(c.path).is_dir() for c in kept_checkpoints) and Path(kept.experiment_dir).is_dir()

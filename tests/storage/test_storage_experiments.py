@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -34,7 +35,8 @@ def test_a_new_experiment_is_active_and_keeps_its_fields(storage: Storage) -> No
     assert experiment.experiment_dir is None
     assert experiment.searcher_state is None
     assert experiment.progress == 0.0
-    assert experiment.ended_at is None and experiment.controller_pid is None
+    assert experiment.ended_at is None and storage.lease(experiment_id) is None
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}", experiment.uuid)
     assert experiment.created_at.tzinfo is not None and experiment.created_at.utcoffset() == timedelta(0)
     assert before - timedelta(seconds=1) <= experiment.created_at <= datetime.now(UTC) + timedelta(seconds=1)
 
@@ -111,12 +113,10 @@ def test_progress_outside_zero_to_one_is_refused(storage: Storage, progress: obj
         storage.save_searcher_state(experiment_id, {}, progress)  # type: ignore[arg-type]
 
 
-def test_the_controller_pid_is_set_and_cleared(storage: Storage) -> None:
-    experiment_id = storage.create_experiment(name="x", config={}, model_dir=".", seed=0, secret="s")
-    storage.set_controller_pid(experiment_id, 4321)
-    assert storage.get_experiment(experiment_id).controller_pid == 4321
-    storage.set_controller_pid(experiment_id, None)
-    assert storage.get_experiment(experiment_id).controller_pid is None
+def test_every_experiment_gets_its_own_uuid(storage: Storage) -> None:
+    uuids = {storage.get_experiment(storage.create_experiment(name="x", config={}, model_dir=".", seed=0,
+                                                              secret="s")).uuid for _ in range(3)}
+    assert len(uuids) == 3
 
 
 def test_an_unknown_experiment_gives_a_clear_not_found_error(storage: Storage) -> None:

@@ -48,5 +48,6 @@ def test_open_storage_uses_a_given_url(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("home", ["/data/hpt", Path("/data/hpt")])
-def test_an_experiment_folder_lives_under_experiments(home: str | Path) -> None:
-    assert experiment_dir(home, 12) == Path("/data/hpt/experiments/12")
+def test_an_experiment_folder_lives_under_experiments_named_by_its_uuid(home: str | Path) -> None:
+    uuid = "3f2a1b4c-0d5e-4f60-8a7b-9c0d1e2f3a4b"
+    assert experiment_dir(home, uuid) == Path(f"/data/hpt/experiments/{uuid}")

@@ -7,7 +7,9 @@ model is rebuilt from it at every proposal, so restoring the state restores the 
 
 1. with probability `RANDOM_SHARE`, or while no length holds enough results, a random sample;
 2. otherwise the model is fitted on the longest length that holds at least
-   max(hyperparameters + 1, `MIN_RESULTS`) results: the best `GOOD_SHARE` of them (at least one,
+   max(hyperparameters + 1, `MIN_RESULTS`) results (with adaptive ASHA's `fidelity: adaptive`:
+   `FIRST_MODEL_RESULTS`, on no rung that fails to predict the next; `searchers/fidelity.py`):
+   the best `GOOD_SHARE` of them (at least one,
    at most `MAX_GOOD`) are good, the rest bad, and so are every trial with invalid hyperparameters
    and every trial still running without a result (so parallel proposals spread out);
 3. `CANDIDATES` configurations are drawn from the good density; the one with the largest
@@ -124,11 +126,15 @@ class TrialHistory:
 
     # --- proposing -----------------------------------------------------------------------------
 
-    def propose(self, rng: np.random.Generator) -> dict[str, Any]:
-        """The next configuration: random (see the module's rules) or the model's best candidate."""
+    def propose(self, rng: np.random.Generator, first_results: int | None = None,
+                skip_lengths: frozenset[int] | set[int] = frozenset()) -> dict[str, Any]:
+        """The next configuration: random (see the module's rules) or the model's best candidate.
+
+        `first_results` and `skip_lengths` are those of `model_length()`.
+        """
         if rng.random() < RANDOM_SHARE or self.encoding.dimensions == 0:
             return self.space.sample(rng)
-        fidelity = self.model_length()
+        fidelity = self.model_length(first_results, skip_lengths)
         if fidelity is None:
             return self.space.sample(rng)
         good, bad = self._good_and_bad(fidelity)
@@ -142,14 +148,19 @@ class TrialHistory:
         return next((candidate for candidate in candidates if tuple(self.encoding.encode(candidate)) not in tried),
                     candidates[0])
 
-    def model_length(self) -> int | None:
-        """The longest length with enough results to fit the model on, if any."""
+    def model_length(self, first_results: int | None = None,
+                     skip_lengths: frozenset[int] | set[int] = frozenset()) -> int | None:
+        """The longest length with enough results to fit the model on, if any.
+
+        Enough is max(hyperparameters + 1, `MIN_RESULTS`), or `first_results` if given; lengths in
+        `skip_lengths` (rungs whose ranking does not predict the next rung's) are passed over.
+        """
         counts: dict[int, int] = {}
         for results in self.state["results"].values():
             for length in results:
                 counts[int(length)] = counts.get(int(length), 0) + 1
-        needed = max(self.encoding.dimensions + 1, MIN_RESULTS)
-        enough = [length for length, count in counts.items() if count >= needed]
+        needed = max(self.encoding.dimensions + 1, MIN_RESULTS) if first_results is None else first_results
+        enough = [length for length, count in counts.items() if count >= needed and length not in skip_lengths]
         return max(enough) if enough else None
 
     def _good_and_bad(self, length: int) -> tuple[list[list[float]], list[list[float]]]:
@@ -190,7 +201,16 @@ class ModelBasedSampling:
     def propose_hparams(self) -> dict[str, Any]:
         if self.sampler_history is None:
             return super().propose_hparams()  # type: ignore[misc]  # SearchMethod's: a random sample
-        return TrialHistory(self.sampler_history, self.space).propose(self.rng)
+        history = TrialHistory(self.sampler_history, self.space)
+        return history.propose(self.rng, self.first_model_results(), self.untrusted_lengths())
+
+    def first_model_results(self) -> int | None:
+        """How many results a length needs to fit the model on (None: the module's rule)."""
+        return None
+
+    def untrusted_lengths(self) -> set[int]:
+        """Lengths whose results the model must not be fitted on (none unless the method measures fidelity)."""
+        return set()
 
     def remember_created(self, request_id: int, hparams: dict[str, Any]) -> None:
         if self.sampler_history is not None:

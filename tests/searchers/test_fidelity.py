@@ -66,11 +66,13 @@ def test_rank_correlation_of_constructed_rankings() -> None:
 
 
 def test_trust_is_full_without_evidence_or_with_exact_ranking_and_none_with_noise() -> None:
-    assert trust(-1.0, MIN_PAIRS - 1) == 1.0
-    assert trust(1.0, MIN_PAIRS) == 1.0
-    assert trust(0.0, 100) == 0.0
-    assert 0.0 < trust(0.5, 40) < 1.0
-    assert trust(0.6, 10) < trust(0.6, 100)  # the same correlation earns more trust from more pairs
+    assert trust(-1.0, MIN_PAIRS - 1, 1.0) == 1.0
+    assert trust(1.0, MIN_PAIRS, 1.0) == 1.0
+    assert trust(0.0, 100, 4.0) == 0.0
+    assert 0.0 < trust(0.5, 40, 1.0) < 1.0
+    assert trust(0.6, 10, 1.0) < trust(0.6, 100, 1.0)  # the same correlation earns more trust from more pairs
+    # within the top 1/16 of a rung a weak correlation still means a rung that ranks well overall
+    assert trust(0.4, 30, 1.0) < 0.5 < trust(0.4, 30, 16.0) == 1.0
 
 
 def test_pair_estimate_pools_the_brackets_and_leaves_out_early_exits() -> None:
@@ -80,8 +82,9 @@ def test_pair_estimate_pools_the_brackets_and_leaves_out_early_exits() -> None:
     states = [{"rung_lengths": [1, 4], "rungs": [rung((1, 0.1), (2, 0.2), (3, 0.3)), rung((1, 0.5), (2, 0.4))]},
               {"rung_lengths": [1, 4], "rungs": [rung((7, 0.15), (8, 0.9)), rung((7, 0.45), (8, None))]}]
     # trials 1, 2, 7 reached both (8 exited): low 0.1, 0.2, 0.15 -> ranks (0, 2, 1); high 0.5, 0.4, 0.45 -> (2, 0, 1);
-    # squared rank differences 4 + 4 + 0 = 8: rho = 1 - 6 * 8 / (3 * 8) = -1
-    assert pair_estimate(states, 1, 4) == [pytest.approx(-1.0), 3]
+    # squared rank differences 4 + 4 + 0 = 8: rho = 1 - 6 * 8 / (3 * 8) = -1. Ranks of all five at length 1:
+    # 0 .. 4, spread sqrt(2); of the three paired (0, 2, 1), sqrt(2/3): selection sqrt(3)
+    assert pair_estimate(states, 1, 4) == [pytest.approx(-1.0), 3, pytest.approx(math.sqrt(3))]
 
 
 # --- the search --------------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ True
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Any, Literal
 
 import numpy as np
@@ -53,6 +54,9 @@ MIN_RESULTS = 10
 """A length's results feed the model once there are this many (and more than the hyperparameters)."""
 GOOD_SHARE = 0.15
 MAX_GOOD = 25
+MAX_BAD_RESULTS = 1000
+"""Above this many bad results the bad density keeps an even sample of them in rank order (every k-th), so that a
+proposal stays fast with 10,000 results."""
 CANDIDATES = 32
 
 
@@ -142,7 +146,7 @@ class TrialHistory:
         bad_density = ParzenEstimator(*self.encoding.split(bad), self._choices())
         numeric, categorical = good_density.sample(rng, CANDIDATES)
         ratio = good_density.log_density(numeric, categorical) - bad_density.log_density(numeric, categorical)
-        tried = {tuple(config) for config in self.state["configs"].values()}
+        tried = set(map(tuple, self.state["configs"].values()))
         candidates = [self.encoding.decode(numeric[index], categorical[index])
                       for index in np.argsort(-ratio, kind="stable")]
         return next((candidate for candidate in candidates if tuple(self.encoding.encode(candidate)) not in tried),
@@ -155,10 +159,7 @@ class TrialHistory:
         Enough is max(hyperparameters + 1, `MIN_RESULTS`), or `first_results` if given; lengths in
         `skip_lengths` (rungs whose ranking does not predict the next rung's) are passed over.
         """
-        counts: dict[int, int] = {}
-        for results in self.state["results"].values():
-            for length in results:
-                counts[int(length)] = counts.get(int(length), 0) + 1
+        counts = Counter(int(length) for results in self.state["results"].values() for length in results)
         needed = max(self.encoding.dimensions + 1, MIN_RESULTS) if first_results is None else first_results
         enough = [length for length, count in counts.items() if count >= needed and length not in skip_lengths]
         return max(enough) if enough else None
@@ -166,16 +167,16 @@ class TrialHistory:
     def _good_and_bad(self, length: int) -> tuple[list[list[float]], list[list[float]]]:
         configs, results = self.state["configs"], self.state["results"]
         key = str(length)
-        ranked = sorted((losses[key], int(request_id)) for request_id, losses in results.items() if key in losses)
+        ranked = sorted([(losses[key], int(request_id)) for request_id, losses in results.items() if key in losses])
         good_count = max(1, min(math.ceil(GOOD_SHARE * len(ranked)), MAX_GOOD))
         good = [configs[str(request_id)] for _, request_id in ranked[:good_count]]
-        bad = [configs[str(request_id)] for _, request_id in ranked[good_count:]]
+        ranked_bad = ranked[good_count:]
+        stride = math.ceil(len(ranked_bad) / MAX_BAD_RESULTS) if ranked_bad else 1
+        bad = [configs[str(request_id)] for _, request_id in ranked_bad[::stride]]
         bad += [configs[str(request_id)] for request_id in self.state["invalid"]]
-        bad += [configs[request_id] for request_id in configs if self._running_without_result(request_id)]
+        running = configs.keys() - self.state["ended"].keys() - results.keys()
+        bad += [configs[request_id] for request_id in sorted(running, key=int)]
         return good, bad
-
-    def _running_without_result(self, request_id: str) -> bool:
-        return request_id not in self.state["ended"] and request_id not in self.state["results"]
 
     def _choices(self) -> list[int]:
         return [len(hp.vals) for _, hp in self.encoding.categorical]

@@ -26,6 +26,7 @@ import argparse
 import importlib.util
 import json
 import os
+import shlex
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -106,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     order = {task: index for index, task in enumerate(args.tasks)}
     results.sort(key=lambda result: (order[result.task], result.seed))
     summaries = summarise(results, [method.name for method in methods], skipped)
-    command = "python benchmarks/search_quality.py" + "".join(f" {arg}" for arg in (argv or sys.argv[1:]))
+    command = " ".join(["python benchmarks/search_quality.py", shlex.join(argv or sys.argv[1:])])
     tables = markdown_tables(summaries, seeds, workers, budget_multiple)
     simulated = sum(record.get("wall_seconds", 0.0) for record in wanted)
     footer = (f"Made by `{command}` from {len(results)} runs stored in `{_relative(runs_file)}` "

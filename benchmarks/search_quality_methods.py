@@ -38,6 +38,8 @@ class Setting:
     """How every method is set up on one benchmark: reduction factor η and, for hpt's grid, a grid."""
 
     reduction_factor: int
+    max_rungs: int = DEFAULT_MAX_RUNGS
+    """hpt's `max_rungs` (and so every method's first rung), where the benchmark's lengths need fewer than the default."""
     grid: dict[str, Any] | None = None
     """hpt's grid search space (`count` on every numeric hyperparameter), or None where no grid fits."""
 
@@ -56,6 +58,8 @@ SETTINGS: dict[str, Setting] = {
     }),
     # Rungs of 12 and 200 epochs, the two lengths NAS-Bench-201 has: 200 / 16 = 12.5.
     "nasbench201": Setting(reduction_factor=16),
+    # Rungs of 3, 9, 27 and 81 (the four lengths it has).
+    "hartmann": Setting(reduction_factor=3, max_rungs=4),
 }
 
 
@@ -77,7 +81,7 @@ class Run:
     def min_length(self) -> int:
         """The first rung of hpt's adaptive ASHA, which the peers' first rung matches."""
         eta = self.setting.reduction_factor
-        rungs = rung_count(DEFAULT_MAX_RUNGS, self.benchmark.max_length, LARGE_TRIAL_BUDGET, eta)
+        rungs = rung_count(self.setting.max_rungs, self.benchmark.max_length, LARGE_TRIAL_BUDGET, eta)
         return rung_lengths(self.benchmark.max_length, eta, rungs)[0]
 
 
@@ -149,7 +153,11 @@ class PeerSearch(SearchMethod, abc.ABC):
     def _start_trial(self) -> list[Operation]:
         request_id = self.new_request_id()
         return [Create(request_id, self._new_configuration(request_id)),
-                ValidateAfter(request_id, self.report_lengths[0])]
+                ValidateAfter(request_id, self._first_length(request_id))]
+
+    def _first_length(self, request_id: int) -> int:
+        """The length a new trial first reports at (the shortest the benchmark has, unless a peer chooses)."""
+        return self.report_lengths[0]
 
     @abc.abstractmethod
     def _new_configuration(self, request_id: int) -> dict[str, Any]:
@@ -271,7 +279,9 @@ class Method:
 def hpt_asha(**fields: Any) -> MethodBuilder:
     """hpt's adaptive ASHA with the benchmark's reduction factor as its divisor; the budget ends it."""
     divisor: Callable[[Run], float] = lambda run: float(run.setting.reduction_factor)
-    return hpt_method({"name": "adaptive_asha", "max_trials": trial_cap, "divisor": divisor, **fields})
+    max_rungs: Callable[[Run], int] = lambda run: run.setting.max_rungs
+    return hpt_method({"name": "adaptive_asha", "max_trials": trial_cap, "divisor": divisor, "max_rungs": max_rungs,
+                       **fields})
 
 
 METHODS: tuple[Method, ...] = (
@@ -279,6 +289,10 @@ METHODS: tuple[Method, ...] = (
     Method("hpt random + tpe", "hpt", hpt_method({"name": "random", "max_trials": trial_cap, "sampler": "tpe"})),
     Method("hpt adaptive_asha", "hpt", hpt_asha()),
     Method("hpt adaptive_asha + tpe", "hpt", hpt_asha(sampler="tpe")),
+    Method("hpt adaptive_asha + adaptive fidelity", "hpt", hpt_asha(fidelity="adaptive")),
+    Method("hpt adaptive_asha + tpe + adaptive fidelity", "hpt", hpt_asha(sampler="tpe", fidelity="adaptive")),
+    Method("hpt aggressive + tpe + adaptive fidelity", "hpt",
+           hpt_asha(mode="aggressive", sampler="tpe", fidelity="adaptive")),
     Method("hpt adaptive_asha aggressive", "hpt", hpt_asha(mode="aggressive")),
     Method("hpt adaptive_asha stop_once", "hpt", hpt_asha(stop_once=True)),
     Method("hpt grid", "hpt", hpt_method({"name": "grid"}, grid_space), grid_fits),
@@ -288,6 +302,15 @@ METHODS: tuple[Method, ...] = (
     Method("optuna random + sh", "optuna", lambda run: OptunaSearch(run, "random", "sh")),
     Method("optuna random + hyperband", "optuna", lambda run: OptunaSearch(run, "random", "hb")),
     Method("ray asha", "ray", RayASHASearch),
+    Method("smac multi-fidelity", "smac", lambda run: _peer("SMACSearch")(run)),
+    Method("syne tune bohb", "syne_tune", lambda run: _peer("SyneTuneSearch")(run, "BOHB")),
 )
+
+
+def _peer(class_name: str) -> Any:
+    """A peer adapter of `search_quality_peers.py` (imported when first used: it imports this module)."""
+    import search_quality_peers
+
+    return getattr(search_quality_peers, class_name)
 
 BASELINE = "hpt random"

@@ -200,15 +200,19 @@ def markdown_tables(summaries: Sequence[TaskSummary], seeds: int, workers: int, 
 
 
 def overview_table(summaries: Sequence[TaskSummary]) -> str:
-    """Per method: its median final regret on each task, and how much sooner it reaches random's final regret."""
+    """Per method: its median final regret on each task, on how many tasks that is the lowest, how much sooner it
+    reaches random's final regret, and (hpt's methods) how much sooner than the fastest peer on each task."""
     methods = list(dict.fromkeys(method.method for summary in summaries for method in summary.methods))
-    header = "| method | " + " | ".join(f"{summary.task}" for summary in summaries) + " | speed-up (geo. mean) |"
-    lines = ["Median final regret per task (lower is better), and the geometric mean over tasks of how many "
-             "times sooner than hpt random the median regret reaches random's final regret (tasks where it never "
-             "does count as 0 and are left out of the mean; `n/m`: reached on n of m tasks).", "",
-             header, "|" + " --- |" * (len(summaries) + 2)]
+    header = ("| method | " + " | ".join(f"{summary.task}" for summary in summaries)
+              + " | lowest on | speed-up (geo. mean) | vs fastest peer (geo. mean) |")
+    lines = ["Median final regret per task (lower is better); on how many tasks it is the lowest of all methods (ties "
+             "count); the geometric mean over tasks of how many times sooner than hpt random the median regret "
+             "reaches random's final regret (tasks where it never does count as 0 and are left out of the mean; "
+             "`n/m`: reached on n of m tasks); and for hpt's methods the geometric mean over tasks of that speed-up "
+             "divided by the fastest peer's on the task (2× = in half the fastest peer's time).", "",
+             header, "|" + " --- |" * (len(summaries) + 4)]
     for method in methods:
-        cells, speedups, entered = [], [], 0
+        cells, speedups, ratios, entered, lowest = [], [], [], 0, 0
         for summary in summaries:
             own = next((item for item in summary.methods if item.method == method), None)
             if own is None:
@@ -216,11 +220,22 @@ def overview_table(summaries: Sequence[TaskSummary]) -> str:
                 continue
             entered += 1
             cells.append(_number(own.final[0]))
+            lowest += own.final[0] <= min(item.final[0] for item in summary.methods)
             if summary.speedup(own) > 0:
                 speedups.append(summary.speedup(own))
-        mean = math.exp(np.mean(np.log(speedups))) if speedups else 0.0
-        lines.append(f"| {method} | " + " | ".join(cells) + f" | {_speedup(mean)} ({len(speedups)}/{entered}) |")
+            peer = max((summary.speedup(item) for item in summary.methods if not item.method.startswith("hpt")),
+                       default=0.0)
+            if method.startswith("hpt") and summary.speedup(own) > 0 and peer > 0:
+                ratios.append(summary.speedup(own) / peer)
+        mean = _geometric_mean(speedups)
+        versus = f"{_speedup(_geometric_mean(ratios))} ({len(ratios)}/{entered})" if ratios else "—"
+        lines.append(f"| {method} | " + " | ".join(cells)
+                     + f" | {lowest}/{entered} | {_speedup(mean)} ({len(speedups)}/{entered}) | {versus} |")
     return "\n".join(lines)
+
+
+def _geometric_mean(values: Sequence[float]) -> float:
+    return math.exp(np.mean(np.log(values))) if values else 0.0
 
 
 def update_docs(docs: Path, text: str) -> None:

@@ -12,6 +12,9 @@ trial. The plan follows Determined:
 - concurrency M = max(max_concurrent_trials, brackets) split evenly, the remainder to the first
   brackets (max_concurrent_trials 0: each bracket max(the last bracket's trials, floor(d)));
 - rung i of r: max(floor(max_length / d^(r-i-1)), 1).
+
+`fidelity: adaptive` (opt-in, hpt's own) measures how well each rung ranks trials as the next
+does and promotes more out of a rung that does not (`searchers/fidelity.py`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from hpt_core.searchers.asha_bracket import (
     new_bracket_state,
 )
 from hpt_core.searchers.base import SearchMethod
+from hpt_core.searchers.fidelity import FIRST_MODEL_RESULTS, MODEL_TRUST, pair_estimate, trust
 from hpt_core.searchers.tpe import ModelBasedSampling
 from hpt_core.space import Space
 
@@ -47,6 +51,7 @@ class AdaptiveASHAConfig(SearcherConfig):
     bracket_rungs: Optional[Annotated[list[PositiveInt], Field(min_length=1)]] = None
     stop_once: StrictBool = False
     sampler: StrictStr = "random"
+    fidelity: Literal["fixed", "adaptive"] = "fixed"
 
 
 @dataclass(frozen=True)
@@ -185,6 +190,7 @@ class AdaptiveASHASearch(ModelBasedSampling, SearchMethod):
             for plan in plan_brackets(config)
         ]
         self.trial_brackets: dict[str, int] = {}
+        self.rung_correlations: dict[str, list[float]] = {}
         self.closed: list[int] = []
         self.is_shut_down = False
         self.start_sampler()
@@ -198,7 +204,10 @@ class AdaptiveASHASearch(ModelBasedSampling, SearchMethod):
         loss = self.loss(metric)
         bracket = self._bracket_of(request_id)
         self.remember_result(request_id, length, loss)
-        return bracket.on_validation(request_id, loss, length)
+        operations = bracket.on_validation(request_id, loss, length)
+        if self.config.fidelity == "adaptive":
+            self._measure_rungs_around(length)
+        return operations
 
     def on_trial_exited_early(self, request_id: int, reason: ExitedReason | str) -> list[Operation]:
         reason = self.record_exit(request_id, reason)
@@ -258,11 +267,40 @@ class AdaptiveASHASearch(ModelBasedSampling, SearchMethod):
                 placements[int(key)] = TrialPlacement(index, trial["rung"], trial["status"])
         return dict(sorted(placements.items()))
 
+    def fidelity_trust(self) -> dict[str, float]:
+        """Per pair of consecutive rung lengths (`"low-high"`) measured so far, how far `fidelity: adaptive`
+        trusts the low rung's ranking (1: ASHA's top 1/divisor promoted, 0: every trial promoted)."""
+        return {pair: trust(*estimate) for pair, estimate in self.rung_correlations.items()}
+
+    # --- the sampler's view of the rungs (`fidelity: adaptive`) ----------------------------------
+
+    def first_model_results(self) -> int | None:
+        return FIRST_MODEL_RESULTS if self.config.fidelity == "adaptive" else None
+
+    def untrusted_lengths(self) -> set[int]:
+        return {int(pair.split("-")[0]) for pair, level in self.fidelity_trust().items() if level < MODEL_TRUST}
+
     # --- helpers -------------------------------------------------------------------------------
 
     def _bracket(self, index: int) -> Bracket:
         kind = StoppingBracket if self.config.stop_once else PromotionBracket
-        return kind(self.bracket_states[index], self.config.divisor, lambda: self._new_trial(index))
+        adaptive = self.config.fidelity == "adaptive"
+        rung_divisor = (lambda rung: self._promotion_divisor(index, rung)) if adaptive else None
+        return kind(self.bracket_states[index], self.config.divisor, lambda: self._new_trial(index), rung_divisor)
+
+    def _promotion_divisor(self, bracket_index: int, rung: int) -> float:
+        """divisor ** trust: ASHA's divisor out of a rung that ranks as the next does, 1 out of one that does not."""
+        lengths = self.bracket_states[bracket_index]["rung_lengths"]
+        estimate = self.rung_correlations.get(f"{lengths[rung]}-{lengths[rung + 1]}")
+        return self.config.divisor if estimate is None else self.config.divisor ** trust(*estimate)
+
+    def _measure_rungs_around(self, length: int) -> None:
+        """Re-measure every pair of consecutive rung lengths that `length` belongs to."""
+        pairs = {(low, high) for state in self.bracket_states
+                 for low, high in zip(state["rung_lengths"], state["rung_lengths"][1:])
+                 if length in (low, high) and low < high}
+        for low, high in sorted(pairs):
+            self.rung_correlations[f"{low}-{high}"] = pair_estimate(self.bracket_states, low, high)
 
     def _bracket_index(self, request_id: int) -> int:
         """The bracket that created the trial (a SearcherError for a request id never made)."""

@@ -58,10 +58,12 @@ def _rank_key(result: Result) -> tuple[int, float]:
 class Bracket(abc.ABC):
     """The parts common to both kinds of bracket: trials, budget, creation, INVALID_HP."""
 
-    def __init__(self, state: BracketState, divisor: float, new_trial: Callable[[], Create]) -> None:
+    def __init__(self, state: BracketState, divisor: float, new_trial: Callable[[], Create],
+                 rung_divisor: Callable[[int], float] | None = None) -> None:
         self.state = state
         self.divisor = divisor
         self.new_trial = new_trial
+        self.rung_divisor = rung_divisor
 
     # --- plan ----------------------------------------------------------------------------------
 
@@ -130,6 +132,10 @@ class Bracket(abc.ABC):
         self.rungs[rung_index].insert(place, result)
         return place
 
+    def _divisor_at(self, rung_index: int) -> float:
+        """The divisor of promotions out of a rung: `divisor`, unless `rung_divisor` adapts it per rung."""
+        return self.divisor if self.rung_divisor is None else self.rung_divisor(rung_index)
+
     def _budget_allows(self) -> bool:
         counted = sum(not trial["invalid"] for trial in self.trials.values())
         return counted < self.state["max_trials"]
@@ -195,8 +201,9 @@ class PromotionBracket(Bracket):
     def _insert_and_promote(self, rung_index: int, request_id: int, loss: float | None) -> int | None:
         """Enter the result; return the request id this result promotes, if any."""
         rung = self.rungs[rung_index]
-        promoted_before = floor_ratio(len(rung), self.divisor)
-        promoted_now = floor_ratio(len(rung) + 1, self.divisor)
+        divisor = self._divisor_at(rung_index)
+        promoted_before = floor_ratio(len(rung), divisor)
+        promoted_now = floor_ratio(len(rung) + 1, divisor)
         place = self._insert(rung_index, request_id, loss, after_ties=True)
         if place < promoted_now:
             candidate = rung[place]
@@ -246,7 +253,7 @@ class StoppingBracket(Bracket):
         place = self._insert(trial["rung"], request_id, loss, after_ties=False)
         if trial["exited"]:
             return self._create_if_budget_allows()
-        if trial["rung"] < self.top_rung and place < max(floor_ratio(len(rung), self.divisor), 1):
+        if trial["rung"] < self.top_rung and place < max(floor_ratio(len(rung), self._divisor_at(trial["rung"])), 1):
             rung[place]["promoted"] = True
             return self._train_to_next_rung(request_id)
         return self._close(request_id) + self._create_if_budget_allows()

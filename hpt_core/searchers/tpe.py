@@ -7,7 +7,9 @@ model is rebuilt from it at every proposal, so restoring the state restores the 
 
 1. with probability `RANDOM_SHARE`, or while no length holds enough results, a random sample;
 2. otherwise the model is fitted on the longest length that holds at least
-   max(hyperparameters + 1, `MIN_RESULTS`) results: the best `GOOD_SHARE` of them (at least one,
+   max(hyperparameters + 1, `MIN_RESULTS`) results (with adaptive ASHA's `fidelity: adaptive`:
+   `FIRST_MODEL_RESULTS`, on no rung that fails to predict the next; `searchers/fidelity.py`):
+   the best `GOOD_SHARE` of them (at least one,
    at most `MAX_GOOD`) are good, the rest bad, and so are every trial with invalid hyperparameters
    and every trial still running without a result (so parallel proposals spread out);
 3. `CANDIDATES` configurations are drawn from the good density; the one with the largest
@@ -34,6 +36,7 @@ True
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -49,6 +52,9 @@ MIN_RESULTS = 10
 """A length's results feed the model once there are this many (and more than the hyperparameters)."""
 GOOD_SHARE = 0.15
 MAX_GOOD = 25
+MAX_BAD_RESULTS = 1000
+"""Above this many bad results the bad density keeps an even sample of them in rank order (every k-th), so that a
+proposal stays fast with 10,000 results."""
 CANDIDATES = 32
 
 
@@ -95,12 +101,20 @@ class SpaceEncoding:
 
 
 class TrialHistory:
-    """A view over a sampler history (`new_history()`) that records trials and proposes configurations."""
+    """A view over a sampler history (`new_history()`) that records trials and proposes configurations.
 
-    def __init__(self, state: dict[str, Any], space: Space) -> None:
+    The search method's advice on fitting the model: `first_results`, how many results a length needs
+    (None: max(hyperparameters + 1, `MIN_RESULTS`)); `skip_lengths`, rungs whose ranking does not predict
+    the next rung's, whose results the model is not fitted on.
+    """
+
+    def __init__(self, state: dict[str, Any], space: Space, first_results: int | None = None,
+                 skip_lengths: frozenset[int] | set[int] = frozenset()) -> None:
         self.state = state
         self.encoding = SpaceEncoding(space)
         self.space = space
+        self.first_results = first_results
+        self.skip_lengths = skip_lengths
 
     # --- recording -----------------------------------------------------------------------------
 
@@ -134,35 +148,32 @@ class TrialHistory:
         bad_density = ParzenEstimator(*self.encoding.split(bad), self._choices())
         numeric, categorical = good_density.sample(rng, CANDIDATES)
         ratio = good_density.log_density(numeric, categorical) - bad_density.log_density(numeric, categorical)
-        tried = {tuple(config) for config in self.state["configs"].values()}
+        tried = set(map(tuple, self.state["configs"].values()))
         candidates = [self.encoding.decode(numeric[index], categorical[index])
                       for index in np.argsort(-ratio, kind="stable")]
         return next((candidate for candidate in candidates if tuple(self.encoding.encode(candidate)) not in tried),
                     candidates[0])
 
     def model_length(self) -> int | None:
-        """The longest length with enough results to fit the model on, if any."""
-        counts: dict[int, int] = {}
-        for results in self.state["results"].values():
-            for length in results:
-                counts[int(length)] = counts.get(int(length), 0) + 1
-        needed = max(self.encoding.dimensions + 1, MIN_RESULTS)
-        enough = [length for length, count in counts.items() if count >= needed]
+        """The longest length with enough results to fit the model on (see the class's advice), if any."""
+        counts = Counter(int(length) for results in self.state["results"].values() for length in results)
+        needed = max(self.encoding.dimensions + 1, MIN_RESULTS) if self.first_results is None else self.first_results
+        enough = [length for length, count in counts.items() if count >= needed and length not in self.skip_lengths]
         return max(enough) if enough else None
 
     def _good_and_bad(self, length: int) -> tuple[list[list[float]], list[list[float]]]:
         configs, results = self.state["configs"], self.state["results"]
         key = str(length)
-        ranked = sorted((losses[key], int(request_id)) for request_id, losses in results.items() if key in losses)
+        ranked = sorted([(losses[key], int(request_id)) for request_id, losses in results.items() if key in losses])
         good_count = max(1, min(math.ceil(GOOD_SHARE * len(ranked)), MAX_GOOD))
         good = [configs[str(request_id)] for _, request_id in ranked[:good_count]]
-        bad = [configs[str(request_id)] for _, request_id in ranked[good_count:]]
+        ranked_bad = ranked[good_count:]
+        stride = math.ceil(len(ranked_bad) / MAX_BAD_RESULTS) if ranked_bad else 1
+        bad = [configs[str(request_id)] for _, request_id in ranked_bad[::stride]]
         bad += [configs[str(request_id)] for request_id in self.state["invalid"]]
-        bad += [configs[request_id] for request_id in configs if self._running_without_result(request_id)]
+        running = configs.keys() - self.state["ended"].keys() - results.keys()
+        bad += [configs[request_id] for request_id in sorted(running, key=int)]
         return good, bad
-
-    def _running_without_result(self, request_id: str) -> bool:
-        return request_id not in self.state["ended"] and request_id not in self.state["results"]
 
     def _choices(self) -> list[int]:
         return [len(hp.vals) for _, hp in self.encoding.categorical]
@@ -203,7 +214,17 @@ class ModelBasedSampling:
             self.sampler_history = new_history()
 
     def propose_hparams(self) -> dict[str, Any]:
-        return self.sampler.propose(TrialHistory(self.sampler_history or new_history(), self.space), self.rng)
+        history = TrialHistory(self.sampler_history or new_history(), self.space, self.first_model_results(),
+                               self.untrusted_lengths())
+        return self.sampler.propose(history, self.rng)
+
+    def first_model_results(self) -> int | None:
+        """How many results a length needs to fit the model on (None: the module's rule)."""
+        return None
+
+    def untrusted_lengths(self) -> set[int]:
+        """Lengths whose results the model must not be fitted on (none unless the method measures fidelity)."""
+        return set()
 
     def remember_created(self, request_id: int, hparams: dict[str, Any]) -> None:
         if self.sampler_history is not None:

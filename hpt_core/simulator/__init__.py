@@ -22,6 +22,7 @@ any search method against a `Benchmark` with N simulated workers in simulated ti
 from hpt_core.simulator.benchmarks import Benchmark, Evaluation, SimulationError, default_data_dir
 from hpt_core.simulator.engine import Report, SimulatedTrial, SimulationResult, simulate
 from hpt_core.simulator.experiment import experiment_for
+from hpt_core.simulator.hartmann import Hartmann
 from hpt_core.simulator.lcbench import LCBench
 from hpt_core.simulator.nasbench201 import NASBench201
 from hpt_core.simulator.registry import BUILTIN_BENCHMARKS, benchmark_class, load_benchmark
@@ -30,6 +31,7 @@ __all__ = [
     "BUILTIN_BENCHMARKS",
     "Benchmark",
     "Evaluation",
+    "Hartmann",
     "LCBench",
     "NASBench201",
     "Report",

@@ -93,10 +93,13 @@ class SimulationResult:
                 best = report
         return best
 
-    def incumbent(self) -> list[tuple[float, float]]:
-        """(time, best value so far) at every report that improved on all before it."""
+    def incumbent(self, length: int | None = None) -> list[tuple[float, float]]:
+        """(time, best value so far) at every report that improved on all before it (only reports after
+        `length`, if given)."""
         steps: list[tuple[float, float]] = []
         for report in self.reports:
+            if length is not None and report.length != length:
+                continue
             value = self.value(report)
             if not steps or self._better(value, steps[-1][1]):
                 steps.append((report.time, value))

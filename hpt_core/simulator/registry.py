@@ -6,10 +6,12 @@ import importlib
 from pathlib import Path
 
 from hpt_core.simulator.benchmarks import Benchmark, SimulationError
+from hpt_core.simulator.hartmann import Hartmann
 from hpt_core.simulator.lcbench import LCBench
 from hpt_core.simulator.nasbench201 import NASBench201
 
-BUILTIN_BENCHMARKS: dict[str, type[Benchmark]] = {"lcbench": LCBench, "nasbench201": NASBench201}
+BUILTIN_BENCHMARKS: dict[str, type[Benchmark]] = {"lcbench": LCBench, "nasbench201": NASBench201,
+                                                  "hartmann": Hartmann}
 
 
 def benchmark_class(name: str) -> type[Benchmark]:

@@ -1,11 +1,15 @@
-"""The built-in benchmarks' lookups on the real shared data (../shared/benchmarks, or $HPT_BENCHMARK_DATA)."""
+"""The built-in benchmarks' lookups on the real shared data (../shared/benchmarks, or $HPT_BENCHMARK_DATA), and
+the synthetic Hartmann functions."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from hpt_core import ConfigError, create_searcher
+from hpt_core.searchers.fidelity import rank_correlation
 from hpt_core.simulator import (
+    Hartmann,
     LCBench,
     NASBench201,
     SimulationError,
@@ -120,3 +124,33 @@ def test_the_data_folder_can_be_set(monkeypatch: pytest.MonkeyPatch, tmp_path) -
 def test_an_unknown_benchmark_names_the_known_ones() -> None:
     with pytest.raises(SimulationError, match="no benchmark 'nb301'; built in: lcbench, nasbench201"):
         load_benchmark("nb301")
+
+
+# --- hartmann: computed, no data -------------------------------------------------------------------
+
+
+def test_hartmann_is_the_exact_function_at_the_full_length_with_its_known_minimum() -> None:
+    three, six = Hartmann("h3-terrible"), Hartmann("h6-good")
+    optimum_3 = {"x0": 0.114614, "x1": 0.555649, "x2": 0.852547}
+    optimum_6 = dict(zip((f"x{i}" for i in range(6)), (0.20169, 0.150011, 0.476874, 0.275332, 0.311652, 0.6573)))
+    assert three.lookup(optimum_3, 81).metrics["loss"] == pytest.approx(-3.86278, abs=1e-4)
+    assert six.lookup(optimum_6, 81).metrics["loss"] == pytest.approx(-3.32237, abs=1e-4)
+    assert (three.best_value(), six.best_value()) == (-3.86278, -3.32237)
+    assert three.lookup(optimum_3, 27).elapsed == 27.0
+
+
+def test_hartmann_low_fidelities_rank_as_the_full_length_by_their_quality() -> None:
+    """Spearman's rho between lengths 3 and 81 over 200 random points: high when good, low or negative when
+    terrible; the same point at the same length always gives the same value."""
+    rng = np.random.default_rng(0)
+    points = [{f"x{i}": float(value) for i, value in enumerate(rng.random(3))} for _ in range(200)]
+    correlations = {}
+    for quality in ("good", "bad", "terrible"):
+        benchmark = Hartmann(f"h3-{quality}")
+        pairs = [(benchmark.lookup(point, 3).metrics["loss"], benchmark.lookup(point, 81).metrics["loss"])
+                 for point in points]
+        correlations[quality] = rank_correlation(pairs)
+        assert benchmark.lookup(points[0], 3) == benchmark.lookup(points[0], 3)
+    assert correlations["good"] > 0.8
+    assert correlations["terrible"] < 0.3
+    assert correlations["good"] > correlations["bad"] > correlations["terrible"]

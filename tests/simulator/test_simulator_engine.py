@@ -15,7 +15,7 @@ from hpt_core import InvalidHP, create_searcher
 from hpt_core.config import SearcherConfig
 from hpt_core.errors import SearcherError
 from hpt_core.searchers import Close, Create, Operation, SearchMethod, ValidateAfter
-from hpt_core.simulator import Benchmark, Evaluation, SimulationError, experiment_for, simulate
+from hpt_core.simulator import Benchmark, Evaluation, Report, SimulationError, SimulationResult, experiment_for, simulate
 from hpt_core.testing.scripted import ScriptedSearch
 
 
@@ -210,3 +210,11 @@ def test_one_seed_one_simulation() -> None:
         return [(report.time, report.request_id, report.length) for report in simulate(searcher, Ramp(), 3).reports]
 
     assert run() == run()
+
+
+def test_the_incumbent_may_count_only_reports_at_one_length() -> None:
+    reports = (Report(1.0, 1, 3, {"loss": 0.1}), Report(2.0, 2, 81, {"loss": 0.5}), Report(3.0, 3, 81, {"loss": 0.3}),
+               Report(4.0, 4, 81, {"loss": 0.4}))
+    result = SimulationResult("loss", True, 1, {}, reports, elapsed=4.0, shut_down=True)
+    assert result.incumbent() == [(1.0, 0.1)]
+    assert result.incumbent(81) == [(2.0, 0.5), (3.0, 0.3)]

@@ -1,0 +1,142 @@
+"""The newer multi-fidelity peers of `search_quality.py`: SMAC3's multi-fidelity facade and Syne Tune's schedulers.
+
+Each is driven by the simulator through the `PeerSearch` adapter of `search_quality_methods.py`
+(one trial per worker, a new trial whenever one ends), with the benchmark's η and first rung:
+
+- SMAC3 (`MultiFidelityFacade`: Hyperband with a random-forest model) through ask-and-tell: it
+  asks for a configuration and a budget; the trial trains from scratch to the shortest length
+  the benchmark has at or above that budget, reports once and ends (SMAC does not continue
+  trials). Its output goes to a temporary folder.
+- Syne Tune's `BOHB` (asynchronous successive halving, stopping-based, with a KDE model, the
+  multi-fidelity method of its current release that runs here) through its scheduler interface:
+  `suggest()` for a new trial, `on_trial_result()` after every length the benchmark has,
+  stopped when it says so.
+
+Left out: DEHB, whose only release on the registry (0.1.2) requires numpy < 2 while hpt requires
+numpy ≥ 2, so the two do not install together; Syne Tune's `ASHACQR`, which imports
+`huggingface_hub` (for its blackbox repository) and fails without it; Syne Tune's `ASHABORE`,
+which took about a minute per simulated run of 3 full trainings' budget, too slow for the suite
+on this machine.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import datetime
+from typing import Any, ClassVar
+
+import numpy as np
+
+from search_quality_methods import LARGE_TRIAL_BUDGET, PeerSearch, Run
+
+from hpt_core.space import PATH_SEPARATOR, Categorical, Double, Int, Log, nest
+
+
+def _flat_name(path: tuple[str, ...]) -> str:
+    return PATH_SEPARATOR.join(path)
+
+
+def _translate(space: Any, categorical: Any, integer: Any, log: Any, uniform: Any) -> dict[str, Any]:
+    """Per flat name, a peer's own domain for each hyperparameter (the benchmarks here have no constants)."""
+    domains = {}
+    for path, hp in space.leaves():
+        if isinstance(hp, Categorical):
+            domains[_flat_name(path)] = categorical(_flat_name(path), list(hp.vals))
+        elif isinstance(hp, Int):
+            domains[_flat_name(path)] = integer(_flat_name(path), hp.minval, hp.maxval)
+        elif isinstance(hp, Log):
+            domains[_flat_name(path)] = log(_flat_name(path), *sorted((hp.low, hp.high)))
+        elif isinstance(hp, Double):
+            domains[_flat_name(path)] = uniform(_flat_name(path), hp.minval, hp.maxval)
+        else:
+            raise TypeError(f"no peer domain for the {hp.type} hyperparameter {_flat_name(path)}")
+    return domains
+
+
+class SMACSearch(PeerSearch):
+    """SMAC3's multi-fidelity facade (Hyperband + random forest) through ask-and-tell."""
+
+    name: ClassVar[str] = "smac"
+
+    def __init__(self, run: Run) -> None:
+        from ConfigSpace import Categorical as CSCategorical
+        from ConfigSpace import ConfigurationSpace, Float, Integer
+        from smac import MultiFidelityFacade, Scenario
+        from smac.runhistory.dataclasses import TrialValue
+
+        super().__init__(run)
+        space = ConfigurationSpace(seed=run.seed)
+        space.add(list(_translate(
+            self.space,
+            categorical=lambda name, values: CSCategorical(name, [str(value) for value in values]),
+            integer=lambda name, low, high: Integer(name, (low, high)),
+            log=lambda name, low, high: Float(name, (low, high), log=True),
+            uniform=lambda name, low, high: Float(name, (low, high))).values()))
+        self.output = tempfile.TemporaryDirectory(prefix="hpt-smac-")
+        scenario = Scenario(space, deterministic=True, n_trials=LARGE_TRIAL_BUDGET, min_budget=run.min_length,
+                            max_budget=self.full_length, seed=run.seed, output_directory=self.output.name)
+        intensifier = MultiFidelityFacade.get_intensifier(scenario, eta=run.setting.reduction_factor)
+        self.smac = MultiFidelityFacade(scenario, target_function=lambda config, seed, budget: 0.0,
+                                        intensifier=intensifier, overwrite=True, logging_level=40)
+        self.trial_value = TrialValue
+        self.asked: dict[int, Any] = {}
+        self.sign = 1.0 if run.benchmark.smaller_is_better else -1.0
+
+    def _new_configuration(self, request_id: int) -> dict[str, Any]:
+        info = self.smac.ask()
+        self.asked[request_id] = info
+        values = dict(info.config)
+        flat = {}
+        for path, hp in self.space.leaves():
+            value = values[_flat_name(path)]
+            flat[_flat_name(path)] = (next(choice for choice in hp.vals if str(choice) == value)
+                                      if isinstance(hp, Categorical) else value)
+        return nest(flat)
+
+    def _first_length(self, request_id: int) -> int:
+        budget = self.asked[request_id].budget
+        return next(length for length in self.report_lengths if length >= budget - 1e-9)
+
+    def _continues(self, request_id: int, value: float, length: int) -> bool:
+        self.smac.tell(self.asked.pop(request_id), self.trial_value(cost=self.sign * value))
+        return False
+
+
+class SyneTuneSearch(PeerSearch):
+    """A Syne Tune multi-fidelity scheduler (`BOHB` or `ASHACQR`), stopping-based, fed every report."""
+
+    name: ClassVar[str] = "syne_tune"
+
+    def __init__(self, run: Run, scheduler: str) -> None:
+        from syne_tune.backend.trial_status import Trial
+        from syne_tune.config_space import choice, loguniform, randint, uniform
+        from syne_tune.optimizer import baselines
+
+        super().__init__(run)
+        np.random.seed(run.seed)  # Syne Tune draws a trial's bracket from numpy's global generator
+        config_space = _translate(self.space, categorical=lambda name, values: choice(values),
+                                  integer=lambda name, low, high: randint(low, high),
+                                  log=lambda name, low, high: loguniform(low, high),
+                                  uniform=lambda name, low, high: uniform(low, high))
+        self.metric = run.benchmark.metric
+        self.scheduler = getattr(baselines, scheduler)(
+            config_space, metric=self.metric, time_attr="epoch", max_t=self.full_length,
+            do_minimize=run.benchmark.smaller_is_better, random_seed=run.seed, grace_period=run.min_length,
+            reduction_factor=run.setting.reduction_factor)
+        self.trial_class = Trial
+        self.trials: dict[int, Any] = {}
+
+    def _new_configuration(self, request_id: int) -> dict[str, Any]:
+        suggestion = self.scheduler.suggest()
+        trial = self.trial_class(trial_id=request_id, config=suggestion.config, creation_time=datetime.now())
+        self.scheduler.on_trial_add(trial)
+        self.trials[request_id] = trial
+        return nest({_flat_name(path): suggestion.config[_flat_name(path)] for path, _ in self.space.leaves()})
+
+    def _continues(self, request_id: int, value: float, length: int) -> bool:
+        trial = self.trials[request_id]
+        result = {"epoch": length, self.metric: value}
+        if length >= self.full_length or self.scheduler.on_trial_result(trial, result) == "STOP":
+            self.scheduler.on_trial_complete(trial, result)
+            return False
+        return True

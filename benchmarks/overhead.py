@@ -1,6 +1,7 @@
 """System overhead of hpt against Optuna, Ray Tune and the bare process floor, in one run.
 
-    python benchmarks/overhead.py [--trials 50 500] [--reports 500] [--framework-trials 6] [--out benchmarks/results]
+    python benchmarks/overhead.py [--trials 50 500] [--reports 500] [--framework-trials 6] [--frameworks lightning keras]
+        [--concurrency 1 2] [--out benchmarks/results]
 
 1. Trial launch: N no-op trials, 2 at a time, for each system in a fresh process of its own: hpt (random
    search, SQLite; warm starts on and off), Optuna (in memory with 2 threads, SQLite with 2 worker
@@ -406,6 +407,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reports", type=int, default=500, help="training reports per trial for ingestion")
     parser.add_argument("--framework-trials", type=int, default=6, help="trials per framework, start kind and "
                         "concurrency")
+    parser.add_argument("--frameworks", nargs="+", choices=FRAMEWORK_IMPORTS, default=list(FRAMEWORK_IMPORTS),
+                        help="the framework trials to start warm and cold (default: all)")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 2],
+                        help="max_concurrent_trials of the framework runs (default: 1 2)")
     parser.add_argument("--skip-ray", action="store_true", help="leave Ray Tune out (its start costs seconds)")
     parser.add_argument("--out", default="benchmarks/results", help="where to write overhead.json and .md")
     parser.add_argument("--system", choices=LAUNCH_SYSTEMS, help=argparse.SUPPRESS)  # one system, in a child
@@ -424,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
             "ingestion": [ingestion(root, args.reports), optuna_ingestion(root, args.reports)]
             + ([] if args.skip_ray else [ray_ingestion(args.reports)]),
             "frameworks": [framework_starts(root, name, args.framework_trials, concurrency)
-                           for name in FRAMEWORK_IMPORTS for concurrency in (1, 2)],
+                           for name in args.frameworks for concurrency in args.concurrency],
         }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -22,8 +22,8 @@ def private_folder(path: str | Path) -> Path:
 
 
 def open_private(path: str | Path) -> BinaryIO:
-    """`path` opened for appending bytes, created readable and writable by its owner only."""
-    return os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE), "ab")
+    """`path` opened for appending bytes (its `name` is the path), created readable and writable by its owner only."""
+    return open(path, "ab", opener=lambda name, flags: os.open(name, flags, FILE_MODE))
 
 
 def create_private(path: str | Path) -> None:

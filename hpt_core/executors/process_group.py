@@ -1,4 +1,7 @@
-"""POSIX process groups: a trial's command and everything it starts, signalled and watched as one."""
+"""POSIX process groups: a trial's command and everything it starts, signalled and watched as one.
+
+Processes are read through `psutil` (Linux and macOS alike), never by parsing `/proc`.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,10 @@ import os
 import signal
 from pathlib import Path
 
-_PROC = Path("/proc")
+import psutil
+
+_ENDED = (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+_STOPPED = (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
 
 
 def signal_group(pgid: int, signum: int) -> None:
@@ -27,43 +33,27 @@ def group_alive(pgid: int) -> bool:
         os.killpg(pgid, 0)
     except (ProcessLookupError, PermissionError):
         return False
-    if not (_PROC / "self" / "stat").exists():
-        return True
-    with os.scandir(_PROC) as entries:
-        return any(_live_member_of(entry.name, pgid) for entry in entries if entry.name.isdigit())
+    return any(_group_of(process) == pgid and process.info["status"] not in _ENDED
+               for process in psutil.process_iter(["status"]))
 
 
-def _live_member_of(pid: str, pgid: int) -> bool:
+def process_start_time(pid: int) -> float | None:
+    """When the process started (seconds since the epoch), to tell it from a later one with its id."""
     try:
-        stat = (_PROC / pid / "stat").read_text()
-    except OSError:
-        return False
-    state, _parent, group = stat.rpartition(")")[2].split()[:3]
-    return int(group) == pgid and state not in ("Z", "X")
-
-
-def process_start_time(pid: int) -> int | None:
-    """When the process started (clock ticks since boot, from /proc), to tell it from a later one with its id."""
-    try:
-        return int((_PROC / str(pid) / "stat").read_text().rpartition(")")[2].split()[19])
-    except (OSError, IndexError, ValueError):
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
         return None
 
 
 def groups_working_in(directory: Path) -> set[int]:
     """The process groups with a live process whose working directory is `directory` or below it."""
     groups = set()
-    with os.scandir(_PROC) as entries:
-        for entry in entries:
-            if not entry.name.isdigit():
-                continue
-            try:
-                cwd = Path(os.readlink(_PROC / entry.name / "cwd"))
-                state, _parent, group = (_PROC / entry.name / "stat").read_text().rpartition(")")[2].split()[:3]
-            except OSError:
-                continue
-            if state not in ("Z", "X") and cwd.is_relative_to(directory):
-                groups.add(int(group))
+    for process in psutil.process_iter(["status", "cwd"]):
+        cwd = process.info["cwd"]  # None where it cannot be read (another user's process)
+        if cwd and process.info["status"] not in _ENDED and Path(cwd).is_relative_to(directory):
+            group = _group_of(process)
+            if group is not None:
+                groups.add(group)
     return groups
 
 
@@ -79,8 +69,15 @@ def shell_returncode(returncode: int) -> int:
 
 
 def process_stopped(pid: int) -> bool:
-    """Whether the process is stopped (SIGSTOP, or traced), from /proc; False when it cannot be read."""
+    """Whether the process is stopped (SIGSTOP, or traced); False when it has gone or cannot be read."""
     try:
-        return (_PROC / str(pid) / "stat").read_text().rpartition(")")[2].split()[0] in ("T", "t")
-    except (OSError, IndexError):
+        return psutil.Process(pid).status() in _STOPPED
+    except psutil.Error:
         return False
+
+
+def _group_of(process: psutil.Process) -> int | None:
+    try:
+        return os.getpgid(process.pid)
+    except (ProcessLookupError, PermissionError):
+        return None

@@ -1,4 +1,5 @@
-"""A smoke test of benchmarks/overhead.py with a tiny budget (Ray Tune left out: its start costs seconds)."""
+"""A smoke test of benchmarks/overhead.py with a tiny budget (Ray Tune and Keras left out: their starts cost seconds;
+the warm starts of Lightning and Keras trials have tests of their own in tests/lightning and tests/keras)."""
 
 import json
 import subprocess
@@ -10,7 +11,8 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "overhead.py"
 
 def test_the_overhead_benchmark_writes_its_tables(tmp_path):
     finished = subprocess.run([sys.executable, str(SCRIPT), "--trials", "4", "--reports", "20", "--framework-trials",
-                               "1", "--skip-ray", "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+                               "1", "--frameworks", "lightning", "--concurrency", "1", "--skip-ray", "--out",
+                               str(tmp_path)], capture_output=True, text=True, timeout=280)
     assert finished.returncode == 0, finished.stderr[-3000:]
     results = json.loads((tmp_path / "overhead.json").read_text())
     systems = [row["system"] for row in results["launch"]]
@@ -23,7 +25,6 @@ def test_the_overhead_benchmark_writes_its_tables(tmp_path):
     assert (hpt["system"], optuna["system"]) == ("hpt (local executor, SQLite)", "Optuna trial.report (SQLite)")
     assert hpt["reports_stored"] == hpt["reports_sent"] == 8 * 20 and hpt["lost"] == hpt["duplicated"] == 0
     assert 0 < hpt["p50_ms"] <= hpt["p99_ms"] and optuna["reports_stored"] == 8 * 20
-    assert [(row["framework"], row["concurrency"]) for row in results["frameworks"]] == \
-        [("lightning", 1), ("lightning", 2), ("keras", 1), ("keras", 2)]
+    assert [(row["framework"], row["concurrency"]) for row in results["frameworks"]] == [("lightning", 1)]
     assert all(row["cold_median_s"] > 0 for row in results["frameworks"])
     assert "## System overhead" in (tmp_path / "overhead.md").read_text()

@@ -21,7 +21,7 @@ def test_preload_names_the_modules_to_import():
 @pytest.mark.parametrize("executor, message", [
     ({"preload": "torch"}, "executor.preload: must be a list"),
     ({"preload": ["torch", "not a module"]}, "executor.preload.1: must be a Python module name to import"),
-    ({"type": "ray", "preload": ["torch"]}, "preload applies only to `type: local`, but type is 'ray'"),
+    ({"type": "ray", "preload": ["torch"]}, "executor.preload: unknown field; allowed: address, controller_host"),
 ])
 def test_a_preload_that_cannot_be_used_is_refused_with_the_field_and_value(executor, message):
     with pytest.raises(ConfigError, match=message):

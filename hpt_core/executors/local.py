@@ -118,6 +118,7 @@ class LocalExecutor(TrackingExecutor):
                        experiment_id: int) -> LocalExecutor:
         options = config.executor
         return cls(experiment_dir, model_dir, config.searcher.max_concurrent_trials,
+                   max_trials=getattr(config.searcher, "max_trials", None),
                    preload=options.preload if isinstance(options, LocalOptions) else None)
 
     def __init__(
@@ -132,7 +133,7 @@ class LocalExecutor(TrackingExecutor):
         preload: Sequence[str] | None = None,
     ) -> None:
         """`max_concurrent` (0 = no limit) and `max_trials` bound the trials running at once, which
-        sizes their threads and the warm pool; `cpu_count` defaults to the cores this process may use,
+        sizes their threads and the warm pool (never more interpreters than cores); `cpu_count` defaults to the cores this process may use,
         `gpus` to those found by `detect_gpus`; `preload` (`executor.preload`) to what the first trial imported."""
         if max_concurrent < 0:
             raise ValueError(f"max_concurrent must be >= 0 (0 = no limit), but got {max_concurrent}")
@@ -152,9 +153,8 @@ class LocalExecutor(TrackingExecutor):
         self._attempts: dict[int, _Attempt] = {}
         if not self.gpus.devices:
             self._notices.append(NO_GPUS_NOTICE)
-        at_once = [bound for bound in (max_concurrent, max_trials or 0) if bound > 0]
-        self._pool = WarmPool(self.experiment_dir, min(at_once) if at_once else self.cores,
-                              None if preload is None else list(preload))
+        at_once = [bound for bound in (max_concurrent, max_trials or 0, self.cores) if bound > 0]
+        self._pool = WarmPool(self.experiment_dir, min(at_once), None if preload is None else list(preload))
         self.starts = {"warm": 0, "cold": 0}
         self.start_kinds: dict[int, str] = {}  # each trial's latest start: "warm" or "cold"
         self.start_notes: dict[int, str] = {}  # what a warm start preloaded, or why a start was cold

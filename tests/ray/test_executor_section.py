@@ -31,7 +31,7 @@ def test_trials_run_locally_unless_the_file_says_otherwise():
     ({"type": "ray", "custom_resources": {"big_memory": 0}}, "executor.custom_resources.big_memory", 0,
      "greater than 0"),
     ({"type": "ray", "adress": "auto"}, "executor.adress", "adress", "did you mean 'address'"),
-    ({"address": "auto"}, "executor.address", "address", "unknown field; allowed: type"),
+    ({"address": "auto"}, "executor.address", "address", "unknown field; allowed: preload, type"),
 ])
 def test_a_bad_executor_section_is_an_error_naming_the_field_the_value_and_what_is_allowed(executor, path, given,
                                                                                            allowed):

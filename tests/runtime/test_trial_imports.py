@@ -4,6 +4,7 @@ method or numerical library, so a trial starts fast (measured in docs/benchmarks
 import io
 import json
 import re
+from pathlib import Path
 
 from real_experiments import ExperimentFolder
 
@@ -40,6 +41,6 @@ def test_a_trial_s_init_imports_no_validation_storage_searcher_or_numpy_and_the_
     assert re.search(r"^experiment 1: .* \| \d warm, \d cold starts \| ", output.getvalue(), re.MULTILINE)
     starts = run.log("start")
     assert [entry["imported"] for entry in starts] == [[], []]
-    recorded = json.loads((tmp_path / "home" / "experiments" / str(run.experiment_id) / "trial-imports.json")
-                          .read_text())
+    experiment_dir = Path(run.storage.get_experiment(run.experiment_id).experiment_dir)
+    recorded = json.loads((experiment_dir / "trial-imports.json").read_text())
     assert "hpt_core" in recorded and "pydantic" not in recorded and "helpers" not in recorded

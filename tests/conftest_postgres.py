@@ -131,7 +131,8 @@ def postgres_server() -> Iterator[PostgresServer]:
     if binaries is None:
         pytest.skip(NOT_INSTALLED)
     pytest.importorskip("psycopg", reason="the PostgreSQL driver is not installed (pip install 'psycopg[binary]')")
-    root = Path(tempfile.mkdtemp(prefix="hpt-postgres-"))
+    # under /tmp, not $TMPDIR: the server runs as another user, who may not enter a private $TMPDIR (mktemp -d)
+    root = Path(tempfile.mkdtemp(prefix="hpt-postgres-", dir="/tmp"))
     try:
         server = _start_server(binaries, root)
         try:

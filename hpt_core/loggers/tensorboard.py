@@ -5,8 +5,9 @@ Enable it in the experiment file (it needs the `tensorboard` extra)::
     loggers:
       tensorboard: {}              # or {path: ./tb}
 
-Event files go to `<experiment dir>/tensorboard`, or to `<path>/<experiment id>` when `path`
-is given (relative to the directory hpt runs in). Each trial is the run `trial_<id>`: its
+Event files go to `<experiment dir>/tensorboard`, or to `<path>/<experiment uuid>` when `path`
+is given (relative to the directory hpt runs in; the uuid is the experiment folder's name, which
+`hpt experiment describe` shows, so experiments of different storages sharing a `path` never mix). Each trial is the run `trial_<id>`: its
 hyperparameters (nested names dotted) and its end status for the HParams view, and its metrics
 as scalars in `trial_<id>/training` and `trial_<id>/validation`, at step = batches. View them
 with `tensorboard --logdir DIR`.
@@ -56,7 +57,7 @@ class TensorBoardLogger(Logger):
         if not self.observes(experiment_id):
             return
         if self.options.path:
-            self.logdir = Path(self.options.path).expanduser() / str(experiment_id)
+            self.logdir = Path(self.options.path).expanduser() / Path(experiment_dir).name
         else:
             self.logdir = Path(experiment_dir) / "tensorboard"
 

@@ -95,14 +95,28 @@ def test_a_trial_that_errors_ends_its_session_as_a_failure(tmp_path):
     assert status == {"nan": api_pb2.STATUS_FAILURE, "normal": api_pb2.STATUS_SUCCESS}
 
 
-def test_path_holds_one_folder_per_experiment(tmp_path, monkeypatch):
+def test_path_holds_one_folder_per_experiment_named_by_its_uuid(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     storage, experiment_id, state = run_experiment(tmp_path, {"quality": 1.0}, loggers={"tensorboard": {"path": "tb"}},
                                                    epochs=1)
     assert state == "COMPLETED"
     (trial,) = storage.list_trials(experiment_id)
-    assert scalars(tmp_path / "tb" / str(experiment_id) / f"trial_{trial.id}" / "validation", "val_loss")
-    assert not (Path(storage.get_experiment(experiment_id).experiment_dir) / "tensorboard").exists()
+    experiment = storage.get_experiment(experiment_id)
+    assert scalars(tmp_path / "tb" / experiment.uuid / f"trial_{trial.id}" / "validation", "val_loss")
+    assert not (Path(experiment.experiment_dir) / "tensorboard").exists()
+
+
+def test_experiments_of_two_storages_sharing_a_path_keep_their_own_runs(tmp_path):
+    shared = tmp_path / "tb"
+    runs = [run_experiment(tmp_path / home, {"quality": quality}, loggers={"tensorboard": {"path": str(shared)}},
+                           epochs=1) for home, quality in (("first", 1.0), ("second", 2.0))]
+    assert [experiment_id for _, experiment_id, _ in runs] == [1, 1]
+    for storage, experiment_id, state in runs:
+        assert state == "COMPLETED"
+        experiment = storage.get_experiment(experiment_id)
+        (trial,) = storage.list_trials(experiment_id)
+        (group,) = HParamsView(shared / experiment.uuid).session_groups()
+        assert group.hparams["quality"].number_value == trial.hparams["quality"]
 
 
 def test_the_logger_is_off_unless_the_experiment_file_enables_it(tmp_path):

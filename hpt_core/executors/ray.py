@@ -91,11 +91,9 @@ class RayExecutor(TrackingExecutor):
     name = "ray"
     options_model = RayOptions
 
-    def __init__(self, experiment_dir: str | Path, model_dir: str | Path, settings: RayOptions,
-                 experiment_id: int) -> None:
+    def __init__(self, experiment_dir: str | Path, model_dir: str | Path, settings: RayOptions) -> None:
         self.experiment_dir = Path(experiment_dir).absolute()
         self.settings = settings
-        self.experiment_id = experiment_id
         self.package = snapshot_model_dir(Path(model_dir), self.experiment_dir)
         self.package_key = _file_digest(self.package)[:12]
         self._ray = _connect(settings.address, self.package)
@@ -108,7 +106,7 @@ class RayExecutor(TrackingExecutor):
     @classmethod
     def for_experiment(cls, config: ExperimentConfig, experiment_dir: str, model_dir: str,
                        experiment_id: int) -> RayExecutor:
-        return cls(experiment_dir, model_dir, config.executor, experiment_id)
+        return cls(experiment_dir, model_dir, config.executor)
 
     @property
     def controller_host(self) -> str:
@@ -126,10 +124,15 @@ class RayExecutor(TrackingExecutor):
             num_gpus=spec.slots if self._has_gpus else 0,
             resources=dict(self.settings.custom_resources),
             max_concurrency=4,
-        ).remote(spec.command, spec.env, f"{self.package_key}-{self.experiment_id}-{spec.trial_id}",
+        ).remote(spec.command, spec.env, self._workdir_key(spec.trial_id),
                  max(1, int(self.settings.cpus_per_trial)), spec.attempt)
         self._attempts[spec.trial_id] = _Attempt(spec, actor, actor.output.remote(OUTPUT_WAIT_SECONDS))
         self._attempt_record(spec.trial_id).write_text(json.dumps({"attempt": spec.attempt}))
+
+    def _workdir_key(self, trial_id: int) -> str:
+        """The trial's folder on a node: its code package, its experiment folder's name (the experiment's uuid, so
+        experiments of two storages sharing a cluster never meet) and its id."""
+        return f"{self.package_key}-{self.experiment_dir.name}-{trial_id}"
 
     def recover(self, trial_id: int, grace_seconds: float = 10.0) -> int:
         """The last attempt an earlier controller launched for the trial (0 if none).

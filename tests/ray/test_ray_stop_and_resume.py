@@ -26,7 +26,7 @@ def test_terminate_sends_sigterm_then_sigkill_once_the_grace_period_is_over(ray_
     empty_model_dir = tmp_path / "empty"
     empty_model_dir.mkdir()
     settings = RayOptions(type="ray", address=ray_cluster.address)
-    executor = RayExecutor(tmp_path / "experiment", empty_model_dir, settings, experiment_id=1)
+    executor = RayExecutor(tmp_path / "experiment", empty_model_dir, settings)
     logs = {trial_id: tmp_path / f"trial-{trial_id}.log" for trial_id in (1, 2)}
     executor.launch(LaunchSpec(1, 1, STUBBORN, {}, str(logs[1])))
     executor.launch(LaunchSpec(2, 1, "echo ready; exec sleep 60", {}, str(logs[2])))
@@ -44,6 +44,27 @@ def test_terminate_sends_sigterm_then_sigkill_once_the_grace_period_is_over(ray_
     assert "got TERM" in logs[1].read_text(), "SIGTERM came first"
     assert executor.running() == set()
     executor.shutdown()
+
+
+def test_the_same_trial_of_two_experiments_runs_in_two_working_directories(ray_cluster, tmp_path):
+    """Two storages' experiments with the same id and code share a cluster: their folders (uuids) keep them apart."""
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "train.py").write_text("print('training')\n")
+    settings = RayOptions(type="ray", address=ray_cluster.address)
+    workdirs = []
+    for experiment_uuid in ("1b4e28ba-first", "6fa459ea-second"):
+        executor = RayExecutor(tmp_path / experiment_uuid, model_dir, settings)
+        log = tmp_path / f"{experiment_uuid}.log"
+        executor.launch(LaunchSpec(1, 1, "pwd", {}, str(log)))
+        exits = []
+        wait_for(lambda: exits.extend(executor.poll()) or exits, "the trial to end")
+        assert exits == [TrialExit(1, 1, 0)]
+        workdirs.append(log.read_text().splitlines()[-1])
+        executor.shutdown()
+    assert workdirs[0] != workdirs[1]
+    assert [experiment_uuid in workdir for experiment_uuid, workdir in zip(("1b4e28ba-first", "6fa459ea-second"),
+                                                                          workdirs)] == [True, True]
 
 
 def test_a_cancelled_experiments_trials_checkpoint_and_exit(ray_cluster, experiment, tmp_path):

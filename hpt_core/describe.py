@@ -68,10 +68,7 @@ def describe_experiment(storage: Storage, experiment_id: int) -> dict[str, Any]:
 
 def _controller(lease: LeaseRecord | None) -> dict[str, Any] | None:
     """Who holds the experiment's lease (None when no controller runs it)."""
-    if lease is None:
-        return None
-    return {"host": lease.host, "pid": lease.pid, "since": lease.acquired_at.isoformat(),
-            "expires_at": lease.expires_at.isoformat(), "expired": lease.expired}
+    return None if lease is None else lease.holder()
 
 
 def render_description(description: dict[str, Any], console: Console) -> None:

@@ -51,16 +51,18 @@ def experiment_summary(state: DashboardState, record: ExperimentRecord,
 
 
 def experiment_detail(state: DashboardState, experiment_id: int) -> dict[str, Any]:
-    """The experiment page's header: the summary, its config, hyperparameters and metric names."""
+    """The experiment page's header: the summary, its config, hyperparameters, metric names and who runs it."""
     record = state.experiment(experiment_id)
     counts = queries.trial_states_by_experiment(state.storage).get(experiment_id, {})
     summary = experiment_summary(state, record, counts)
+    lease = state.storage.lease(experiment_id)
     return {
         **summary,
         "description": record.description, "config": record.config,
         "length_unit": length_unit(record.config),
         "hyperparameters": hyperparameter_columns(record.config.get("hyperparameters", {})),
         "validation_metrics": state.validations(record).names(state.storage), "writable": state.writable,
+        "controller": None if lease is None else lease.holder(),
         "best_trial_number": None if summary["best_trial_id"] is None
         else state.storage.get_trial(summary["best_trial_id"]).request_id,
     }

@@ -129,3 +129,8 @@ class LeaseRecord:
     acquired_at: datetime
     expires_at: datetime
     expired: bool
+
+    def holder(self) -> dict[str, Any]:
+        """Who holds the lease and until when, as JSON-ready values (the token stays private)."""
+        return {"host": self.host, "pid": self.pid, "since": self.acquired_at.isoformat(),
+                "expires_at": self.expires_at.isoformat(), "expired": self.expired}

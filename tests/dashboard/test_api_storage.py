@@ -165,3 +165,17 @@ def test_an_experiment_without_checkpoints_has_no_best_checkpoint_yet(storage_ur
         assert get_json(server.url, f"/api/v1/experiments/{experiment_id}/best-checkpoint") == {
             "checkpoint_id": None, "trial_id": None, "batches": None, "epochs": None, "download": None}
         assert http("GET", f"{server.url}api/v1/experiments/{experiment_id + 1000}/best-checkpoint").status == 404
+
+
+def test_the_experiment_page_names_the_controller_that_holds_the_lease(storage_url, tmp_path):
+    with Storage(storage_url) as storage:
+        experiment_id = storage.create_experiment(name="leased", config={"searcher": {"name": "single",
+                                                  "metric": "val_loss", "max_length": {"epochs": 1}}},
+                                                  model_dir=str(tmp_path), seed=0, secret="s")
+    with DashboardServer(storage_url) as server:
+        assert get_json(server.url, f"/api/v1/experiments/{experiment_id}")["controller"] is None
+        with Storage(storage_url) as storage:
+            lease = storage.acquire_lease(experiment_id, token="t", host="gpu-node-7", pid=4242, seconds=60)
+        controller = get_json(server.url, f"/api/v1/experiments/{experiment_id}")["controller"]
+    assert controller == {"host": "gpu-node-7", "pid": 4242, "since": lease.acquired_at.isoformat(),
+                          "expires_at": lease.expires_at.isoformat(), "expired": False}

@@ -70,8 +70,15 @@ function renderSummary(node, experiment) {
           `trial ${experiment.best_trial_id} (#${experiment.best_trial_number})`)), "summary-best"),
     fact("Progress", progressBar(experiment.progress), "summary-progress"),
     fact("Trials", trialsByState(experiment.trials_by_state, experiment.trial_count), "summary-trials"),
+    fact("Controller", controllerText(experiment.controller), "summary-controller"),
     fact("Started", formatTime(experiment.started), "summary-started"),
     fact("Duration", formatDuration(experiment.duration_seconds), "summary-duration"));
+}
+
+function controllerText(controller) {
+  if (!controller) return "—";
+  const where = `process ${controller.pid} on ${controller.host} since ${formatTime(controller.since)}`;
+  return controller.expired ? `${where} (lease expired: \`hpt experiment resume\` takes it over)` : where;
 }
 
 const ACTIONS = [

@@ -24,6 +24,9 @@ def test_experiment_and_trial_pages_update_while_the_experiment_runs(open_page, 
         reports = len(storage.metrics(experiment_id=running_experiment_id, kind="validation"))
         trial_id = storage.list_trials(running_experiment_id)[0].id
     assert before < page.evaluate(CURVE_POINTS) <= reports
+    with dashboard_site.storage() as storage:
+        lease = storage.lease(running_experiment_id)
+    assert f"process {lease.pid} on {lease.host} since" in page.get_by_test_id("summary-controller").inner_text()
 
     watched.open(f"#/trials/{trial_id}")
     before = page.evaluate(TRAINING_POINTS)

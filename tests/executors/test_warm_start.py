@@ -34,6 +34,16 @@ if mode == "exit3":
     sys.exit(3)
 if mode == "raise":
     raise ValueError("boom")
+if mode == "lingering":  # what an interpreter's end must still do: join threads, run atexit, flush open files
+    import atexit, threading, time
+    def write(name, text):
+        with open(os.path.join(os.environ["RECORDS"], name + "-" + os.environ["HPT_TRIAL_ID"]), "w") as handle:
+            handle.write(text)
+    left_open = open(os.path.join(os.environ["RECORDS"], "open-" + os.environ["HPT_TRIAL_ID"]), "w")
+    left_open.write("never closed")
+    atexit.register(write, "atexit", "ran")
+    threading.Thread(target=lambda: (time.sleep(0.3), write("thread", "joined"))).start()
+    sys.exit("farewell")
 if mode == "sleep":
     import time
     time.sleep(60)
@@ -345,3 +355,16 @@ def test_an_interpreter_whose_preloads_started_a_thread_takes_one_trial_and_neve
         assert record["pid"] not in {waiting.process.pid for waiting in executor._pool._waiting}
     finally:
         executor.shutdown(grace_seconds=1)
+
+
+def test_a_forked_trial_ends_as_an_interpreter_does(forking_executor, tmp_path):
+    executor = forking_executor
+    cold = run_trial(executor, tmp_path, 100, "lingering")
+    wait_for(lambda: waiting_interpreters_ready(executor), "no preloaded interpreter became ready")
+    forked = run_trial(executor, tmp_path, 1, "lingering")
+    assert "(forked)" in executor.start_notes[1]
+    for trial, (returncode, _) in ((100, cold), (1, forked)):
+        assert returncode == 1
+        assert "farewell" in (tmp_path / f"trial-{trial}.log").read_text()
+        assert [(tmp_path / f"{name}-{trial}").read_text() for name in ("open", "atexit", "thread")] == \
+               ["never closed", "ran", "joined"]

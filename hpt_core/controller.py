@@ -465,20 +465,27 @@ class Controller:
         return None
 
     def _on_report(self, body: Mapping[str, Any], sender: Sender) -> dict[str, Any]:
-        """Store a report once (in a group commit with other trials' reports, outside the controller's lock),
-        then tell the state machine about it unless it was a repeat."""
+        """Store a report once, then tell the state machine about it unless it was a repeat. A training report is
+        stored in a group commit with other trials' reports, outside the controller's lock; a validation, which
+        the search method hears of, in one commit with what it leads to."""
         stop_requested = fields.flag(body, "stop_requested")
         with self._lock:
             trial = self._identify(body, sender)
         report = self._report_of(body, trial.trial_id, trial.attempt)
+        if report.kind == "validation":
+            with self._lock, self.storage.batch():
+                trial = self._identify(body, sender)
+                return self._after_report(trial, report, self.storage.add_reports([report])[0], stop_requested)
         stored_now = self._group_commit.store(report)
         with self._lock, self.storage.batch():
-            if stored_now:
-                notify("hpt_metrics_reported", experiment_id=self.experiment_id, trial_id=trial.trial_id,
-                       kind=report.kind, metrics=report.metrics, batches=report.batches, epochs=report.epochs)
-                self.machine.reported(trial, report.kind, report.metrics, report.batches, report.epochs,
-                                      stop_requested)
-            return self._decision(trial)
+            return self._after_report(trial, report, stored_now, stop_requested)
+
+    def _after_report(self, trial: Trial, report: Report, stored_now: bool, stop_requested: bool) -> dict[str, Any]:
+        if stored_now:
+            notify("hpt_metrics_reported", experiment_id=self.experiment_id, trial_id=trial.trial_id,
+                   kind=report.kind, metrics=report.metrics, batches=report.batches, epochs=report.epochs)
+            self.machine.reported(trial, report.kind, report.metrics, report.batches, report.epochs, stop_requested)
+        return self._decision(trial)
 
     def _on_checkpoint(self, trial: Trial, body: Mapping[str, Any]) -> dict[str, Any]:
         """Register a finished checkpoint; its path is ours (the checkpoint root and its id), never the request's."""

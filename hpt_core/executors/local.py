@@ -101,12 +101,14 @@ class LocalExecutor(TrackingExecutor):
       command that ended on its own are killed at once; a terminated trial's processes get the
       grace period. The exit status is the shell's (128 + N read as killed by signal N).
     - Warm starts: a trial whose command runs a Python script plainly is handed to a preloaded interpreter
-      when one fits (`hpt_core.executors.warm_pool`, `preload` names the modules); else it starts cold. Each
+      when one fits (`hpt_core.executors.warm_pool`, `preload` names the modules), which becomes the trial or,
+      when single-threaded, forks it; else it starts cold. Each
       start is recorded (`start_kinds`, `start_notes`, the trial's log and `process.json`) with the reason
       for a cold one. `HPT_WARM_START=0` in this process's environment turns warm starts off.
 
     The SIGKILL that ends a grace period is sent by the first `poll`, `running`, `can_launch`,
-    `launch` or `ensure_stopped` after the deadline, so the controller should poll regularly.
+    `launch` or `ensure_stopped` after the deadline, so the controller should poll regularly; `exit_listener`
+    is called as soon as an attempt's leading process has ended.
     POSIX only.
     """
 

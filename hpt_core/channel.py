@@ -35,6 +35,8 @@ READ_TIMEOUT_SECONDS = 30.0
 """How long the channel waits for the rest of a request that stopped arriving before it drops the connection."""
 REFUSALS_LOGGED_PER_MINUTE = 10
 """Refused requests are logged one short line each, this many a minute; the rest are counted in a summary line."""
+STOP_SECONDS = 0.02
+"""How long `ChannelServer.stop` may wait for the serving thread to notice (its poll interval)."""
 CHECKPOINT_METADATA_FILE = "hpt_checkpoint.json"
 """Written last into a checkpoint directory: a directory holding it is a complete checkpoint."""
 API_PREFIX = "/v1/"
@@ -120,7 +122,8 @@ class ChannelServer:
         self.refusals = RefusalLog()
         self._server = _QuietHTTPServer((host, port), self._request_handler_class(), self.refusals)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="hpt-channel", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": STOP_SECONDS},
+                                        name="hpt-channel", daemon=True)
 
     @property
     def url(self) -> str:

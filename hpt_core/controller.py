@@ -3,7 +3,8 @@
 The machine decides what happens to every trial; the controller moves its effects and the world's
 events between it and the channel (trials' reports), the executor (processes), storage and the
 plugin hooks. Every event is recorded before the search method sees it and every operation before
-it takes effect; a snapshot of the machine is saved every `SNAPSHOT_EVENTS` events or
+it takes effect, and what one event writes (a turn of the loop, a trial's request) is one commit, made
+before the trial is answered or a process started; a snapshot of the machine is saved every `SNAPSHOT_EVENTS` events or
 `SNAPSHOT_SECONDS`, so a resumed experiment loads the latest snapshot and replays only the events
 after it. A search method that breaks the protocol, or any other failure of the controller, leaves
 the experiment PAUSED: only the user ends an experiment.
@@ -37,7 +38,7 @@ from hpt_core.plugins import experiment_loggers, notify
 from hpt_core.recording import StorageBooks, rebuild
 from hpt_core.searchers.base import SearchMethod
 from hpt_core.private_files import write_private
-from hpt_core.storage import RecordNotFound, Report, Storage, channel_file, trial_log
+from hpt_core.storage import Batch, RecordNotFound, Report, Storage, channel_file, trial_log
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +95,8 @@ class Controller:
         self._decision_seq = 0
         self._decision_seq_lock = threading.Lock()
         self._group_commit = GroupCommit(storage)
+        self._woken = threading.Event()
+        executor.exit_listener = self._woken.set
         self.channel: ChannelServer | None = None
         record = storage.get_experiment(experiment_id)
         self.experiment_dir, self.experiment_uuid = record.experiment_dir, record.uuid
@@ -138,16 +141,10 @@ class Controller:
                     self.machine.dispatch("extend", self._additional_trials)
             while not self._finished():
                 self.lease.check()
-                with self._lock:
-                    self._follow_storage()
-                    self._enforce_trial_time_limit()
-                    for trial_exit in self.executor.poll():
-                        self._on_process_exit(trial_exit)
-                    self._launch_pending()
-                    self._snapshot_when_due()
+                self._turn()
                 if self.on_tick is not None:
                     self.on_tick(self)
-                time.sleep(LOOP_SECONDS)
+                self._woken.wait(LOOP_SECONDS)
         except LeaseLost:
             self.channel.stop()  # what trials send now is the new holder's to record, not this controller's
             self.executor.shutdown()
@@ -169,6 +166,18 @@ class Controller:
         if self.on_tick is not None:
             self.on_tick(self)
         return state
+
+    def _turn(self) -> None:
+        """One turn of the loop, when woken (a trial's process ended, a trial was answered) or every
+        `LOOP_SECONDS`: its storage writes are one commit, made before any trial of it starts."""
+        self._woken.clear()
+        with self._lock, self.storage.batch() as batch:
+            self._follow_storage()
+            self._enforce_trial_time_limit()
+            for trial_exit in self.executor.poll():
+                self._on_process_exit(trial_exit)
+            self._launch_pending(batch)
+            self._snapshot_when_due()
 
     def _pause_after(self, error: BaseException) -> None:
         """A failure stops the trials and leaves the experiment PAUSED (resumable); it never ends it."""
@@ -281,7 +290,7 @@ class Controller:
 
     # --- processes --------------------------------------------------------------------------
 
-    def _launch_pending(self) -> None:
+    def _launch_pending(self, batch: Batch) -> None:
         if self.machine.paused or self.time_is_up:
             return
         limit = self.config.searcher.max_concurrent_trials or math.inf
@@ -295,7 +304,7 @@ class Controller:
             spec = self._launch_spec(trial, attempt=trial.attempt + 1)
             if not self.executor.can_launch(spec):
                 return  # its GPUs are busy: the next trial to end frees them
-            self._launch(trial, spec)
+            self._launch(trial, spec, batch)
             running += 1
 
     def _ready_to_launch(self, trial: Trial) -> bool:
@@ -326,11 +335,12 @@ class Controller:
             slots=self.config.resources.slots_per_trial,
         )
 
-    def _launch(self, trial: Trial, spec: LaunchSpec) -> None:
+    def _launch(self, trial: Trial, spec: LaunchSpec, batch: Batch) -> None:
         self.executor.ensure_stopped(trial.trial_id)
         self.machine.launched(trial, spec.attempt)
         self._launched_at[trial.trial_id] = time.monotonic()
         self.storage.update_trial(trial.trial_id, state="RUNNING", started_at=_now(), restarts=trial.restarts)
+        batch.commit()  # what led to the launch, and the launch, are in storage before the process starts
         self.executor.launch(spec)
         notify("hpt_trial_started", experiment_id=self.experiment_id, trial_id=trial.trial_id,
                request_id=trial.request_id, hparams=trial.hparams)
@@ -351,12 +361,14 @@ class Controller:
         try:
             if name == "report":
                 return self._on_report(body, sender)
-            with self._lock:
+            with self._lock, self.storage.batch():
                 return self._handlers[name](self._identify(body, sender), body)
         except SearcherError as error:  # the loop stops the experiment; the trial is told to stop now
             with self._lock:
                 self._failure = self._failure or error
                 return {"decision": "stop", "checkpoint": False, "decision_seq": self._next_decision_seq()}
+        finally:
+            self._woken.set()  # what the trial said may let the loop launch or end something now
 
     def _identify(self, body: Mapping[str, Any], sender: Sender) -> Trial:
         trial_id, attempt = self._sender_named(body, sender)
@@ -453,20 +465,27 @@ class Controller:
         return None
 
     def _on_report(self, body: Mapping[str, Any], sender: Sender) -> dict[str, Any]:
-        """Store a report once (in a group commit with other trials' reports, outside the controller's lock),
-        then tell the state machine about it unless it was a repeat."""
+        """Store a report once, then tell the state machine about it unless it was a repeat. A training report is
+        stored in a group commit with other trials' reports, outside the controller's lock; a validation, which
+        the search method hears of, in one commit with what it leads to."""
         stop_requested = fields.flag(body, "stop_requested")
         with self._lock:
             trial = self._identify(body, sender)
         report = self._report_of(body, trial.trial_id, trial.attempt)
+        if report.kind == "validation":
+            with self._lock, self.storage.batch():
+                trial = self._identify(body, sender)
+                return self._after_report(trial, report, self.storage.add_reports([report])[0], stop_requested)
         stored_now = self._group_commit.store(report)
-        with self._lock:
-            if stored_now:
-                notify("hpt_metrics_reported", experiment_id=self.experiment_id, trial_id=trial.trial_id,
-                       kind=report.kind, metrics=report.metrics, batches=report.batches, epochs=report.epochs)
-                self.machine.reported(trial, report.kind, report.metrics, report.batches, report.epochs,
-                                      stop_requested)
-            return self._decision(trial)
+        with self._lock, self.storage.batch():
+            return self._after_report(trial, report, stored_now, stop_requested)
+
+    def _after_report(self, trial: Trial, report: Report, stored_now: bool, stop_requested: bool) -> dict[str, Any]:
+        if stored_now:
+            notify("hpt_metrics_reported", experiment_id=self.experiment_id, trial_id=trial.trial_id,
+                   kind=report.kind, metrics=report.metrics, batches=report.batches, epochs=report.epochs)
+            self.machine.reported(trial, report.kind, report.metrics, report.batches, report.epochs, stop_requested)
+        return self._decision(trial)
 
     def _on_checkpoint(self, trial: Trial, body: Mapping[str, Any]) -> dict[str, Any]:
         """Register a finished checkpoint; its path is ours (the checkpoint root and its id), never the request's."""

@@ -11,7 +11,7 @@ import abc
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, ClassVar, Optional
+from typing import Any, Callable, ClassVar, Optional
 
 from hpt_core.config import ExecutorOptions, ExperimentConfig
 
@@ -68,6 +68,9 @@ class Executor(abc.ABC):
     options_model: ClassVar[type[ExecutorOptions]] = ExecutorOptions
     controller_host: Optional[str] = None
     """The address trials reach the controller at, when the executor knows better than the controller's default."""
+    exit_listener: Optional[Callable[[], None]] = None
+    """Called (from any thread) as soon as a trial's process has ended, by executors that can tell at once, so that
+    the caller polls now rather than at its next periodic turn."""
 
     @classmethod
     def for_experiment(cls, config: ExperimentConfig, experiment_dir: str, model_dir: str,

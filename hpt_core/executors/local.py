@@ -18,6 +18,7 @@ import os
 import re
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,7 @@ from hpt_core.executors.process_group import (
     signal_group,
 )
 from hpt_core.executors.resources import GpuPool, cpu_cores, detect_gpus, thread_limits, threads_per_trial
-from hpt_core.executors.warm_pool import IMPORTS_RECORD_VARIABLE, WarmPool, python_script_of
+from hpt_core.executors.warm_pool import IMPORTS_RECORD_VARIABLE, ForkedTrial, WarmPool, python_script_of
 from hpt_core.executors.workdir import make_link_farm
 from hpt_core.private_files import open_private
 
@@ -71,7 +72,7 @@ class _Attempt:
     """A launched attempt of a trial, until all of its processes have ended."""
 
     spec: LaunchSpec
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | ForkedTrial
     gpus: tuple[str, ...]
     kill_at: float | None = None
     returncode: int | None = None
@@ -100,12 +101,14 @@ class LocalExecutor(TrackingExecutor):
       command that ended on its own are killed at once; a terminated trial's processes get the
       grace period. The exit status is the shell's (128 + N read as killed by signal N).
     - Warm starts: a trial whose command runs a Python script plainly is handed to a preloaded interpreter
-      when one fits (`hpt_core.executors.warm_pool`, `preload` names the modules); else it starts cold. Each
+      when one fits (`hpt_core.executors.warm_pool`, `preload` names the modules), which becomes the trial or,
+      when single-threaded, forks it; else it starts cold. Each
       start is recorded (`start_kinds`, `start_notes`, the trial's log and `process.json`) with the reason
       for a cold one. `HPT_WARM_START=0` in this process's environment turns warm starts off.
 
     The SIGKILL that ends a grace period is sent by the first `poll`, `running`, `can_launch`,
-    `launch` or `ensure_stopped` after the deadline, so the controller should poll regularly.
+    `launch` or `ensure_stopped` after the deadline, so the controller should poll regularly; `exit_listener`
+    is called as soon as an attempt's leading process has ended.
     POSIX only.
     """
 
@@ -178,14 +181,25 @@ class LocalExecutor(TrackingExecutor):
                 f"{len(self.gpus.devices)} are free; launch it after another trial ends"
             )
         try:
-            self._attempts[spec.trial_id] = _Attempt(spec, self._start(spec, gpus), gpus)
+            process = self._start(spec, gpus)
         except BaseException:
             self.gpus.release(gpus)
             raise
+        self._attempts[spec.trial_id] = _Attempt(spec, process, gpus)
+        threading.Thread(target=self._tell_exit, args=(process,), name=f"hpt-trial-{spec.trial_id}-exit",
+                         daemon=True).start()
         pgid = self._attempts[spec.trial_id].pgid
         self._process_record(spec.trial_id).write_text(json.dumps({
             "pgid": pgid, "attempt": spec.attempt, "started": process_start_time(pgid),
             "start": self.start_kinds[spec.trial_id], "start_note": self.start_notes[spec.trial_id]}))
+
+    def _tell_exit(self, process: subprocess.Popen[bytes] | ForkedTrial) -> None:
+        """Wait for the attempt's leading process to end, then call `exit_listener` (the rest of its process group
+        is collected by `poll`)."""
+        process.wait()
+        listener = self.exit_listener
+        if listener is not None:
+            listener()
 
     def recover(self, trial_id: int, grace_seconds: float = 10.0) -> int:
         """Stop the processes an earlier controller left for this trial; the last attempt it recorded.
@@ -245,7 +259,7 @@ class LocalExecutor(TrackingExecutor):
     def start_summary(self) -> str:
         return f"{self.starts['warm']} warm, {self.starts['cold']} cold starts"
 
-    def _start(self, spec: LaunchSpec, gpus: tuple[str, ...]) -> subprocess.Popen[bytes]:
+    def _start(self, spec: LaunchSpec, gpus: tuple[str, ...]) -> subprocess.Popen[bytes] | ForkedTrial:
         workdir = self.workdir(spec.trial_id)
         if not workdir.exists():
             workdir.parent.mkdir(parents=True, exist_ok=True)
@@ -276,7 +290,7 @@ class LocalExecutor(TrackingExecutor):
             )
 
     def _start_warm(self, spec: LaunchSpec, workdir: Path, environment: dict[str, str],
-                    log: BinaryIO) -> tuple[subprocess.Popen[bytes] | None, str]:
+                    log: BinaryIO) -> tuple[subprocess.Popen[bytes] | ForkedTrial | None, str]:
         """The trial handed to a preloaded interpreter, and what it preloaded; or None and why it starts cold.
         Either way the pool is then topped up for this trial's slot."""
         if not _warm_starts_on():

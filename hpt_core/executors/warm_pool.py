@@ -1,10 +1,12 @@
 """Warm trial starts: a pool of preloaded interpreters (`hpt_core.preloaded`), started ahead of need.
 
 Each is a fresh process started through the shell with a trial slot's environment (hpt's variables aside),
-that imports the experiment's heavy modules and waits; it takes one trial (argv, working directory, the full
-environment with the trial's secret, output file), runs the script as `__main__` and ends. Nothing is forked,
-so a library that starts threads at import (torch, TensorFlow) is no obstacle, and the trial's process is a
-process group of its own like a cold one: restarts, time limits, signals and logs work unchanged.
+that imports the experiment's heavy modules and waits. One whose preloads started threads (torch, TensorFlow)
+takes one trial (argv, working directory, the full environment with the trial's secret, output file), runs the
+script as `__main__` and ends: nothing threaded is ever forked. One that is still single-threaded forks a child
+per trial and stays, so such a trial costs a fork instead of an interpreter's start; it tells the executor each
+child's exit status (`ForkedTrial`). Either way the trial's process is a session and process group of its own
+like a cold one: restarts, time limits, signals and logs work unchanged.
 
 Which modules: `executor.preload` when the experiment file gives it; else what the experiment's first trial
 imported (it writes `trial-imports.json` in the experiment directory at start-up and exit); until then, the
@@ -22,17 +24,19 @@ import ast
 import importlib.util
 import json
 import os
+import queue
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Mapping
 
-from hpt_core.executors.process_group import process_stopped, signal_group
+from hpt_core.executors.process_group import group_alive, process_stopped, signal_group
 from hpt_core.private_files import open_private
 
 PYTHON_NAMES = ("python", "python3", f"python3.{sys.version_info.minor}")
@@ -42,6 +46,10 @@ IMPORTS_RECORD_VARIABLE = "HPT_IMPORTS_RECORD"
 """Set in a trial's environment while no record exists: the trial writes what it imported to this path."""
 POOL_LOG = "warm-pool.log"
 """In the experiment directory: what the pool's interpreters printed while preloading, and why any was unfit."""
+FORK_REPLY_SECONDS = 10.0
+"""How long a forking interpreter may take to say which process it forked for a trial."""
+LOST_RETURNCODE = 1
+"""The exit status given to a forked trial whose interpreter ended before it could tell the trial's (an error)."""
 _PRELOADED_MAIN = "import sys; from hpt_core.preloaded import main; main(int(sys.argv[1]), sys.argv[2:])"
 
 
@@ -82,6 +90,33 @@ def slot_environment(environment: Mapping[str, str]) -> dict[str, str]:
     return {name: value for name, value in environment.items() if not name.startswith("HPT_")}
 
 
+class ForkedTrial:
+    """A trial that a forking interpreter runs as its child, watched through that interpreter (only a process's
+    parent learns its exit status); `pid`, `returncode`, `poll()` and `wait()` as `subprocess.Popen`'s."""
+
+    def __init__(self, pid: int, interpreter: subprocess.Popen[bytes]) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        self._interpreter = interpreter
+        self._told = threading.Event()
+
+    def ended(self, returncode: int) -> None:
+        self.returncode = returncode
+        self._told.set()
+
+    def poll(self) -> int | None:
+        """The exit status once the trial has ended. Should its interpreter end first, a trial whose processes
+        have all ended gets `LOST_RETURNCODE`."""
+        if self.returncode is None and self._interpreter.poll() is not None and not group_alive(self.pid):
+            self.ended(LOST_RETURNCODE)
+        return self.returncode
+
+    def wait(self) -> int:
+        while not self._told.wait(0.5):
+            self.poll()
+        return self.returncode  # type: ignore[return-value]
+
+
 @dataclass
 class _Interpreter:
     """A preloaded interpreter waiting for a trial."""
@@ -93,9 +128,16 @@ class _Interpreter:
     status_read: int
     status: bytes = b""
     result: dict | None = field(default=None)
+    forked: queue.Queue[ForkedTrial] = field(default_factory=queue.Queue)
+    children: dict[int, ForkedTrial] = field(default_factory=dict)
+
+    @property
+    def forks(self) -> bool:
+        """Whether it forks a child per trial and stays (it was single-threaded after preloading)."""
+        return bool(self.result and self.result.get("forks"))
 
     def read_status(self) -> dict | None:
-        """What it preloaded and what failed, once it has said so (never blocks)."""
+        """What it preloaded, what failed and whether it forks, once it has said so (never blocks)."""
         if self.result is None:
             try:
                 self.status += os.read(self.status_read, 65536)
@@ -103,15 +145,46 @@ class _Interpreter:
                 pass
             if self.status.endswith(b"\n"):
                 self.result = json.loads(self.status)
+                if self.forks:  # from now on a thread reads what it says of its children
+                    os.set_blocking(self.status_read, True)
+                    threading.Thread(target=self._follow_children, name=f"hpt-preloaded-{self.process.pid}",
+                                     daemon=True).start()
         return self.result
 
+    def fork_trial(self) -> tuple[ForkedTrial | None, str]:
+        """The trial it forked for the request just handed over; or None and why not."""
+        try:
+            return self.forked.get(timeout=FORK_REPLY_SECONDS), ""
+        except queue.Empty:
+            return None, f"it did not say within {FORK_REPLY_SECONDS:.0f} s which process it forked for the trial"
+
+    def _follow_children(self) -> None:
+        """Read `{"forked": pid}` and `{"ended": pid, "returncode": n}` lines until the interpreter has ended."""
+        pending = b""
+        while chunk := os.read(self.status_read, 65536):
+            pending += chunk
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                message = json.loads(line)
+                if "forked" in message:
+                    trial = self.children[message["forked"]] = ForkedTrial(message["forked"], self.process)
+                    self.forked.put(trial)
+                else:
+                    self.children.pop(message["ended"]).ended(message["returncode"])
+        os.close(self.status_read)
+
     def discard(self) -> None:
+        """End it; a forking one that still has trials is only told to end once they have (closing its stdin)."""
+        if self.forks and self.children:
+            self.process.stdin.close()
+            return
         signal_group(self.process.pid, signal.SIGKILL)
         self.process.wait()
         self.close()
 
     def close(self) -> None:
-        os.close(self.status_read)
+        if not self.forks:  # a forking interpreter's status pipe is closed by the thread that reads it
+            os.close(self.status_read)
         if self.process.stdin is not None:
             self.process.stdin.close()
 
@@ -138,7 +211,7 @@ class WarmPool:
             return third_party_imports(script)
 
     def take(self, interpreter: str, argv: list[str], cwd: Path, environment: dict[str, str],
-             log: BinaryIO) -> tuple[subprocess.Popen[bytes] | None, str, bool]:
+             log: BinaryIO) -> tuple[subprocess.Popen[bytes] | ForkedTrial | None, str, bool]:
         """A waiting interpreter of this trial's slot, now running the trial (output to `log`, which first gets a
         line saying what was preloaded), and that note; or None and why the trial starts cold, and whether that
         is a fault to tell the user of (an unfit interpreter, which is discarded) rather than the pool's normal
@@ -157,12 +230,18 @@ class WarmPool:
         for waiting in mine:
             reason = _unfit(waiting)
             if reason == "":
-                note = f"warm start: preloaded {', '.join(waiting.result['preloaded']) or 'nothing'}"
+                note = f"warm start: preloaded {', '.join(waiting.result['preloaded']) or 'nothing'}" + \
+                    (" (forked)" if waiting.forks else "")
                 log.write(f"hpt: {note}\n".encode())
                 log.flush()
                 request = json.dumps({"argv": argv, "cwd": str(cwd), "env": environment, "log_path": log.name})
                 reason = _hand_over(waiting, (request + "\n").encode())
-                if reason == "":
+                if reason == "" and waiting.forks:
+                    trial, reason = waiting.fork_trial()
+                    if trial is not None:
+                        self._died_preloading = ""
+                        return trial, note, False
+                elif reason == "":
                     self._waiting.remove(waiting)
                     waiting.close()
                     self._died_preloading = ""

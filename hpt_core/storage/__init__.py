@@ -40,6 +40,7 @@ from hpt_core.storage.states import (
     TrialState,
 )
 from hpt_core.storage.store import Storage
+from hpt_core.storage.transactions import Batch
 
 
 def open_storage(url: str | None = None) -> Storage:
@@ -50,6 +51,7 @@ def open_storage(url: str | None = None) -> Storage:
 __all__ = [
     "SCHEMA_VERSION",
     "TRIAL_UPDATABLE_FIELDS",
+    "Batch",
     "CheckpointRecord",
     "CheckpointState",
     "ExperimentRecord",

@@ -58,9 +58,14 @@ def create_storage_engine(url: str) -> Engine:
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A connection in a transaction that takes the write lock at once (SQLite) and commits on success."""
     with engine.connect() as connection:
-        connection.execution_options(**{_WRITE_OPTION: True})
+        write_transaction_options(connection)
         with connection.begin():
             yield connection
+
+
+def write_transaction_options(connection: Connection) -> None:
+    """Make the transactions `connection` begins write transactions (SQLite: `BEGIN IMMEDIATE`)."""
+    connection.execution_options(**{_WRITE_OPTION: True})
 
 
 @contextmanager

@@ -43,7 +43,7 @@ from hpt_core.storage.checks import (
     check_text,
     trial_changes,
 )
-from hpt_core.storage.engine import create_storage_engine, read_transaction, write_transaction
+from hpt_core.storage.engine import create_storage_engine
 from hpt_core.storage.errors import RecordNotFound, SchemaVersionError
 from hpt_core.storage.leases import acquire_lease, read_lease, release_lease, renew_lease
 from hpt_core.storage.records import (
@@ -64,6 +64,7 @@ from hpt_core.storage.states import (
     TrialState,
     parse_choice,
 )
+from hpt_core.storage.transactions import Batch, Transactions
 
 _SCHEMA_LOCK_KEY = 0x6870745F736368  # "hpt_sch": serialises table creation on PostgreSQL
 
@@ -89,6 +90,7 @@ class Storage:
     def __init__(self, url: str) -> None:
         self.url = url
         self._engine = create_storage_engine(url)
+        self._transactions = Transactions(self._engine)
         try:
             self._prepare_schema()
         except BaseException:
@@ -120,7 +122,12 @@ class Storage:
 
     def reading(self) -> AbstractContextManager[Connection]:
         """A connection in one read transaction, for queries that no method here runs (`storage.queries`)."""
-        return read_transaction(self._engine)
+        return self._transactions.read()
+
+    def batch(self) -> AbstractContextManager[Batch]:
+        """Make this thread's writes until the block ends one transaction, committed once (`Batch.commit()`
+        commits early): one event's writes cost one commit. Details in `hpt_core.storage.transactions`."""
+        return self._transactions.batch()
 
     # experiments
 
@@ -151,7 +158,7 @@ class Storage:
             "ended_at": None,
             "uuid": str(uuid.uuid4()),
         }
-        with write_transaction(self._engine) as connection:
+        with self._transactions.write() as connection:
             result = connection.execute(insert(schema.experiments).values(**values))
             return int(result.inserted_primary_key[0])
 
@@ -162,7 +169,7 @@ class Storage:
     def get_experiment(self, experiment_id: int) -> ExperimentRecord:
         """The experiment with this id; RecordNotFound if there is none."""
         check_record_id(experiment_id, "experiment")
-        with read_transaction(self._engine) as connection:
+        with self._transactions.read() as connection:
             row = (
                 connection.execute(select(schema.experiments).where(schema.experiments.c.id == experiment_id))
                 .mappings()
@@ -174,7 +181,7 @@ class Storage:
 
     def list_experiments(self) -> list[ExperimentRecord]:
         """Every experiment, oldest first."""
-        with read_transaction(self._engine) as connection:
+        with self._transactions.read() as connection:
             rows = connection.execute(select(schema.experiments).order_by(schema.experiments.c.id)).mappings().all()
         return [ExperimentRecord.from_row(row) for row in rows]
 
@@ -196,7 +203,7 @@ class Storage:
 
     def _update_experiment(self, experiment_id: int, **values: Any) -> None:
         check_record_id(experiment_id, "experiment")
-        with write_transaction(self._engine) as connection:
+        with self._transactions.write() as connection:
             result = connection.execute(
                 update(schema.experiments).where(schema.experiments.c.id == experiment_id).values(**values)
             )
@@ -207,14 +214,14 @@ class Storage:
 
     def lease(self, experiment_id: int) -> LeaseRecord | None:
         """The experiment's lease, if a controller holds one (expired or not)."""
-        with read_transaction(self._engine) as connection:
+        with self._transactions.read() as connection:
             return read_lease(connection, experiment_id)
 
     def acquire_lease(self, experiment_id: int, *, token: str, host: str, pid: int, seconds: float,
                       replacing: str | None = None) -> LeaseRecord:
         """Take the experiment's lease for `seconds`, unless another holder's has not expired (LeaseHeld);
         `replacing` names the token of a holder the caller knows to be dead, whose lease it may take."""
-        with write_transaction(self._engine) as connection:
+        with self._transactions.write() as connection:
             _lock_experiment(connection, experiment_id)
             return acquire_lease(connection, experiment_id, token=check_text(token, "token"),
                                  host=check_text(host, "host"), pid=check_integer(pid, "pid"),
@@ -222,12 +229,12 @@ class Storage:
 
     def renew_lease(self, experiment_id: int, token: str, seconds: float) -> bool:
         """Extend the lease `token` holds to `seconds` from now; False if `token` no longer holds it."""
-        with write_transaction(self._engine) as connection:
+        with self._transactions.write() as connection:
             return renew_lease(connection, experiment_id, token, seconds)
 
     def release_lease(self, experiment_id: int, token: str) -> None:
         """Give up the lease `token` holds (nothing happens if it holds none)."""
-        with write_transaction(self._engine) as connection:
+        with self._transactions.write() as connection:
             release_lease(connection, experiment_id, token)
 
     # searcher event log
@@ -236,7 +243,7 @@ class Storage:
         """Append an event or operation to the experiment's searcher log; returns its seq (1, 2, ...)."""
         parsed = parse_choice(SearcherRecordKind, kind, "searcher record kind")
         payload = check_json_object(payload, "payload")
-        with write_transaction(self._engine) as connection:
+        with self._transactions.write() as connection:
             _lock_experiment(connection, experiment_id)
             last = connection.execute(
                 select(func.max(schema.searcher_records.c.seq)).where(
@@ -259,7 +266,7 @@ class Storage:
             .where(records.c.experiment_id == experiment_id, records.c.seq > after)
             .order_by(records.c.seq)
         )
-        with read_transaction(self._engine) as connection:
+        with self._transactions.read() as connection:
             rows = connection.execute(query).mappings().all()
         return [SearcherRecord.from_row(row) for row in rows]
 
@@ -268,7 +275,7 @@ class Storage:
         previous one; returns its seq."""
         seq = self.append_searcher_record(experiment_id, SearcherRecordKind.SNAPSHOT, snapshot)
         records = schema.searcher_records
-        with write_transaction(self._engine) as connection:
+        with self._transactions.write() as connection:
             connection.execute(delete(records).where(
                 records.c.experiment_id == experiment_id, records.c.kind == SearcherRecordKind.SNAPSHOT.value,
                 records.c.seq < seq))
@@ -280,7 +287,7 @@ class Storage:
         query = (select(records)
                  .where(records.c.experiment_id == experiment_id, records.c.kind == SearcherRecordKind.SNAPSHOT.value)
                  .order_by(records.c.seq.desc()).limit(1))
-        with read_transaction(self._engine) as connection:
+        with self._transactions.read() as connection:
             row = connection.execute(query).mappings().first()
         return None if row is None else SearcherRecord.from_row(row)
 
@@ -313,7 +320,7 @@ class Storage:
             "ended_at": None,
         }
         duplicate = ValueError(f"experiment {experiment_id!r} already has a trial with request_id {request_id!r}")
-        with write_transaction(self._engine) as connection:
+        with self._transactions.write() as connection:
             _lock_experiment(connection, experiment_id)
             existing = connection.execute(
                 select(schema.trials.c.id).where(
@@ -347,7 +354,7 @@ class Storage:
             .where(schema.trials.c.experiment_id == experiment_id)
             .order_by(schema.trials.c.request_id)
         )
-        with read_transaction(self._engine) as connection:
+        with self._transactions.read() as connection:
             rows = connection.execute(query).mappings().all()
         return [TrialRecord.from_row(row) for row in rows]
 
@@ -355,7 +362,7 @@ class Storage:
         """Change some of a trial's fields (see TRIAL_UPDATABLE_FIELDS); RecordNotFound if there is none."""
         check_record_id(trial_id, "trial")
         values = trial_changes(fields)
-        with write_transaction(self._engine) as connection:
+        with self._transactions.write() as connection:
             if values:
                 result = connection.execute(
                     update(schema.trials).where(schema.trials.c.id == trial_id).values(**values)
@@ -370,7 +377,7 @@ class Storage:
                 raise RecordNotFound(f"trial {trial_id!r} does not exist")
 
     def _one_trial(self, condition: Any, missing: str) -> TrialRecord:
-        with read_transaction(self._engine) as connection:
+        with self._transactions.read() as connection:
             row = connection.execute(select(schema.trials).where(condition)).mappings().first()
         if row is None:
             raise RecordNotFound(missing)
@@ -388,7 +395,7 @@ class Storage:
             "epochs": check_count(epochs, "epochs"),
             "reported_at": _now(),
         }
-        with write_transaction(self._engine) as connection:
+        with self._transactions.write() as connection:
             _require_trial(connection, trial_id)
             result = connection.execute(insert(schema.metrics).values(**values))
             return int(result.inserted_primary_key[0])
@@ -404,7 +411,7 @@ class Storage:
             longest[report.trial_id] = max(longest.get(report.trial_id, 0), check_count(report.length, "length"))
         table = schema.metrics
         keys = [(row["trial_id"], row["attempt"], row["seq"]) for row in rows]
-        with write_transaction(self._engine) as connection:
+        with self._transactions.write() as connection:
             seen = {tuple(row) for row in connection.execute(
                 select(table.c.trial_id, table.c.attempt, table.c.seq)
                 .where(tuple_(table.c.trial_id, table.c.attempt, table.c.seq).in_(keys)))}
@@ -438,7 +445,7 @@ class Storage:
             query = _of_experiment(query, table, experiment_id)
         if kind is not None:
             query = query.where(table.c.kind == parse_choice(MetricKind, kind, "metric kind").value)
-        with read_transaction(self._engine) as connection:
+        with self._transactions.read() as connection:
             rows = connection.execute(query).mappings().all()
         return [MetricRecord.from_row(row) for row in rows]
 
@@ -471,7 +478,7 @@ class Storage:
             "created_at": _now(),
         }
         duplicate = ValueError(f"a checkpoint with id {checkpoint_id!r} already exists")
-        with write_transaction(self._engine) as connection:
+        with self._transactions.write() as connection:
             _require_trial(connection, trial_id)
             if connection.execute(
                 select(schema.checkpoints.c.id).where(schema.checkpoints.c.id == checkpoint_id)
@@ -492,7 +499,7 @@ class Storage:
 
     def get_checkpoint(self, checkpoint_id: str) -> CheckpointRecord:
         """The checkpoint with this id, deleted or not; RecordNotFound if there is none."""
-        with read_transaction(self._engine) as connection:
+        with self._transactions.read() as connection:
             row = (
                 connection.execute(select(schema.checkpoints).where(schema.checkpoints.c.id == checkpoint_id))
                 .mappings()
@@ -518,7 +525,7 @@ class Storage:
             query = _of_experiment(query, table, experiment_id)
         if not include_deleted:
             query = query.where(table.c.state == CheckpointState.COMPLETED.value)
-        with read_transaction(self._engine) as connection:
+        with self._transactions.read() as connection:
             rows = connection.execute(query).mappings().all()
         return [CheckpointRecord.from_row(row) for row in rows]
 
@@ -536,13 +543,13 @@ class Storage:
             )
             .limit(1)
         )
-        with read_transaction(self._engine) as connection:
+        with self._transactions.read() as connection:
             row = connection.execute(query).mappings().first()
         return None if row is None else CheckpointRecord.from_row(row)
 
     def mark_checkpoint_deleted(self, checkpoint_id: str) -> None:
         """Record that a checkpoint's files are gone; RecordNotFound if there is no such checkpoint."""
-        with write_transaction(self._engine) as connection:
+        with self._transactions.write() as connection:
             result = connection.execute(
                 update(schema.checkpoints)
                 .where(schema.checkpoints.c.id == checkpoint_id)
@@ -553,7 +560,7 @@ class Storage:
 
     def delete_experiment(self, experiment_id: int) -> None:
         """Remove every row of the experiment (its files are the caller's); RecordNotFound if there is none."""
-        with write_transaction(self._engine) as connection:
+        with self._transactions.write() as connection:
             _lock_experiment(connection, experiment_id)
             trial_ids = select(schema.trials.c.id).where(schema.trials.c.experiment_id == experiment_id)
             for table in (schema.metrics, schema.checkpoints):
@@ -568,7 +575,7 @@ class Storage:
         """Create the tables of a new database, or bring an older layout up to this version."""
         if self._schema_is_current():
             return
-        with write_transaction(self._engine) as connection:
+        with self._transactions.write() as connection:
             if connection.dialect.name == "postgresql":
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
             version = _stored_schema_version(connection)
@@ -579,7 +586,7 @@ class Storage:
                 _migrate(connection, version)
 
     def _schema_is_current(self) -> bool:
-        with read_transaction(self._engine) as connection:
+        with self._transactions.read() as connection:
             return _stored_schema_version(connection) == SCHEMA_VERSION
 
 

@@ -19,7 +19,8 @@ import numpy
 mode = sys.argv[1]
 record = {"preloaded": preloaded, "cwd": os.getcwd(), "argv": sys.argv, "environment": dict(os.environ),
           "path": sys.path, "file": __file__, "name": __name__, "pid": os.getpid(), "pgid": os.getpgid(0),
-          "sid": os.getsid(0), "stdin": os.read(0, 10).decode()}
+          "sid": os.getsid(0), "ppid": os.getppid(), "stdin": os.read(0, 10).decode(),
+          "random": numpy.random.random()}
 if mode == "leak":
     hoard = bytearray(300 * 1024 * 1024)
     hoard[::4096] = b"x" * len(hoard[::4096])
@@ -33,6 +34,16 @@ if mode == "exit3":
     sys.exit(3)
 if mode == "raise":
     raise ValueError("boom")
+if mode == "lingering":  # what an interpreter's end must still do: join threads, run atexit, flush open files
+    import atexit, threading, time
+    def write(name, text):
+        with open(os.path.join(os.environ["RECORDS"], name + "-" + os.environ["HPT_TRIAL_ID"]), "w") as handle:
+            handle.write(text)
+    left_open = open(os.path.join(os.environ["RECORDS"], "open-" + os.environ["HPT_TRIAL_ID"]), "w")
+    left_open.write("never closed")
+    atexit.register(write, "atexit", "ran")
+    threading.Thread(target=lambda: (time.sleep(0.3), write("thread", "joined"))).start()
+    sys.exit("farewell")
 if mode == "sleep":
     import time
     time.sleep(60)
@@ -272,3 +283,88 @@ def test_each_gpu_slot_gets_interpreters_that_imported_with_its_cuda_visible_dev
         assert {records[4]["now"], records[5]["now"]} == {"0", "1"}
     finally:
         executor.shutdown(grace_seconds=1)
+
+
+# --- preloaded interpreters that fork: one thread after preloading --------------------------------------------------
+
+
+@pytest.fixture
+def forking_executor(model_dir, tmp_path):
+    """Two trials at once on two cores: one thread each, so numpy starts no thread and the interpreter forks."""
+    executor = LocalExecutor(tmp_path / "experiment", model_dir, max_concurrent=2, cpu_count=2)
+    yield executor
+    executor.shutdown(grace_seconds=1)
+
+
+def test_a_forked_trial_sees_what_a_cold_one_sees_and_its_interpreter_stays(forking_executor, tmp_path):
+    executor = forking_executor
+    cold_code, cold = run_trial(executor, tmp_path, 100)
+    wait_for(lambda: waiting_interpreters_ready(executor), "no preloaded interpreter became ready")
+    first_code, first = run_trial(executor, tmp_path, 1)
+    second_code, second = run_trial(executor, tmp_path, 2)
+    assert executor.start_kinds == {100: "cold", 1: "warm", 2: "warm"}
+    assert executor.start_notes[1] == executor.start_notes[2] == "warm start: preloaded numpy (forked)"
+    assert (cold_code, first_code, second_code) == (0, 0, 0)
+    assert (cold["preloaded"], first["preloaded"], second["preloaded"]) == (False, True, True)
+    interpreters = {waiting.process.pid for waiting in executor._pool._waiting}
+    assert first["ppid"] == second["ppid"] and first["ppid"] in interpreters  # forked by one that still waits
+    assert first["pid"] != second["pid"] and first["random"] != second["random"]
+    per_trial = {"HPT_TRIAL_ID", "PWD"}
+    assert {name: value for name, value in first["environment"].items() if name not in per_trial} == \
+           {name: value for name, value in cold["environment"].items() if name not in per_trial}
+    assert first["cwd"] == first["environment"]["PWD"] == str(executor.workdir(1))
+    for same in ("argv", "path", "name", "stdin"):
+        assert first[same] == cold[same], same
+    assert first["file"] == str(executor.workdir(1) / "train.py")
+    assert first["pgid"] == first["sid"] == first["pid"]
+    assert "hpt: warm start: preloaded numpy (forked)\n" in (tmp_path / "trial-1.log").read_text()
+    assert process_json(executor, 1)["pgid"] == first["pid"]
+
+
+def test_forked_trials_end_signal_and_crash_as_cold_ones_do(forking_executor, tmp_path):
+    executor = forking_executor
+    start_the_pool(executor, tmp_path)
+    assert run_trial(executor, tmp_path, 1, "abort")[0] == -6
+    assert run_trial(executor, tmp_path, 2, "exit3")[0] == 3
+    assert run_trial(executor, tmp_path, 3, "raise")[0] == 1
+    assert "ValueError: boom" in (tmp_path / "trial-3.log").read_text()
+    launch(executor, tmp_path, 4, "sleep")
+    wait_for(lambda: (tmp_path / "record-4").exists(), "the forked trial never ran")
+    executor.terminate(4, grace_seconds=5)
+    (trial_exit,) = wait_for(executor.poll, "the terminated trial never ended")
+    assert trial_exit.returncode == -15
+    assert all("(forked)" in executor.start_notes[trial] for trial in (1, 2, 3, 4))
+
+
+def test_an_interpreter_whose_preloads_started_a_thread_takes_one_trial_and_never_forks(model_dir, tmp_path,
+                                                                                         monkeypatch):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "starts_a_thread.py").write_text("import threading, time\n"
+                                             "threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()\n")
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    executor = LocalExecutor(tmp_path / "experiment", model_dir, max_concurrent=2, cpu_count=2,
+                             preload=["numpy", "starts_a_thread"])
+    try:
+        start_the_pool(executor, tmp_path)
+        interpreters = {waiting.process.pid for waiting in executor._pool._waiting}
+        returncode, record = run_trial(executor, tmp_path, 1)
+        assert returncode == 0 and record["preloaded"] is True
+        assert executor.start_notes[1] == "warm start: preloaded numpy, starts_a_thread"
+        assert record["pid"] in interpreters  # the interpreter became the trial
+        assert record["pid"] not in {waiting.process.pid for waiting in executor._pool._waiting}
+    finally:
+        executor.shutdown(grace_seconds=1)
+
+
+def test_a_forked_trial_ends_as_an_interpreter_does(forking_executor, tmp_path):
+    executor = forking_executor
+    cold = run_trial(executor, tmp_path, 100, "lingering")
+    wait_for(lambda: waiting_interpreters_ready(executor), "no preloaded interpreter became ready")
+    forked = run_trial(executor, tmp_path, 1, "lingering")
+    assert "(forked)" in executor.start_notes[1]
+    for trial, (returncode, _) in ((100, cold), (1, forked)):
+        assert returncode == 1
+        assert "farewell" in (tmp_path / f"trial-{trial}.log").read_text()
+        assert [(tmp_path / f"{name}-{trial}").read_text() for name in ("open", "atexit", "thread")] == \
+               ["never closed", "ran", "joined"]

@@ -4,8 +4,8 @@ A `random` search with `sampler: tpe` records N finished trials of random config
 each, a random objective), through the hooks with which a search method records its trials; then
 `propose_hparams()` is timed REPEATS times (the model is rebuilt from the recorded results at every
 proposal, as in a real search, from the lookup index the method keeps in step with its recorded
-trials), in wall-clock and in CPU time (the process's: on a machine shared with other work the wall-
-clock time also counts the waits for a core). Also timed: restoring a method from that state and its
+trials), in wall-clock and in CPU time (the process's: on a machine shared with other work the
+wall-clock time also counts the waits for a core). Also timed: restoring a method from that state and its
 first proposal (which rebuilds the index in one pass over the trials), and the JSON dump of the
 whole search-method state, which the controller saves with each snapshot. Two spaces: LCBench's 7
 mixed hyperparameters and NAS-Bench-201's 6 categorical ones.

@@ -314,3 +314,5 @@ def _peer(class_name: str) -> Any:
     return getattr(search_quality_peers, class_name)
 
 BASELINE = "hpt random"
+ASHA = "hpt adaptive_asha"
+"""The reference for the goal "never worse than adaptive_asha with random sampling by more than the spread"."""

@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from search_quality_methods import BASELINE
+from search_quality_methods import ASHA, BASELINE
 
 CURVE_POINTS = 400
 SYMLOG_THRESHOLD = 0.1
@@ -179,7 +179,7 @@ def write_runs_csv(summaries: Sequence[TaskSummary], path: Path) -> None:
 
 def markdown_tables(summaries: Sequence[TaskSummary], seeds: int, workers: int, budget_multiple: float) -> str:
     """The tables for docs/benchmarks.md: an overview across tasks, then one table per task."""
-    lines = [overview_table(summaries), ""]
+    lines = [overview_table(summaries), "", goals_table(summaries), ""]
     for summary in summaries:
         lines += [f"**{summary.task}**: budget {summary.budget:.0f} s of simulated time ({budget_multiple:g} × the "
                   f"median full training, {summary.median_full_time:.0f} s), {workers} workers, {seeds} seeds; "
@@ -231,6 +231,34 @@ def overview_table(summaries: Sequence[TaskSummary]) -> str:
         versus = f"{_speedup(_geometric_mean(ratios))} ({len(ratios)}/{entered})" if ratios else "—"
         lines.append(f"| {method} | " + " | ".join(cells)
                      + f" | {lowest}/{entered} | {_speedup(mean)} ({len(speedups)}/{entered}) | {versus} |")
+    return "\n".join(lines)
+
+
+def goals_table(summaries: Sequence[TaskSummary]) -> str:
+    """Per hpt method with a model or adaptive fidelity: on how many tasks its median final regret is at or below
+    every peer's, and on which it is worse than hpt adaptive_asha's (random sampling) by more than that method's
+    interquartile range."""
+    methods = [name for name in dict.fromkeys(method.method for summary in summaries for method in summary.methods)
+               if name.startswith("hpt") and name not in (BASELINE, ASHA)]
+    lines = [f"Against the peers and against `{ASHA}` (random sampling): on how many tasks a method's median final "
+             "regret is at or below every peer's, and the tasks where it is above hpt adaptive_asha's median by more "
+             "than hpt adaptive_asha's interquartile range (q75 - q25).", "",
+             "| method | at or below every peer | worse than hpt adaptive_asha by more than its spread |",
+             "| --- | --- | --- |"]
+    for method in methods:
+        entered, level, worse = 0, 0, []
+        for summary in summaries:
+            own = next((item for item in summary.methods if item.method == method), None)
+            asha = next((item for item in summary.methods if item.method == ASHA), None)
+            peers = [item.final[0] for item in summary.methods if not item.method.startswith("hpt")]
+            if own is None:
+                continue
+            entered += 1
+            level += bool(peers) and own.final[0] <= min(peers)
+            if asha is not None and own.final[0] - asha.final[0] > asha.final[2] - asha.final[1]:
+                worse.append(summary.task)
+        lines.append(f"| {method} | {level}/{entered} | {len(worse)}/{entered}"
+                     + (f": {', '.join(worse)}" if worse else "") + " |")
     return "\n".join(lines)
 
 

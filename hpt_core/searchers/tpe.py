@@ -35,13 +35,14 @@ True
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections import Counter
 from typing import Any
 
 import numpy as np
 
 from hpt_core.operations import ExitedReason
+from hpt_core.searchers.history_index import HistoryIndex
 from hpt_core.searchers.parzen import ParzenEstimator
 from hpt_core.searchers.sampler import RandomSampler, Sampler
 from hpt_core.space import Categorical, Const, Int, Log, Space, round_half_away
@@ -109,30 +110,48 @@ class TrialHistory:
     """
 
     def __init__(self, state: dict[str, Any], space: Space, first_results: int | None = None,
-                 skip_lengths: frozenset[int] | set[int] = frozenset()) -> None:
+                 skip_lengths: frozenset[int] | set[int] = frozenset(), index: HistoryIndex | None = None) -> None:
         self.state = state
         self.encoding = SpaceEncoding(space)
         self.space = space
         self.first_results = first_results
         self.skip_lengths = skip_lengths
+        self._index = index
+
+    @property
+    def index(self) -> HistoryIndex:
+        """The history ordered for lookup (`history_index.py`), built on first use unless one was given."""
+        if self._index is None:
+            self._index = HistoryIndex(self.state)
+        return self._index
 
     # --- recording -----------------------------------------------------------------------------
 
     def created(self, request_id: int, hparams: dict[str, Any]) -> None:
-        self.state["configs"][str(request_id)] = self.encoding.encode(hparams)
+        config = self.encoding.encode(hparams)
+        self.state["configs"][str(request_id)] = config
+        if self._index is not None:
+            self._index.created(request_id, config)
 
     def reported(self, request_id: int, length: int, loss: float) -> None:
-        self.state["results"].setdefault(str(request_id), {})[str(length)] = loss
+        losses = self.state["results"].setdefault(str(request_id), {})
+        if self._index is not None:
+            self._index.reported(request_id, length, loss, losses.get(str(length)))
+        losses[str(length)] = loss
 
     def exited(self, request_id: int, reason: ExitedReason) -> None:
         """INVALID_HP makes the trial's configuration bad at every length; any exit ends the trial."""
         if reason is ExitedReason.INVALID_HP:
             self.state["invalid"].append(request_id)
-            self.state["results"].pop(str(request_id), None)
+            losses = self.state["results"].pop(str(request_id), {})
+            if self._index is not None:
+                self._index.forgotten(request_id, losses)
         self.ended(request_id)
 
     def ended(self, request_id: int) -> None:
         self.state["ended"][str(request_id)] = True
+        if self._index is not None:
+            self._index.ended(request_id)
 
     # --- proposing -----------------------------------------------------------------------------
 
@@ -148,31 +167,30 @@ class TrialHistory:
         bad_density = ParzenEstimator(*self.encoding.split(bad), self._choices())
         numeric, categorical = good_density.sample(rng, CANDIDATES)
         ratio = good_density.log_density(numeric, categorical) - bad_density.log_density(numeric, categorical)
-        tried = set(map(tuple, self.state["configs"].values()))
-        candidates = [self.encoding.decode(numeric[index], categorical[index])
-                      for index in np.argsort(-ratio, kind="stable")]
-        return next((candidate for candidate in candidates if tuple(self.encoding.encode(candidate)) not in tried),
-                    candidates[0])
+        candidates = (self.encoding.decode(numeric[index], categorical[index])
+                      for index in np.argsort(-ratio, kind="stable"))
+        first = next(candidates)
+        untried = (candidate for candidate in itertools.chain([first], candidates)
+                   if tuple(self.encoding.encode(candidate)) not in self.index.tried)
+        return next(untried, first)
 
     def model_length(self) -> int | None:
         """The longest length with enough results to fit the model on (see the class's advice), if any."""
-        counts = Counter(int(length) for results in self.state["results"].values() for length in results)
         needed = max(self.encoding.dimensions + 1, MIN_RESULTS) if self.first_results is None else self.first_results
-        enough = [length for length, count in counts.items() if count >= needed and length not in self.skip_lengths]
+        enough = [length for length, results in self.index.ranked.items()
+                  if len(results) >= needed and length not in self.skip_lengths]
         return max(enough) if enough else None
 
     def _good_and_bad(self, length: int) -> tuple[list[list[float]], list[list[float]]]:
-        configs, results = self.state["configs"], self.state["results"]
-        key = str(length)
-        ranked = sorted([(losses[key], int(request_id)) for request_id, losses in results.items() if key in losses])
+        configs = self.state["configs"]
+        ranked = self.index.ranked[length]
         good_count = max(1, min(math.ceil(GOOD_SHARE * len(ranked)), MAX_GOOD))
         good = [configs[str(request_id)] for _, request_id in ranked[:good_count]]
         ranked_bad = ranked[good_count:]
         stride = math.ceil(len(ranked_bad) / MAX_BAD_RESULTS) if ranked_bad else 1
         bad = [configs[str(request_id)] for _, request_id in ranked_bad[::stride]]
         bad += [configs[str(request_id)] for request_id in self.state["invalid"]]
-        running = configs.keys() - self.state["ended"].keys() - results.keys()
-        bad += [configs[request_id] for request_id in sorted(running, key=int)]
+        bad += [configs[str(request_id)] for request_id in sorted(self.index.running)]
         return good, bad
 
     def _choices(self) -> list[int]:
@@ -214,9 +232,16 @@ class ModelBasedSampling:
             self.sampler_history = new_history()
 
     def propose_hparams(self) -> dict[str, Any]:
-        history = TrialHistory(self.sampler_history or new_history(), self.space, self.first_model_results(),
-                               self.untrusted_lengths())
+        if self.sampler_history is None:
+            return self.sampler.propose(TrialHistory(new_history(), self.space), self.rng)
+        history = TrialHistory(self.sampler_history, self.space, self.first_model_results(), self.untrusted_lengths(),
+                               self._history_index())
         return self.sampler.propose(history, self.rng)
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()  # type: ignore[misc]
+        state.pop("_index", None)
+        return state
 
     def first_model_results(self) -> int | None:
         """How many results a length needs to fit the model on (None: the module's rule)."""
@@ -228,19 +253,31 @@ class ModelBasedSampling:
 
     def remember_created(self, request_id: int, hparams: dict[str, Any]) -> None:
         if self.sampler_history is not None:
-            TrialHistory(self.sampler_history, self.space).created(request_id, hparams)
+            self._recorder().created(request_id, hparams)
 
     def remember_result(self, request_id: int, length: int, loss: float) -> None:
         if self.sampler_history is not None:
-            TrialHistory(self.sampler_history, self.space).reported(request_id, length, loss)
+            self._recorder().reported(request_id, length, loss)
 
     def remember_exit(self, request_id: int, reason: ExitedReason) -> None:
         if self.sampler_history is not None:
-            TrialHistory(self.sampler_history, self.space).exited(request_id, reason)
+            self._recorder().exited(request_id, reason)
 
     def remember_closed(self, request_id: int) -> None:
         if self.sampler_history is not None:
-            TrialHistory(self.sampler_history, self.space).ended(request_id)
+            self._recorder().ended(request_id)
+
+    def _recorder(self) -> TrialHistory:
+        assert self.sampler_history is not None
+        return TrialHistory(self.sampler_history, self.space, index=self._history_index())
+
+    def _history_index(self) -> HistoryIndex:
+        """The index of `sampler_history`, kept in step with it (rebuilt when the history was replaced, as
+        `load_state_dict` does); derived, so not part of `state_dict()`."""
+        index = vars(self).get("_index")
+        if index is None or index.state is not self.sampler_history:
+            index = self._index = HistoryIndex(self.sampler_history)
+        return index
 
 
 def _to_unit(hp: Any, value: Any) -> float:

@@ -17,6 +17,7 @@ import pytest
 from hpt_core import ConfigError, create_searcher
 from hpt_core.hyperparameters import space_from_dict
 from hpt_core.searchers import Close, Create, ExitedReason, SearchMethod, ValidateAfter
+from hpt_core.searchers.history_index import HistoryIndex
 from hpt_core.space import flatten
 from hpt_core.testing import check_state_round_trip, drive
 
@@ -144,6 +145,20 @@ def test_the_state_holds_every_result_as_plain_json() -> None:
     state = method.state_dict()
     assert json.loads(json.dumps(state)) == state
     assert len(state["sampler_history"]["results"]) == 60
+
+
+
+def test_the_lookup_index_a_search_keeps_matches_one_built_afresh_from_its_history() -> None:
+    """Kept in step through creations, results, repeated results at a length, invalid exits and closes; never
+    part of the state."""
+    method = searcher("adaptive_asha", "tpe", seed=3)
+    hparams, _ = play(method, bowl, invalid=lambda values: values["units"] > 36)
+    method.on_validation_completed(1, {"loss": -1.0}, 1)  # a second result at a length replaces the first
+    kept = method._history_index()
+    fresh = HistoryIndex(method.sampler_history)
+    assert (kept.ranked, kept.tried, kept.running) == (fresh.ranked, fresh.tried, fresh.running)
+    assert any(values["units"] > 36 for values in hparams.values())
+    assert "_index" not in method.state_dict()
 
 
 # --- it proposes only what the space allows ----------------------------------------------------------

@@ -174,6 +174,8 @@ class SocketChannelServer:
         return self
 
     def stop(self) -> None:
+        if self._stopping.is_set():
+            return
         self._stopping.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join()

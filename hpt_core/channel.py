@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Mapping, TextIO
+from typing import Any, Mapping, Protocol, TextIO
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 """The largest body (HTTP) or frame (socket) a request may carry; a larger one is refused with 413."""
@@ -69,6 +69,17 @@ class ControllerUnreachable(ConnectionError):
     """The controller did not answer within the retry window."""
 
 
+class Link(Protocol):
+    """One connection to the controller: `exchange` sends a request and returns its reply, raising ChannelRefused
+    for a refusal and OSError (ConnectionError) when the connection fails."""
+
+    url: str
+
+    def exchange(self, name: str, body: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
 class ChannelClient:
     """What a trial uses to talk to its controller: one persistent connection per thread; a request that is
     not answered is sent again (every request is safe to repeat) until `retry_seconds` have passed, and a
@@ -114,8 +125,8 @@ class ChannelClient:
                            f"{time.monotonic() - started:.1f} s")
             return reply
 
-    def _link(self) -> "_SocketLink | Any":
-        link = getattr(self._links, "current", None)
+    def _link(self) -> Link:
+        link: Link | None = getattr(self._links, "current", None)
         if link is None or link.url != self.url:
             if self.url.startswith(SOCKET_SCHEME):
                 link = _SocketLink(self.url, self._secret, self.timeout)

@@ -41,6 +41,9 @@ REFUSALS_LOGGED_PER_MINUTE = 10
 """Refused requests are logged one short line each, this many a minute; the rest are counted in a summary line."""
 MAX_CONNECTIONS = 1024
 """Socket connections open at once (two a trial: its reports and its poller); more are refused."""
+GATHER_SECONDS = 0.002
+"""How long the socket server waits for the next reports of the trials it just answered before it commits
+what it has: trials reporting in a loop then share one commit rather than alternating between two."""
 MAX_SOCKET_PATH = 100
 """A Unix socket's path is limited to about 104 bytes; with a longer temporary folder only HTTP is served."""
 _CONTENT_LENGTH = re.compile(r"[0-9]{1,20}")
@@ -156,6 +159,7 @@ class SocketChannelServer:
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._listener, selectors.EVENT_READ)
         self._connections: dict[socket.socket, _Connection] = {}
+        self._awaited: set[socket.socket] = set()  # answered a report last round: its next one is likely coming
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="hpt-channel-socket", daemon=True)
 
@@ -189,17 +193,25 @@ class SocketChannelServer:
     def _serve(self) -> None:
         last_sweep = time.monotonic()
         while not self._stopping.is_set():
-            requests: list[tuple[_Connection, Request]] = []
-            for key, _ in self._selector.select(timeout=0.5):
-                if key.fileobj is self._listener:
-                    self._accept()
-                else:
-                    requests.extend(self._read(self._connections[key.fileobj]))  # type: ignore[index]
+            requests = self._gather(self._selector.select(timeout=0.5))
             if requests:
+                gather_until = time.monotonic() + GATHER_SECONDS
+                while self._awaited and (left := gather_until - time.monotonic()) > 0:
+                    requests += self._gather(self._selector.select(timeout=left))
                 self._answer(requests)
             if time.monotonic() - last_sweep >= 1.0:
                 last_sweep = time.monotonic()
                 self._drop_stalled(last_sweep)
+
+    def _gather(self, events: list[Any]) -> list[tuple[_Connection, Request]]:
+        requests: list[tuple[_Connection, Request]] = []
+        for key, _ in events:
+            if key.fileobj is self._listener:
+                self._accept()
+            else:
+                self._awaited.discard(key.fileobj)
+                requests.extend(self._read(self._connections[key.fileobj]))
+        return requests
 
     def _accept(self) -> None:
         try:
@@ -282,6 +294,8 @@ class SocketChannelServer:
                                           f"with {status}: {body['error'][:300]}")
                 self._send(connection, {"status": status, "reply": body} if status == 200 else
                            {"status": status, **body})
+                if request.name in ("report", "reports") and connection.socket in self._connections:
+                    self._awaited.add(connection.socket)
 
     def _refuse(self, connection: _Connection, status: int, message: str) -> None:
         """Answer a malformed frame and close its connection (what follows it cannot be trusted)."""
@@ -303,6 +317,7 @@ class SocketChannelServer:
                 self._refuse(connection, 408, f"the frame did not arrive within {READ_TIMEOUT_SECONDS:g} s")
 
     def _close(self, connection: socket.socket) -> None:
+        self._awaited.discard(connection)
         if self._connections.pop(connection, None) is not None:
             self._selector.unregister(connection)
         connection.close()

@@ -98,8 +98,8 @@ def check_finite(metrics: Mapping[str, Any], searcher_metric: str | None = None)
     for name, value in metrics.items():
         if name != searcher_metric and not _finite(value):
             shown = repr(value)
-            raise ValueError(f"metric {name!r} is {shown[:200]}: a metric must not be NaN or infinite; nothing of "
-                           "this report is stored")
+            raise ValueError(f"metric {name!r} is {shown[:200]}: a metric must not be NaN or infinite; "
+                             "nothing of this report is stored")
 
 
 def _finite(value: Any) -> bool:

@@ -198,6 +198,7 @@ class SocketChannelServer:
                 gather_until = time.monotonic() + GATHER_SECONDS
                 while self._awaited and (left := gather_until - time.monotonic()) > 0:
                     requests += self._gather(self._selector.select(timeout=left))
+                self._awaited.clear()  # those that did not come are doing something else: not waited for again
                 self._answer(requests)
             if time.monotonic() - last_sweep >= 1.0:
                 last_sweep = time.monotonic()

@@ -44,6 +44,8 @@ MAX_CONNECTIONS = 1024
 GATHER_SECONDS = 0.002
 """How long the socket server waits for the next reports of the trials it just answered before it commits
 what it has: trials reporting in a loop then share one commit rather than alternating between two."""
+FOLDER_PREFIX, SOCKET_NAME = "hpt-channel-", "channel.sock"
+"""The socket is `<temporary folder>/hpt-channel-<random>/channel.sock`."""
 MAX_SOCKET_PATH = 100
 """A Unix socket's path is limited to about 104 bytes; with a longer temporary folder only HTTP is served."""
 _CONTENT_LENGTH = re.compile(r"[0-9]{1,20}")
@@ -150,8 +152,8 @@ class SocketChannelServer:
         self._handler = handler
         self._authenticator = Authenticator(secret)
         self.refusals = RefusalLog()
-        self._folder = Path(tempfile.mkdtemp(prefix="hpt-channel-"))  # mode 0700: only its owner connects
-        self.path = self._folder / "channel.sock"
+        self._folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))  # mode 0700: only its owner connects
+        self.path = self._folder / SOCKET_NAME
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._listener.bind(str(self.path))
         self._listener.listen(128)
@@ -163,11 +165,25 @@ class SocketChannelServer:
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="hpt-channel-socket", daemon=True)
 
+    @staticmethod
+    def remove_left_behind(url: str) -> None:
+        """Remove the socket (and its folder) that a controller killed before it could stop left at `url`; only
+        a `hpt-channel-*` folder of the temporary folder is touched."""
+        path = Path(url.removeprefix(SOCKET_SCHEME))
+        if not url.startswith(SOCKET_SCHEME) or path.name != SOCKET_NAME or \
+                not path.parent.name.startswith(FOLDER_PREFIX) or path.parent.parent != Path(tempfile.gettempdir()):
+            return
+        try:
+            path.unlink(missing_ok=True)
+            path.parent.rmdir()
+        except OSError:
+            pass
+
     @classmethod
     def possible(cls) -> bool:
         """Whether this machine can serve a socket in its temporary folder (Unix, a path short enough)."""
-        return hasattr(socket, "AF_UNIX") and len(os.path.join(tempfile.gettempdir(), "hpt-channel-xxxxxxxx",
-                                                               "channel.sock")) <= MAX_SOCKET_PATH
+        return hasattr(socket, "AF_UNIX") and len(os.path.join(tempfile.gettempdir(), f"{FOLDER_PREFIX}xxxxxxxx",
+                                                               SOCKET_NAME)) <= MAX_SOCKET_PATH
 
     @property
     def url(self) -> str:

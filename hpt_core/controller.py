@@ -177,12 +177,22 @@ class Controller:
     def _start_channels(self) -> None:
         """Serve trials over HTTP and, where the machine allows, over a Unix-domain socket (faster, for trials
         on this machine); write both addresses to the channel file, where trials find a resumed controller."""
+        self._remove_left_behind_socket()
         self.channel = HttpChannelServer(self._handle, self.secret, host=self.host).start()
         addresses = {"url": self.channel.url}
         if SocketChannelServer.possible():
             self.local_channel = SocketChannelServer(self._handle, self.secret).start()
             addresses["local_url"] = self.local_channel.url
         write_private(channel_file(self.experiment_dir), json.dumps(addresses))
+
+    def _remove_left_behind_socket(self) -> None:
+        """A controller killed before it could stop left its socket; the channel file names it."""
+        try:
+            previous = json.loads(channel_file(self.experiment_dir).read_text()).get("local_url")
+        except (OSError, ValueError, AttributeError):
+            return
+        if isinstance(previous, str):
+            SocketChannelServer.remove_left_behind(previous)
 
     def _stop_channels(self) -> None:
         for server in (self.channel, self.local_channel):

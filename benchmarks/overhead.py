@@ -1,7 +1,7 @@
 """System overhead of hpt against Optuna, Ray Tune and the bare process floor, in one run.
 
-    python benchmarks/overhead.py [--trials 50 500] [--reports 500] [--framework-trials 6] [--frameworks lightning keras]
-        [--concurrency 1 2] [--out benchmarks/results]
+    python benchmarks/overhead.py [--trials 50 500] [--reports 500] [--together 50] [--framework-trials 6]
+        [--frameworks lightning keras] [--concurrency 1 2] [--only-ingestion] [--out benchmarks/results]
 
 1. Trial launch: N no-op trials, 2 at a time, for each system in a fresh process of its own: hpt (random
    search, SQLite; warm starts on and off), Optuna (in memory with 2 threads, SQLite with 2 worker
@@ -10,8 +10,9 @@
    inside the search loop, "end to end" the whole process (interpreter start, imports, set-up included).
 2. Metric ingestion: reports per second that hpt's controller stores from 8 concurrent trials (each report
    call returns once its report is committed), p50/p99 latency of one report call, and how many were lost or
-   stored twice; beside it Optuna's `trial.report` into SQLite from 8 processes and Ray Tune's `tune.report`
-   from 8 trials.
+   stored twice: one `ctx.report_training` call per report (the primary number), then `--together` reports
+   handed over in each `ctx.report_training_many` call; beside them Optuna's `trial.report` into SQLite from 8
+   processes and Ray Tune's `tune.report` from 8 trials.
 3. Launch to first report of a trial that imports PyTorch Lightning and of one that imports Keras on
    TensorFlow, at max_concurrent_trials 1 and 2 with default thread settings, cold (HPT_WARM_START=0) and
    warm (from the pool of preloaded interpreters, once they have finished preloading).
@@ -51,12 +52,16 @@ import os
 import time
 import hpt_core
 ctx = hpt_core.init()
-count = int(os.environ["REPORTS"])
+count, together = int(os.environ["REPORTS"]), int(os.environ["TOGETHER"])
 latencies, began_at = [], time.time()
 for target in ctx.targets():
-    for step in range(1, count + 1):
+    for first in range(1, count + 1, together):
+        steps = range(first, min(first + together, count + 1))
         began = time.perf_counter()
-        ctx.report_training({"loss": 1.0 / step, "step": step}, batches=step)
+        if together == 1:
+            ctx.report_training({"loss": 1.0 / first, "step": first}, batches=first)
+        else:
+            ctx.report_training_many([({"loss": 1.0 / step, "step": step}, step) for step in steps])
         latencies.append(time.perf_counter() - began)
     ctx.report_validation({"loss": 0.0}, batches=target)
 with open(os.path.join(os.environ["LATENCIES"], f"{ctx.trial_id}.json"), "w") as file:
@@ -235,17 +240,20 @@ def _ray_loop(trials: int, reuse: bool) -> dict:
 INGESTION_TRIALS = 8
 
 
-def ingestion(root: Path, reports: int) -> dict:
-    """hpt: 8 trials at once, each sending `reports` training reports as fast as its calls return."""
+def ingestion(root: Path, reports: int, together: int = 1) -> dict:
+    """hpt: 8 trials at once, each sending `reports` training reports as fast as its calls return, `together`
+    a call (1: `report_training`, else `report_training_many`)."""
     model_dir = model_directory(root, "reporting", REPORTING_TRIAL)
-    latency_dir = root / "latencies"
+    latency_dir = root / f"latencies-{together}"
     latency_dir.mkdir(exist_ok=True)
     result = run_hpt(model_dir, INGESTION_TRIALS, INGESTION_TRIALS, warm=True,
-                     env={"REPORTS": str(reports), "LATENCIES": str(latency_dir)})
+                     env={"REPORTS": str(reports), "TOGETHER": str(together), "LATENCIES": str(latency_dir)})
     training = [metric for metric in result["metrics"] if metric.kind == "training"]
     kept = {(metric.trial_id, metric.metrics["step"]) for metric in training}
     trials = [json.loads(path.read_text()) for path in latency_dir.glob("*.json")]
-    return _ingestion_row("hpt (local executor, SQLite)", INGESTION_TRIALS * reports, len(training),
+    system = "hpt `ctx.report_training`, a call per report" if together == 1 else \
+        f"hpt `ctx.report_training_many`, {together} reports a call"
+    return _ingestion_row(system, INGESTION_TRIALS * reports, len(training),
                           lost=INGESTION_TRIALS * reports - len(kept), duplicated=len(training) - len(kept),
                           seconds=max(trial["ended"] for trial in trials) - min(trial["began"] for trial in trials),
                           latencies=[value for trial in trials for value in trial["latencies"]])
@@ -405,6 +413,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, nargs="+", default=[50, 500], help="no-op trials per system (50 500)")
     parser.add_argument("--reports", type=int, default=500, help="training reports per trial for ingestion")
+    parser.add_argument("--together", type=int, default=50, help="reports a `report_training_many` call hands "
+                        "over in the batched ingestion row (default 50)")
+    parser.add_argument("--only-ingestion", action="store_true", help="measure metric ingestion only")
     parser.add_argument("--framework-trials", type=int, default=6, help="trials per framework, start kind and "
                         "concurrency")
     parser.add_argument("--frameworks", nargs="+", choices=FRAMEWORK_IMPORTS, default=list(FRAMEWORK_IMPORTS),
@@ -425,11 +436,14 @@ def main(argv: list[str] | None = None) -> int:
             "command": "python benchmarks/overhead.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "machine": f"{os.cpu_count()} cores, Python {sys.version.split()[0]}",
             "date": time.strftime("%Y-%m-%d"),
-            "launch": [row for trials in args.trials for row in launch_rows(root, trials, args.skip_ray)],
-            "ingestion": [ingestion(root, args.reports), optuna_ingestion(root, args.reports)]
+            "launch": [] if args.only_ingestion else
+            [row for trials in args.trials for row in launch_rows(root, trials, args.skip_ray)],
+            "ingestion": [ingestion(root, args.reports), ingestion(root, args.reports, args.together),
+                          optuna_ingestion(root, args.reports)]
             + ([] if args.skip_ray else [ray_ingestion(args.reports)]),
-            "frameworks": [framework_starts(root, name, args.framework_trials, concurrency)
-                           for name in args.frameworks for concurrency in args.concurrency],
+            "frameworks": [] if args.only_ingestion else
+            [framework_starts(root, name, args.framework_trials, concurrency)
+             for name in args.frameworks for concurrency in args.concurrency],
         }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

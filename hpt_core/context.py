@@ -40,9 +40,10 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 from hpt_core.channel import ChannelClient, ChannelRefused, ControllerUnreachable
+from hpt_core.channel_fields import check_finite
 from hpt_core.checkpoint_storage import checkpoint_directory, join, local_copy
 from hpt_core.errors import PATH_SEPARATOR, ConfigError, InvalidHP, Problem
 
@@ -51,6 +52,8 @@ if TYPE_CHECKING:  # the trial side never imports pydantic, numpy or YAML (see d
 
 POLL_SECONDS = 1.0
 FORCED_EXIT_SECONDS = 60.0
+REPORTS_PER_REQUEST = 1000
+"""`report_training_many` sends its reports in requests of at most this many (a request is at most 8 MiB)."""
 RESTORE_FOLDER = "hpt_restore"
 """Where a trial's working directory receives checkpoints downloaded from a URL before a restore."""
 _MISSING = object()
@@ -171,18 +174,31 @@ class TrialContext(Context):
 
         Returns once the report is stored (exactly once, whatever the retries). While the controller is away
         (killed, being resumed) the call waits and retries, with a line in the trial's output, as long as the
-        trial's time limits allow; past them it raises ControllerUnreachable."""
-        self._report("training", metrics, batches, epochs)
+        trial's time limits allow; past them it raises ControllerUnreachable. A metric whose value is NaN or
+        infinite raises ValueError naming it, and nothing of the report is stored."""
+        self._apply(self._deliver("report", self._report_body("training", metrics, batches, epochs)))
+
+    def report_training_many(self, reports: Iterable[Sequence[Any]]) -> None:
+        """Record several training reports in one call, each `(metrics, batches)` or `(metrics, batches,
+        epochs)`, in order: the way to report often (every batch) cheaply. Returns once every one is stored
+        (exactly once, in one transaction with other trials' reports); a non-finite metric in any of them
+        raises ValueError naming it before any is sent."""
+        bodies = [self._report_body("training", *report) for report in reports]
+        for start in range(0, len(bodies), REPORTS_PER_REQUEST):
+            self._apply(self._deliver("reports", {"reports": bodies[start:start + REPORTS_PER_REQUEST],
+                                                  "stop_requested": self._stop_requested}))
 
     def report_validation(self, metrics: Mapping[str, Any], *, batches: int, epochs: int = 0) -> None:
         """Record validation metrics (the searcher metric among them) like `report_training`; the reply says
-        what to do next."""
-        self._report("validation", metrics, batches, epochs)
+        what to do next. A non-finite searcher metric is sent: it ends the trial as an error ("invalid searcher
+        metric"); any other non-finite metric raises ValueError as in `report_training`."""
+        self._apply(self._deliver("report", self._report_body("validation", metrics, batches, epochs)))
 
-    def _report(self, kind: str, metrics: Mapping[str, Any], batches: int, epochs: int) -> None:
-        self._apply(self._deliver("report", {
-            "kind": kind, "metrics": _plain_metrics(metrics), "batches": int(batches), "epochs": int(epochs),
-            "stop_requested": self._stop_requested, "seq": next(self._report_seq)}))
+    def _report_body(self, kind: str, metrics: Mapping[str, Any], batches: int, epochs: int = 0) -> dict[str, Any]:
+        plain = _plain_metrics(metrics)
+        check_finite(plain, self.searcher_metric if kind == "validation" else None)
+        return {"kind": kind, "metrics": plain, "batches": int(batches), "epochs": int(epochs),
+                "stop_requested": self._stop_requested, "seq": next(self._report_seq)}
 
     def set_stop_requested(self, stop: bool = True) -> None:
         super().set_stop_requested(stop)
@@ -296,6 +312,9 @@ class LocalContext(Context):
         return self._target_validated or self._stop_requested
 
     def report_training(self, metrics: Mapping[str, Any], *, batches: int, epochs: int = 0) -> None:
+        pass
+
+    def report_training_many(self, reports: Iterable[Sequence[Any]]) -> None:
         pass
 
     def report_validation(self, metrics: Mapping[str, Any], *, batches: int, epochs: int = 0) -> None:

@@ -13,6 +13,7 @@ the experiment PAUSED: only the user ends an experiment.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import logging
 import math
@@ -22,11 +23,12 @@ import sys
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from hpt_core import channel_fields as fields
 from hpt_core import checkpoint_storage
-from hpt_core.channel import ChannelRefused, ChannelServer, Sender, attempt_secret
+from hpt_core.channel import ChannelRefused, Sender, attempt_secret
+from hpt_core.channel_server import HttpChannelServer, Request, SocketChannelServer
 from hpt_core.checkpoint_gc import collect_garbage
 from hpt_core.config import ExperimentConfig
 from hpt_core.errors import SearcherError
@@ -46,6 +48,8 @@ LOOP_SECONDS = 0.05
 FOLLOW_STORAGE_SECONDS = 0.5
 SNAPSHOT_EVENTS = 200
 SNAPSHOT_SECONDS = 5.0
+REPORT_CALLS = ("report", "reports")
+"""A report, and several reports of one trial in one request (`TrialContext.report_training_many`)."""
 CHECKPOINT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -97,7 +101,8 @@ class Controller:
         self._group_commit = GroupCommit(storage)
         self._woken = threading.Event()
         executor.exit_listener = self._woken.set
-        self.channel: ChannelServer | None = None
+        self.channel: HttpChannelServer | None = None
+        self.local_channel: SocketChannelServer | None = None
         record = storage.get_experiment(experiment_id)
         self.experiment_dir, self.experiment_uuid = record.experiment_dir, record.uuid
         self._handlers = {"start": self._on_start, "checkpoint": self._on_checkpoint, "status": self._on_status,
@@ -123,8 +128,7 @@ class Controller:
             self.lease.release()
 
     def _run(self) -> str:
-        self.channel = ChannelServer(self._handle, self.secret, host=self.host).start()
-        write_private(channel_file(self.experiment_dir), json.dumps({"url": self.channel.url}))
+        self._start_channels()
         if self.config.max_time is not None:
             age = (_now() - self.storage.get_experiment(self.experiment_id).created_at).total_seconds()
             self._deadline = time.monotonic() + self.config.max_time - age
@@ -146,7 +150,7 @@ class Controller:
                     self.on_tick(self)
                 self._woken.wait(LOOP_SECONDS)
         except LeaseLost:
-            self.channel.stop()  # what trials send now is the new holder's to record, not this controller's
+            self._stop_channels()  # what trials send now is the new holder's to record, not this controller's
             self.executor.shutdown()
             raise
         except Exception as error:
@@ -156,7 +160,7 @@ class Controller:
             self._pause_after(error)
             raise
         finally:
-            self.channel.stop()
+            self._stop_channels()
         state = self.machine.final_state()
         self.executor.shutdown()
         self._save_snapshot()
@@ -178,6 +182,31 @@ class Controller:
                 self._on_process_exit(trial_exit)
             self._launch_pending(batch)
             self._snapshot_when_due()
+
+    def _start_channels(self) -> None:
+        """Serve trials over HTTP and, where the machine allows, over a Unix-domain socket (faster, for trials
+        on this machine); write both addresses to the channel file, where trials find a resumed controller."""
+        self._remove_left_behind_socket()
+        self.channel = HttpChannelServer(self._handle, self.secret, host=self.host).start()
+        addresses = {"url": self.channel.url}
+        if SocketChannelServer.possible():
+            self.local_channel = SocketChannelServer(self._handle, self.secret).start()
+            addresses["local_url"] = self.local_channel.url
+        write_private(channel_file(self.experiment_dir), json.dumps(addresses))
+
+    def _remove_left_behind_socket(self) -> None:
+        """A controller killed before it could stop left its socket; the channel file names it."""
+        try:
+            previous = json.loads(channel_file(self.experiment_dir).read_text()).get("local_url")
+        except (OSError, ValueError, AttributeError):
+            return
+        if isinstance(previous, str):
+            SocketChannelServer.remove_left_behind(previous)
+
+    def _stop_channels(self) -> None:
+        for server in (self.channel, self.local_channel):
+            if server is not None:
+                server.stop()
 
     def _pause_after(self, error: BaseException) -> None:
         """A failure stops the trials and leaves the experiment PAUSED (resumable); it never ends it."""
@@ -322,7 +351,7 @@ class Controller:
         env = {
             "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
             **self.config.environment.variables,
-            "HPT_CONTROLLER_URL": self.channel.url,
+            "HPT_CONTROLLER_URL": self._channel_url_for_trials(),
             "HPT_CHANNEL_FILE": str(channel_file(self.experiment_dir)),
             "HPT_SECRET": attempt_secret(self.secret, trial.trial_id, attempt),
             "HPT_EXPERIMENT_ID": str(self.experiment_id),
@@ -334,6 +363,13 @@ class Controller:
             log_path=str(trial_log(self.experiment_dir, trial.trial_id)),
             slots=self.config.resources.slots_per_trial,
         )
+
+    def _channel_url_for_trials(self) -> str:
+        """The socket for trials on this machine; HTTP when the executor runs them elsewhere (it names the
+        address they reach the controller at)."""
+        if self.local_channel is not None and self.executor.controller_host is None:
+            return self.local_channel.url
+        return self.channel.url
 
     def _launch(self, trial: Trial, spec: LaunchSpec, batch: Batch) -> None:
         self.executor.ensure_stopped(trial.trial_id)
@@ -353,22 +389,38 @@ class Controller:
 
     # --- the channel ------------------------------------------------------------------------
 
-    def _handle(self, name: str, body: dict[str, Any], sender: Sender) -> dict[str, Any]:
-        if name != "report" and name not in self._handlers:
-            raise ChannelRefused(404, f"no such endpoint: {name}")
-        if self._resuming:
-            return self._answer_while_resuming(name, body, sender)
+    def _handle(self, requests: Sequence[Request]) -> list[Any]:
+        """Answer each request: its reply, or the exception that refuses it. The reports among them are stored
+        in one group commit."""
+        answers: list[Any] = [None] * len(requests)
+        reports = [index for index, request in enumerate(requests) if request.name in REPORT_CALLS]
+        for index, request in enumerate(requests):
+            if request.name not in REPORT_CALLS:
+                answers[index] = self._answer(request)
+        for index, answer in zip(reports, self._on_reports([requests[index] for index in reports])):
+            answers[index] = answer
+        self._woken.set()  # what the trials said may let the loop launch or end something now
+        return answers
+
+    def _answer(self, request: Request) -> Any:
         try:
-            if name == "report":
-                return self._on_report(body, sender)
+            if request.name not in self._handlers:
+                raise ChannelRefused(404, f"no such endpoint: {request.name}")
+            if self._resuming:
+                self._sender_named(request.body, request.sender)
+                return self._stop_while_resuming()
             with self._lock, self.storage.batch():
-                return self._handlers[name](self._identify(body, sender), body)
-        except SearcherError as error:  # the loop stops the experiment; the trial is told to stop now
-            with self._lock:
-                self._failure = self._failure or error
-                return {"decision": "stop", "checkpoint": False, "decision_seq": self._next_decision_seq()}
-        finally:
-            self._woken.set()  # what the trial said may let the loop launch or end something now
+                return self._handlers[request.name](self._identify(request.body, request.sender), request.body)
+        except SearcherError as error:
+            return self._stop_on(error)
+        except Exception as error:
+            return error
+
+    def _stop_on(self, error: SearcherError) -> dict[str, Any]:
+        """The loop stops the experiment on a search method's error; the trial is told to stop now."""
+        with self._lock:
+            self._failure = self._failure or error
+            return {"decision": "stop", "checkpoint": False, "decision_seq": self._next_decision_seq()}
 
     def _identify(self, body: Mapping[str, Any], sender: Sender) -> Trial:
         trial_id, attempt = self._sender_named(body, sender)
@@ -399,18 +451,25 @@ class Controller:
             self._decision_seq = max(self._decision_seq + 1, time.time_ns())
             return self._decision_seq
 
-    def _answer_while_resuming(self, name: str, body: dict[str, Any], sender: Sender) -> dict[str, Any]:
+    def _stop_while_resuming(self) -> dict[str, Any]:
         """While this controller takes over from a dead one, trials the dead one started still deliver what
         they held: their reports are stored (once), their checkpoints found on disk, and they are told to stop
         (they start again from their restore point once the experiment runs)."""
-        trial_id, attempt = self._sender_named(body, sender)
-        if name == "report":
-            self._group_commit.store(self._report_of(body, trial_id, attempt))
         return {"decision": "stop", "checkpoint": True, "decision_seq": self._next_decision_seq()}
+
+    def _reports_in(self, request: Request, trial_id: int, attempt: int) -> list[Report]:
+        if request.name == "report":
+            return [self._report_of(request.body, trial_id, attempt)]
+        reports = []
+        for index, item in enumerate(fields.objects(request.body, "reports")):
+            with fields.within(f"reports[{index}]"):
+                reports.append(self._report_of(item, trial_id, attempt))
+        return reports
 
     def _report_of(self, body: Mapping[str, Any], trial_id: int, attempt: int) -> Report:
         kind = fields.choice(body, "kind", ("training", "validation"))
-        metrics, batches, epochs = (fields.json_object(body, "metrics"), fields.count(body, "batches"),
+        searcher_metric = self.config.searcher.metric if kind == "validation" else None
+        metrics, batches, epochs = (fields.metrics(body, "metrics", searcher_metric), fields.count(body, "batches"),
                                     fields.count(body, "epochs", default=0))
         return Report(trial_id, attempt, fields.count(body, "seq"), kind, metrics, batches, epochs,
                       length=self.machine.units.to_searcher(batches, epochs))
@@ -464,28 +523,47 @@ class Controller:
             return self.storage.latest_checkpoint(searcher.source_trial_id)
         return None
 
-    def _on_report(self, body: Mapping[str, Any], sender: Sender) -> dict[str, Any]:
-        """Store a report once, then tell the state machine about it unless it was a repeat. A training report is
-        stored in a group commit with other trials' reports, outside the controller's lock; a validation, which
-        the search method hears of, in one commit with what it leads to."""
-        stop_requested = fields.flag(body, "stop_requested")
-        with self._lock:
-            trial = self._identify(body, sender)
-        report = self._report_of(body, trial.trial_id, trial.attempt)
-        if report.kind == "validation":
-            with self._lock, self.storage.batch():
-                trial = self._identify(body, sender)
-                return self._after_report(trial, report, self.storage.add_reports([report])[0], stop_requested)
-        stored_now = self._group_commit.store(report)
-        with self._lock, self.storage.batch():
-            return self._after_report(trial, report, stored_now, stop_requested)
+    def _on_reports(self, requests: Sequence[Request]) -> list[Any]:
+        """Store the requests' reports once each, all in one group commit outside the controller's lock, then
+        tell the state machine about those that were not repeats; answer each request with its trial's
+        decision (or the error that refuses it: then none of its reports is stored)."""
+        resuming = self._resuming  # the lock is the rebuild's until it ends: reports are stored meanwhile
+        answers: list[Any] = [None] * len(requests)
+        accepted: list[tuple[int, Trial | None, list[Report], bool]] = []
+        with contextlib.nullcontext() if resuming else self._lock:
+            for index, request in enumerate(requests):
+                try:
+                    trial_id, attempt = self._sender_named(request.body, request.sender)
+                    trial = None if resuming else self._identify(request.body, request.sender)
+                    stop_requested = fields.flag(request.body, "stop_requested")
+                    accepted.append((index, trial, self._reports_in(request, trial_id, attempt), stop_requested))
+                except Exception as error:
+                    answers[index] = error
+        try:
+            stored = self._group_commit.store([report for _, _, reports, _ in accepted for report in reports])
+        except Exception as error:
+            for index, *_ in accepted:
+                answers[index] = error
+            return answers
+        with contextlib.nullcontext() if resuming else self._lock, self.storage.batch():
+            for index, trial, reports, stop_requested in accepted:
+                stored_now, stored = stored[:len(reports)], stored[len(reports):]
+                answers[index] = self._stop_while_resuming() if trial is None else \
+                    self._reported(trial, reports, stored_now, stop_requested)
+        return answers
 
-    def _after_report(self, trial: Trial, report: Report, stored_now: bool, stop_requested: bool) -> dict[str, Any]:
-        if stored_now:
-            notify("hpt_metrics_reported", experiment_id=self.experiment_id, trial_id=trial.trial_id,
-                   kind=report.kind, metrics=report.metrics, batches=report.batches, epochs=report.epochs)
-            self.machine.reported(trial, report.kind, report.metrics, report.batches, report.epochs, stop_requested)
-        return self._decision(trial)
+    def _reported(self, trial: Trial, reports: Sequence[Report], stored_now: Sequence[bool],
+                  stop_requested: bool) -> dict[str, Any]:
+        try:
+            for report, new in zip(reports, stored_now):
+                if new:
+                    notify("hpt_metrics_reported", experiment_id=self.experiment_id, trial_id=trial.trial_id,
+                           kind=report.kind, metrics=report.metrics, batches=report.batches, epochs=report.epochs)
+                    self.machine.reported(trial, report.kind, report.metrics, report.batches, report.epochs,
+                                          stop_requested)
+            return self._decision(trial)
+        except SearcherError as error:
+            return self._stop_on(error)
 
     def _on_checkpoint(self, trial: Trial, body: Mapping[str, Any]) -> dict[str, Any]:
         """Register a finished checkpoint; its path is ours (the checkpoint root and its id), never the request's."""

@@ -1,9 +1,10 @@
 """Group commit: the reports that many trials send at once are stored in one transaction.
 
-Each channel thread hands its report to `GroupCommit.store` and waits. The first waiting thread that finds
-no transaction running becomes the writer: it takes every report waiting at that moment (its own among
-them) and stores them in one transaction, so one commit (one fsync) serves many trials; the reports that
-arrive meanwhile go together into the next. A report's call returns once its transaction has committed.
+A caller (a channel thread, or the socket channel with every report that arrived while it was busy) hands
+its reports to `GroupCommit.store` and waits. The first waiting caller that finds no transaction running
+becomes the writer: it takes every report waiting at that moment (its own among them) and stores them in
+one transaction, so one commit (one fsync) serves many trials; the reports that arrive meanwhile go
+together into the next. A caller returns once its reports' transaction has committed.
 """
 
 from __future__ import annotations
@@ -17,18 +18,18 @@ from hpt_core.storage import Report, Storage
 
 @dataclass
 class _Waiting:
-    report: Report
-    stored_now: bool | None = None
+    reports: Sequence[Report]
+    stored_now: list[bool] | None = None
     error: BaseException | None = None
 
     @property
     def done(self) -> bool:
         return self.stored_now is not None or self.error is not None
 
-    def outcome(self) -> bool:
+    def outcome(self) -> list[bool]:
         if self.error is not None:
             raise self.error
-        return bool(self.stored_now)
+        return list(self.stored_now or [])
 
 
 class GroupCommit:
@@ -40,9 +41,12 @@ class GroupCommit:
         self._waiting: list[_Waiting] = []
         self._writing = False
 
-    def store(self, report: Report) -> bool:
-        """Store `report` once by its (trial, attempt, seq); True if stored now, False if it was already."""
-        entry = _Waiting(report)
+    def store(self, reports: Sequence[Report]) -> list[bool]:
+        """Store each report once by its (trial, attempt, seq): for each, True if stored now, False if it was
+        already (a retry)."""
+        if not reports:
+            return []
+        entry = _Waiting(reports)
         with self._changed:
             self._waiting.append(entry)
             while self._writing and not entry.done:
@@ -60,10 +64,10 @@ class GroupCommit:
 
     def _write(self, batch: Sequence[_Waiting]) -> None:
         try:
-            stored = self._storage.add_reports([entry.report for entry in batch])
-        except Exception as error:  # each caller answers for its own report
+            stored = self._storage.add_reports([report for entry in batch for report in entry.reports])
+        except Exception as error:  # each caller answers for its own reports
             for entry in batch:
                 entry.error = error
         else:
-            for entry, stored_now in zip(batch, stored):
-                entry.stored_now = stored_now
+            for entry in batch:
+                entry.stored_now, stored = stored[:len(entry.reports)], stored[len(entry.reports):]

@@ -351,11 +351,16 @@ class TrialMachine:
         """End every trial that is not running (CANCELED); the running ones, returned, must be stopped."""
         self.cancelling = True
         running = [trial for trial in self.trials.values() if trial.process_alive]
-        for trial in list(self.trials.values()):
-            if not trial.process_alive and not trial.ended:
+        self._cancel_waiting()
+        return running
+
+    def _cancel_waiting(self) -> None:
+        """End every trial that neither runs nor has ended CANCELED, those the search method creates meanwhile
+        too (on hearing of an exit, or of a report that a stopping trial still sends)."""
+        while waiting := [trial for trial in self.trials.values() if not trial.process_alive and not trial.ended]:
+            for trial in waiting:
                 self.end_trial(trial, "CANCELED", EndReason.CANCELED, ExitedReason.USER_CANCELED)
         self.pending.clear()
-        return running
 
     def end_at_time_limit(self) -> None:
         """Close the books when `max_time` is up: paused trials are COMPLETED, waiting ones CANCELED."""
@@ -371,6 +376,7 @@ class TrialMachine:
         if any(trial.process_alive for trial in self.trials.values()):
             return False
         if self.cancelling:
+            self._cancel_waiting()
             return True
         if self.time_is_up and self.shutdown is None:
             self.end_at_time_limit()

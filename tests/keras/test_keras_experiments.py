@@ -95,6 +95,14 @@ def test_early_stopping_ends_the_trial_completed_with_a_checkpoint(experiments):
     assert {"name": "on_trial_exited_early", "args": [trial.request_id, "USER_REQUESTED_STOP"]} in events
 
 
+def test_a_nan_training_loss_ends_the_trial_with_an_error_naming_it(experiments):
+    run = experiments.run({"name": "single", "max_length": {"epochs": 2}}, {"behaviour": "nan_loss"},
+                          max_restarts=0)
+    (trial,) = run.trials()
+    assert trial.state == "ERROR" and run.metrics(trial, "training") == []
+    assert "ValueError: metric 'loss' is nan" in run.trial_output(trial.id)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_killed_trial_restarts_from_its_last_checkpoint(experiments, backend):
     run = experiments.run(

@@ -251,6 +251,21 @@ def test_cancel_ends_waiting_trials_and_returns_the_running_ones_to_stop() -> No
     assert running.state == "CANCELED" and machine.finished() and machine.final_state() == "CANCELED"
 
 
+def test_a_trial_created_while_cancelling_is_canceled_when_the_experiment_ends() -> None:
+    machine = machine_for(experiment({"name": "adaptive_asha", "max_length": {"epochs": 4}, "max_trials": 4,
+                                      "mode": "aggressive", "divisor": 2, "max_concurrent_trials": 2}))
+    machine.dispatch("initial_operations")
+    first, second = started(machine, 1), started(machine, 2)
+    machine.cancel()
+    validate(machine, first, 0.5, epochs=1)  # a stopping trial's last report: the search method creates trial 3
+    assert machine.trials[3].state == "PENDING"
+    machine.exited(first, 0)
+    machine.exited(second, 0)
+    assert machine.finished() and machine.final_state() == "CANCELED"
+    assert [trial.state for trial in machine.trials.values()] == ["CANCELED"] * len(machine.trials)
+    assert machine.pending == []
+
+
 def test_at_the_time_limit_paused_trials_complete_and_waiting_ones_are_canceled() -> None:
     machine = machine_for(asha())
     machine.dispatch("initial_operations")

@@ -163,6 +163,14 @@ def test_invalid_hp_raised_in_the_module_ends_the_trial_as_invalid(behaviours):
     assert (trial.state, trial.end_reason, trial.restarts) == ("CANCELED", "invalid hyperparameters", 0)
 
 
+def test_a_nan_training_loss_ends_the_trial_with_an_error_naming_it(tmp_path):
+    run = run_experiment(tmp_path, {"name": "single", "max_length": {"epochs": 2}}, {"behaviour": "nan_loss"},
+                         max_restarts=0)
+    (trial,) = run.trials()
+    assert trial.state == "ERROR" and run.metrics(trial, "training") == []
+    assert "ValueError: metric 'loss' is nan" in run.trial_output(trial.id)
+
+
 def test_a_cancelled_trial_checkpoints_and_fit_returns_normally(tmp_path):
     experiments = experiments_in(tmp_path)
     storage = experiments.storage()

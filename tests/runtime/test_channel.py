@@ -1,9 +1,11 @@
-"""The channel of a real running experiment, sent malformed requests over raw sockets: each gets a 4xx
-naming what is wrong (or, cut short, nothing), the trial goes on reporting, and the log stays short."""
+"""The channel of a real running experiment, sent malformed requests over raw sockets, on both transports
+(HTTP, and the Unix-domain socket that trials on the controller's machine use): each gets a 4xx naming what
+is wrong (or, cut short, nothing), the trial goes on reporting, and the log stays short."""
 
 import json
 import logging
 import socket
+import struct
 import sys
 import threading
 import time
@@ -13,7 +15,8 @@ from pathlib import Path
 import pytest
 
 import hpt_core
-from hpt_core.channel import MAX_BODY_BYTES, REFUSALS_LOGGED_PER_MINUTE, attempt_secret
+from hpt_core.channel import MAX_BODY_BYTES, attempt_secret
+from hpt_core.channel_server import REFUSALS_LOGGED_PER_MINUTE
 from hpt_core.runner import build_controller, create_experiment
 from hpt_core.storage import Storage
 
@@ -29,6 +32,7 @@ class Running:
         self.identity = {"trial_id": self.trial_id, "attempt": controller.trials[1].attempt}
         self.secret = attempt_secret(controller.secret, self.trial_id, self.identity["attempt"])
         self.address = urllib.parse.urlsplit(controller.channel.url).netloc.split(":")
+        self.socket_path = str(controller.local_channel.path)
 
     def send(self, raw: bytes, *, finish: bool = True) -> bytes:
         """Send `raw` bytes; the reply (b"" if the channel closed without one). `finish`: close our side after."""
@@ -48,6 +52,23 @@ class Running:
         head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         return status_and_error(self.send(f"POST /v1/{name} HTTP/1.1\r\nHost: x\r\n{head}\r\n".encode() + body))
 
+    def send_frames(self, raw: bytes, *, finish: bool = True) -> bytes:
+        """Send `raw` bytes to the Unix-domain socket; what came back until the channel closed or went quiet."""
+        with socket.socket(socket.AF_UNIX) as connection:
+            connection.settimeout(30)
+            connection.connect(self.socket_path)
+            connection.sendall(raw)
+            if finish:
+                connection.shutdown(socket.SHUT_WR)
+            reply = b""
+            while chunk := connection.recv(65536):
+                reply += chunk
+            return reply
+
+    def call(self, name: str, body, *, secret: str | None = None) -> tuple[int, str]:
+        """Call `name` over the Unix-domain socket as this trial (or as the holder of `secret`): status, error."""
+        return frame_status(self.send_frames(frame({"call": name, "secret": secret or self.secret, "body": body})))
+
     def report(self, **fields) -> tuple[int, str]:
         body = {**self.identity, "kind": "validation", "metrics": {"val_loss": 0.5}, "batches": 10, "epochs": 1,
                 "seq": 10**9, **fields}
@@ -55,6 +76,19 @@ class Running:
 
     def reports_stored(self) -> int:
         return len(self.storage.metrics(trial_id=self.trial_id))
+
+
+def frame(message) -> bytes:
+    data = json.dumps(message).encode()
+    return struct.pack(">I", len(data)) + data
+
+
+def frame_status(reply: bytes) -> tuple[int, str]:
+    """The status and error of the first reply frame in `reply` (0 if there is none)."""
+    if len(reply) < 4:
+        return 0, ""
+    answer = json.loads(reply[4:4 + struct.unpack(">I", reply[:4])[0]])
+    return answer["status"], answer.get("error", "")
 
 
 def status_and_error(reply: bytes) -> tuple[int, str]:
@@ -198,3 +232,122 @@ def test_many_half_sent_requests_leave_a_short_log_and_no_traceback(running, cap
     assert 1 <= len(warnings) <= REFUSALS_LOGGED_PER_MINUTE + 1
     assert all(record.exc_info is None and len(record.getMessage()) < 600 for record in warnings)
     assert "Traceback" not in capfd.readouterr().err
+
+
+# --- the Unix-domain socket -------------------------------------------------------------------------------
+
+
+def report_body(running: Running, **fields):
+    return {**running.identity, "kind": "validation", "metrics": {"val_loss": 0.5}, "batches": 10, "epochs": 1,
+            "seq": 10**9, **fields}
+
+
+@pytest.mark.parametrize(("fields", "named"), [
+    ({"batches": float("inf")}, "'batches'"),
+    ({"batches": "10"}, "'batches'"),
+    ({"metrics": None}, "'metrics'"),
+    ({"kind": "test"}, "'kind'"),
+    ({"attempt": 1.0}, "'attempt'"),
+    ({"kind": "training", "metrics": {"loss": float("nan")}}, "metric 'loss' is nan"),
+    ({"metrics": {"val_loss": 0.5, "accuracy": float("inf")}}, "metric 'accuracy' is inf"),
+    ({"metrics": {"val_loss": 0.5, "curve": [0.5, float("-inf")]}}, "metric 'curve' is [0.5, -inf]"),
+])
+def test_a_socket_report_with_a_wrong_field_is_a_400_naming_it_and_nothing_is_stored(running, fields, named):
+    status, error = running.call("report", report_body(running, **fields))
+    assert status == 400 and named in error
+    assert all(record.seq != 10**9 for record in running.storage.metrics(trial_id=running.trial_id))
+    wait_for_another_report(running)
+
+
+def test_a_non_finite_metric_over_http_is_a_400_naming_the_metric(running):
+    body = report_body(running, kind="training", metrics={"loss": float("nan")})
+    status, error = running.post("report", json.dumps(body).encode())
+    assert status == 400 and "metric 'loss' is nan" in error
+    assert all(record.seq != 10**9 for record in running.storage.metrics(trial_id=running.trial_id))
+
+
+def test_a_socket_report_sent_again_after_its_reply_was_lost_is_stored_once(running):
+    body = report_body(running, kind="training", metrics={"resent": 1})
+    with socket.socket(socket.AF_UNIX) as connection:
+        connection.connect(running.socket_path)
+        connection.sendall(frame({"call": "report", "secret": running.secret, "body": body}))  # gone before the reply
+    assert running.call("report", body)[0] == 200
+    assert running.call("report", body)[0] == 200
+    resent = [record for record in running.storage.metrics(trial_id=running.trial_id) if "resent" in record.metrics]
+    assert [(record.attempt, record.seq) for record in resent] == [(running.identity["attempt"], 10**9)]
+
+
+def test_reports_sent_together_are_stored_once_each_and_a_bad_one_refuses_them_all(running):
+    items = [{"kind": "training", "metrics": {"together": step}, "batches": step, "seq": 10**9 + step}
+             for step in range(5)]
+    body = {**running.identity, "reports": items}
+    assert running.call("reports", body)[0] == 200
+    assert running.post("reports", json.dumps(body).encode())[0] == 200  # a repeat, over HTTP: stored once
+    together = [record for record in running.storage.metrics(trial_id=running.trial_id) if "together" in record.metrics]
+    assert [record.metrics["together"] for record in together] == list(range(5))
+    bad = {**running.identity, "reports": [{**items[0], "seq": 2 * 10**9}, {**items[1], "batches": -1}]}
+    status, error = running.call("reports", bad)
+    assert status == 400 and "reports[1]: field 'batches'" in error
+    assert all(record.seq != 2 * 10**9 for record in running.storage.metrics(trial_id=running.trial_id))
+    for reports in ([], "five", [1, 2]):
+        status, error = running.call("reports", {**running.identity, "reports": reports})
+        assert status == 400 and "'reports'" in error
+
+
+def test_a_trial_s_secret_cannot_speak_for_another_trial_or_attempt_over_the_socket(running):
+    other = attempt_secret(running.controller.secret, running.trial_id + 1, 1)
+    assert running.call("report", report_body(running), secret=other)[0] == 401
+    stale = attempt_secret(running.controller.secret, running.trial_id, running.identity["attempt"] + 1)
+    body = report_body(running, attempt=running.identity["attempt"] + 1)
+    assert running.call("report", body, secret=stale)[0] == 409
+    assert running.call("report", report_body(running), secret="1.1." + "0" * 64)[0] == 401
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    pytest.param(struct.pack(">I", MAX_BODY_BYTES + 1), 413, id="frame-too-large"),
+    pytest.param(struct.pack(">I", 8) + b"not json", 400, id="not-json"),
+    pytest.param(struct.pack(">I", 6) + b"[1, 2]", 400, id="not-an-object"),
+    pytest.param(struct.pack(">I", 2) + b"\xff\xfe", 400, id="not-utf8"),
+    pytest.param(struct.pack(">I", 200_000) + b"[" * 100_000 + b"]" * 100_000, 400, id="nested-100000-deep"),
+    pytest.param(frame({"call": "report", "body": {}}), 401, id="no-secret"),
+    pytest.param(frame({"call": "report", "secret": 5, "body": {}}), 401, id="secret-not-a-string"),
+])
+def test_a_malformed_frame_is_a_4xx_and_closes_its_connection(running, raw, expected):
+    reply = running.send_frames(raw + frame({"call": "status", "secret": running.secret, "body": running.identity}),
+                                finish=False)
+    assert frame_status(reply)[0] == expected
+    assert len(reply) == 4 + struct.unpack(">I", reply[:4])[0]  # the request after it got no answer
+    wait_for_another_report(running)
+
+
+@pytest.mark.parametrize(("message", "expected"), [
+    ({"call": 5, "body": {}}, 400),
+    ({"call": "report", "body": [1]}, 400),
+    ({"call": "nonsense", "body": {}}, 404),
+])
+def test_a_frame_with_a_bad_call_or_body_is_a_4xx(running, message, expected):
+    assert frame_status(running.send_frames(frame({**message, "secret": running.secret})))[0] == expected
+
+
+def test_a_frame_cut_short_gets_no_reply_and_the_channel_goes_on(running):
+    assert running.send_frames(struct.pack(">I", 100) + b'{"call": "rep') == b""
+    assert running.call("status", running.identity)[0] == 200
+
+
+def test_many_half_sent_frames_leave_a_short_log_and_no_traceback(running, caplog, capfd):
+    caplog.set_level(logging.DEBUG, logger="hpt_core.channel")
+    for _ in range(150):
+        with socket.socket(socket.AF_UNIX) as connection:
+            connection.connect(running.socket_path)
+            connection.sendall(struct.pack(">I", 1000) + b'{"call":')
+    wait_for_another_report(running)
+    warnings = [record for record in caplog.records
+                if record.name == "hpt_core.channel" and record.levelno >= logging.WARNING]
+    assert 1 <= len(warnings) <= REFUSALS_LOGGED_PER_MINUTE + 1
+    assert all(record.exc_info is None and len(record.getMessage()) < 600 for record in warnings)
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_the_socket_is_in_a_folder_only_its_owner_can_enter(running):
+    folder = Path(running.socket_path).parent
+    assert folder.stat().st_mode & 0o777 == 0o700

@@ -58,6 +58,11 @@ def trial_output(experiments):
     return (experiment_dir / "trials" / "1" / "output.log").read_text()
 
 
+def channel_addresses(experiments):
+    with experiments.storage() as storage:
+        return json.loads((Path(storage.get_experiment(1).experiment_dir) / "channel.json").read_text())
+
+
 def test_reports_made_while_the_controller_is_dead_are_stored_exactly_once_after_resume(tmp_path):
     experiments = ExperimentFolder(tmp_path, variables={"EPOCH_SECONDS": "0.2"})
     config_path = experiments.write_file("exp", {"name": "single", "max_length": {"epochs": 25}}, {"quality": 1.0})
@@ -65,8 +70,11 @@ def test_reports_made_while_the_controller_is_dead_are_stored_exactly_once_after
     wait_for(lambda: "does not answer" in trial_output(experiments), 30, "the trial did not say it waits")
     time.sleep(1.0)
     assert is_running(trial_pid)  # it waits for a controller rather than losing its report
+    left_behind = Path(channel_addresses(experiments)["local_url"].removeprefix("unix://"))
+    assert left_behind.exists()  # the killed controller could not remove its socket
     resumed = experiments.hpt("experiment", "resume", "1", "--quiet", timeout=240)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert not left_behind.parent.exists()  # the resumed controller removed it
     with experiments.storage() as storage:
         stored = storage.metrics(experiment_id=1)
         assert storage.get_experiment(1).state == "COMPLETED"

@@ -161,6 +161,26 @@ def test_a_nan_searcher_metric_is_an_error_at_once_without_restarts(experiments)
     assert normal.state == "COMPLETED" and run.state == "COMPLETED"
 
 
+def test_a_nan_training_metric_is_refused_by_the_report_call_naming_it_and_nothing_of_it_is_stored(experiments):
+    run = experiments.run({"name": "single", "max_length": {"epochs": 3}}, {"behaviour": "nan_training"},
+                          max_restarts=0)
+    (trial,) = run.trials()
+    assert trial.state == "ERROR"
+    stored = run.storage.metrics(trial_id=trial.id, kind="training")
+    assert [record.epochs for record in stored] == [1]  # the second epoch's report raised in the trial
+    assert "ValueError: metric 'loss' is nan" in run.trial_output(trial.id)
+
+
+def test_training_reports_handed_over_together_are_each_stored_once_in_order(experiments):
+    run = experiments.run({"name": "single", "max_length": {"epochs": 3}}, {"behaviour": "batched"})
+    (trial,) = run.trials()
+    assert trial.state == "COMPLETED"
+    stored = run.storage.metrics(trial_id=trial.id, kind="training")
+    returned = [(entry["batches"], entry["metrics"]) for entry in run.log("report", kind="training")]
+    assert [(record.batches, record.metrics) for record in stored] == returned
+    assert len(returned) == 30 and [record.seq for record in stored] == list(range(1, 31))
+
+
 @pytest.mark.parametrize("searcher", [
     {"name": "random", "max_length": 2, "max_trials": 3},
     {"name": "adaptive_asha", "max_length": 4, "max_trials": 4, "mode": "aggressive", "divisor": 2},

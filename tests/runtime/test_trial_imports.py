@@ -17,7 +17,7 @@ import helpers  # the trial's own module: never preloaded, so edits to it are se
 
 ctx = hpt_core.init()
 heavy = ("pydantic", "sqlalchemy", "numpy", "yaml", "pluggy", "hpt_core.searchers", "hpt_core.config",
-         "hpt_core.storage", "hpt_core.controller", "hpt_core.plugins")
+         "hpt_core.storage", "hpt_core.controller", "hpt_core.plugins", "http.server", "http.client")
 with open(os.environ["TRIAL_LOG"], "a") as log:
     log.write(json.dumps({"event": "start", "trial_id": ctx.trial_id,
                           "imported": [name for name in heavy if name in sys.modules]}) + "\\n")

@@ -36,8 +36,9 @@ def test_a_group_commit_of_many_threads_keeps_every_report_once(storage: Storage
     commit = GroupCommit(storage)
     sent = [report(trial, 1, seq) for trial in trial_ids for seq in range(1, 26)]
     with ThreadPoolExecutor(max_workers=8) as pool:
-        first = list(pool.map(commit.store, sent))
-        again = list(pool.map(commit.store, sent))
-    assert all(first) and not any(again)
+        first = [stored for one in pool.map(commit.store, [[r] for r in sent]) for stored in one]
+        again = [stored for one in pool.map(commit.store, [sent[index:index + 5] for index in range(0, len(sent), 5)])
+                 for stored in one]
+    assert len(first) == len(again) == len(sent) and all(first) and not any(again)
     stored = storage.metrics(experiment_id=experiment_id)
     assert sorted((record.trial_id, record.seq) for record in stored) == sorted((r.trial_id, r.seq) for r in sent)

@@ -66,6 +66,8 @@ class Diverging(keras.layers.Layer):
 features, labels = load_digits(return_X_y=True)
 features = (features / 16.0).astype("float32")
 x_train, y_train, x_val, y_val = features[:512], labels[:512], features[512:768], labels[512:768]
+if behaviour == "nan_loss":  # one NaN input: the first epoch's training loss is NaN
+    x_train[0, 0] = np.nan
 
 layers = [keras.layers.Dense(16, activation="relu"), keras.layers.Dense(10, activation="softmax")]
 model = keras.Sequential([keras.Input((64,)), *([Diverging()] if behaviour == "invalid_train" else []), *layers])

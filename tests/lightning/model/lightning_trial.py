@@ -3,7 +3,7 @@
 Its training is a user's ordinary script with `HptCallback` added; a `Probe` callback after it writes
 what the Trainer did (per rank) to $TRIAL_LOG as JSON lines, so the tests can compare that with what
 storage holds. Hyperparameters: `lr`, `package` (lightning | pytorch_lightning), `strategy` and
-`devices`, `check_val_every_n_epoch`, `behaviour` (normal | early_stop | die_once | invalid | slow).
+`devices`, `check_val_every_n_epoch`, `behaviour` (normal | early_stop | die_once | invalid | slow | nan_loss).
 
 The module logs as Lightning's documentation tells DDP users to: epoch-level metrics with
 `sync_dist=True`, step-level ones too, and torchmetrics objects. Each `*marker*` metric logs the
@@ -69,7 +69,8 @@ class Classifier(L.LightningModule):
             time.sleep(0.05)
         features, labels = batch
         loss = torch.nn.functional.cross_entropy(self.net(features), labels)
-        self.log("loss", loss, on_step=False, on_epoch=True, sync_dist=True)
+        logged_loss = loss * float("nan") if behaviour == "nan_loss" else loss  # a diverged training loss
+        self.log("loss", logged_loss, on_step=False, on_epoch=True, sync_dist=True)
         self.log("train_marker", self.marker(), on_step=False, on_epoch=True, sync_dist=True)
         self.log("step_marker", self.marker(), on_step=True, on_epoch=False, sync_dist=True)
         self.train_marker_metric.update(self.marker())

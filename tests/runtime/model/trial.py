@@ -4,6 +4,8 @@ It "trains" epoch by epoch (the loss falls at a rate set by `quality`), reports,
 JSON state, and writes its own log of every report and checkpoint to $TRIAL_LOG (JSON lines),
 so the tests can compare what the trial did with what storage holds. $METRIC_NAMES (a JSON list)
 adds metrics of those names to every report: the name at index i is the report's loss (or epoch) + i.
+Behaviours "batched" (each epoch's batches reported in one `report_training_many` call) and "nan_training"
+(a NaN training loss at epoch 2, which the report call refuses) try the reporting API.
 """
 
 import json
@@ -57,7 +59,16 @@ for target in ctx.targets():
             log("dying", epochs=epoch)
             os.kill(os.getpid(), signal.SIGKILL)
         metrics = with_extra_names({"loss": 1.0 / (1.0 + weight), "<b>odd name</b>": epoch}, epoch)
-        ctx.report_training(metrics, batches=epoch * 10, epochs=epoch)
+        if behaviour == "nan_training" and epoch == 2:
+            metrics["loss"] = float("nan")
+        if behaviour == "batched":  # each batch's loss, and the epoch's metrics, in one call
+            steps = [({"batch_loss": 1.0 / (1.0 + weight + step)}, epoch * 10 - 10 + step, epoch - 1)
+                     for step in range(1, 10)]
+            ctx.report_training_many([*steps, (metrics, epoch * 10, epoch)])
+            for step_metrics, batches, epochs in steps:
+                log("report", kind="training", metrics=step_metrics, batches=batches, epochs=epochs)
+        else:
+            ctx.report_training(metrics, batches=epoch * 10, epochs=epoch)
         log("report", kind="training", metrics=metrics, batches=epoch * 10, epochs=epoch)
         if behaviour == "stop" and epoch >= 2:
             ctx.set_stop_requested(True)

@@ -259,25 +259,35 @@ def test_each_gpu_slot_gets_interpreters_that_imported_with_its_cuda_visible_dev
     site.mkdir()
     (site / "gpu_probe.py").write_text("import os\nAT_IMPORT = os.environ.get('CUDA_VISIBLE_DEVICES')\n")
     monkeypatch.setenv("PYTHONPATH", str(site))
-    (model_dir / "train.py").write_text(
-        "import json, os, sys\nimport gpu_probe\n"
-        "with open(os.path.join(os.environ['RECORDS'], 'record-' + os.environ['HPT_TRIAL_ID']), 'w') as handle:\n"
-        "    json.dump({'at_import': gpu_probe.AT_IMPORT, 'now': os.environ['CUDA_VISIBLE_DEVICES']}, handle)\n")
+    (model_dir / "train.py").write_text(  # a trial holds its GPU until the test lets it end (a file "go-<trial>")
+        "import json, os, sys, time\nimport gpu_probe\n"
+        "records, trial = os.environ['RECORDS'], os.environ['HPT_TRIAL_ID']\n"
+        "with open(os.path.join(records, 'record-' + trial), 'w') as handle:\n"
+        "    json.dump({'at_import': gpu_probe.AT_IMPORT, 'now': os.environ['CUDA_VISIBLE_DEVICES']}, handle)\n"
+        "while not os.path.exists(os.path.join(records, 'go-' + trial)):\n"
+        "    time.sleep(0.01)\n")
+
+    def let_end(*trial_ids):
+        for trial_id in trial_ids:
+            (tmp_path / f"go-{trial_id}").touch()
+        wait_for_exits(executor, set(trial_ids))
+
     executor = LocalExecutor(tmp_path / "experiment", model_dir, max_concurrent=2, gpus=["0", "1"])
     try:
+        (tmp_path / "go-1").touch()
         run_trial(executor, tmp_path, 1)  # GPU 0, cold: the pool starts with interpreters for GPU 0
         wait_for(lambda: waiting_interpreters_ready(executor), "no preloaded interpreter became ready")
         launch(executor, tmp_path, 2, "ok")  # GPU 0 again, warm
-        launch(executor, tmp_path, 3, "ok")  # GPU 1: only GPU 0's interpreters wait
+        launch(executor, tmp_path, 3, "ok")  # GPU 1 (trial 2 holds GPU 0): only GPU 0's interpreters wait
         assert executor.start_kinds[2] == "warm" and executor.start_kinds[3] == "cold"
         assert executor.start_notes[3] == \
             "the waiting interpreters were started for another trial slot (CUDA_VISIBLE_DEVICES differ)"
-        wait_for_exits(executor, {2, 3})
+        let_end(2, 3)
         wait_for(lambda: waiting_interpreters_ready(executor), "no preloaded interpreter became ready")
         launch(executor, tmp_path, 4, "ok")  # GPU 0 again; one interpreter now waits for GPU 1
-        launch(executor, tmp_path, 5, "ok")
+        launch(executor, tmp_path, 5, "ok")  # GPU 1 (trial 4 holds GPU 0)
         assert executor.start_kinds[4] == executor.start_kinds[5] == "warm"
-        wait_for_exits(executor, {4, 5})
+        let_end(4, 5)
         records = {trial: json.loads((tmp_path / f"record-{trial}").read_text()) for trial in (2, 3, 4, 5)}
         assert all(record["at_import"] == record["now"] for record in records.values())
         assert {records[4]["now"], records[5]["now"]} == {"0", "1"}

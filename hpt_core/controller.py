@@ -3,8 +3,8 @@
 The machine decides what happens to every trial; the controller moves its effects and the world's
 events between it and the channel (trials' reports), the executor (processes), storage and the
 plugin hooks. Every event is recorded before the search method sees it and every operation before
-it takes effect, and what one event writes (a turn of the loop, a trial's request) is one commit, made
-before the trial is answered or a process started; a snapshot of the machine is saved every `SNAPSHOT_EVENTS` events or
+it takes effect, and what one event writes (a turn of the loop, a trial's request; a request's reports
+go first to the group commit) is one commit, made before the trial is answered or a process started; a snapshot of the machine is saved every `SNAPSHOT_EVENTS` events or
 `SNAPSHOT_SECONDS`, so a resumed experiment loads the latest snapshot and replays only the events
 after it. A search method that breaks the protocol, or any other failure of the controller, leaves
 the experiment PAUSED: only the user ends an experiment.

@@ -156,11 +156,16 @@ def test_an_experiment_created_after_one_was_deleted_shows_its_own_trials(writte
         (trial_id, 0.05, 0.125)]
 
 
-def test_an_experiment_without_checkpoints_has_no_best_checkpoint_yet(storage_url, tmp_path):
+def single_experiment(storage_url, name, model_dir):
+    """A new `single` experiment without trials; its id."""
     with Storage(storage_url) as storage:
-        experiment_id = storage.create_experiment(name="empty", config={"searcher": {"name": "single",
-                                                  "metric": "val_loss", "max_length": {"epochs": 1}}},
-                                                  model_dir=str(tmp_path), seed=0, secret="s")
+        return storage.create_experiment(name=name, config={"searcher": {"name": "single", "metric": "val_loss",
+                                                                         "max_length": {"epochs": 1}}},
+                                         model_dir=str(model_dir), seed=0, secret="s")
+
+
+def test_an_experiment_without_checkpoints_has_no_best_checkpoint_yet(storage_url, tmp_path):
+    experiment_id = single_experiment(storage_url, "empty", tmp_path)
     with DashboardServer(storage_url) as server:
         assert get_json(server.url, f"/api/v1/experiments/{experiment_id}/best-checkpoint") == {
             "checkpoint_id": None, "trial_id": None, "batches": None, "epochs": None, "download": None}
@@ -168,10 +173,7 @@ def test_an_experiment_without_checkpoints_has_no_best_checkpoint_yet(storage_ur
 
 
 def test_the_experiment_page_names_the_controller_that_holds_the_lease(storage_url, tmp_path):
-    with Storage(storage_url) as storage:
-        experiment_id = storage.create_experiment(name="leased", config={"searcher": {"name": "single",
-                                                  "metric": "val_loss", "max_length": {"epochs": 1}}},
-                                                  model_dir=str(tmp_path), seed=0, secret="s")
+    experiment_id = single_experiment(storage_url, "leased", tmp_path)
     with DashboardServer(storage_url) as server:
         assert get_json(server.url, f"/api/v1/experiments/{experiment_id}")["controller"] is None
         with Storage(storage_url) as storage:

@@ -23,6 +23,26 @@ from hpt_core.storage import Storage
 MODEL_DIR = Path(__file__).parent / "model"
 
 
+def exchange(connection: socket.socket, raw: bytes, finish: bool) -> bytes:
+    """Send `raw` on `connection` (then close our side if `finish`); what came back until the channel closed."""
+    connection.sendall(raw)
+    if finish:
+        connection.shutdown(socket.SHUT_WR)
+    reply = b""
+    while chunk := connection.recv(65536):
+        reply += chunk
+    return reply
+
+
+def assert_a_short_log_without_traceback(caplog, capfd):
+    """The refusals left a few short warning lines (rate-limited) and no traceback anywhere."""
+    warnings = [record for record in caplog.records
+                if record.name == "hpt_core.channel" and record.levelno >= logging.WARNING]
+    assert 1 <= len(warnings) <= REFUSALS_LOGGED_PER_MINUTE + 1
+    assert all(record.exc_info is None and len(record.getMessage()) < 600 for record in warnings)
+    assert "Traceback" not in capfd.readouterr().err
+
+
 class Running:
     """A controller serving one long trial, and what a request needs to pass as that trial."""
 
@@ -37,13 +57,7 @@ class Running:
     def send(self, raw: bytes, *, finish: bool = True) -> bytes:
         """Send `raw` bytes; the reply (b"" if the channel closed without one). `finish`: close our side after."""
         with socket.create_connection((self.address[0], int(self.address[1])), timeout=30) as connection:
-            connection.sendall(raw)
-            if finish:
-                connection.shutdown(socket.SHUT_WR)
-            reply = b""
-            while chunk := connection.recv(65536):
-                reply += chunk
-            return reply
+            return exchange(connection, raw, finish)
 
     def post(self, name: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, str]:
         """POST `body` as this trial; the reply's status and error message."""
@@ -57,13 +71,7 @@ class Running:
         with socket.socket(socket.AF_UNIX) as connection:
             connection.settimeout(30)
             connection.connect(self.socket_path)
-            connection.sendall(raw)
-            if finish:
-                connection.shutdown(socket.SHUT_WR)
-            reply = b""
-            while chunk := connection.recv(65536):
-                reply += chunk
-            return reply
+            return exchange(connection, raw, finish)
 
     def call(self, name: str, body, *, secret: str | None = None) -> tuple[int, str]:
         """Call `name` over the Unix-domain socket as this trial (or as the holder of `secret`): status, error."""
@@ -227,11 +235,7 @@ def test_many_half_sent_requests_leave_a_short_log_and_no_traceback(running, cap
             connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
             connection.sendall(head)  # then closed at once with a reset: the reply has nowhere to go
     wait_for_another_report(running)
-    warnings = [record for record in caplog.records
-                if record.name == "hpt_core.channel" and record.levelno >= logging.WARNING]
-    assert 1 <= len(warnings) <= REFUSALS_LOGGED_PER_MINUTE + 1
-    assert all(record.exc_info is None and len(record.getMessage()) < 600 for record in warnings)
-    assert "Traceback" not in capfd.readouterr().err
+    assert_a_short_log_without_traceback(caplog, capfd)
 
 
 # --- the Unix-domain socket -------------------------------------------------------------------------------
@@ -341,11 +345,7 @@ def test_many_half_sent_frames_leave_a_short_log_and_no_traceback(running, caplo
             connection.connect(running.socket_path)
             connection.sendall(struct.pack(">I", 1000) + b'{"call":')
     wait_for_another_report(running)
-    warnings = [record for record in caplog.records
-                if record.name == "hpt_core.channel" and record.levelno >= logging.WARNING]
-    assert 1 <= len(warnings) <= REFUSALS_LOGGED_PER_MINUTE + 1
-    assert all(record.exc_info is None and len(record.getMessage()) < 600 for record in warnings)
-    assert "Traceback" not in capfd.readouterr().err
+    assert_a_short_log_without_traceback(caplog, capfd)
 
 
 def test_the_socket_is_in_a_folder_only_its_owner_can_enter(running):

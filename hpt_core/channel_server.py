@@ -44,6 +44,8 @@ MAX_CONNECTIONS = 1024
 GATHER_SECONDS = 0.002
 """How long the socket server waits for the next reports of the trials it just answered before it commits
 what it has: trials reporting in a loop then share one commit rather than alternating between two."""
+REPORT_CALLS = ("report", "reports")
+"""The calls that carry reports: stored in one group commit with the other trials', then answered."""
 STOP_SECONDS = 0.02
 """How long a server's `stop` may wait for its serving thread to notice (the thread's poll interval)."""
 FOLDER_PREFIX, SOCKET_NAME = "hpt-channel-", "channel.sock"
@@ -313,7 +315,7 @@ class SocketChannelServer:
                                           f"with {status}: {body['error'][:300]}")
                 self._send(connection, {"status": status, "reply": body} if status == 200 else
                            {"status": status, **body})
-                if request.name in ("report", "reports") and connection.socket in self._connections:
+                if request.name in REPORT_CALLS and connection.socket in self._connections:
                     self._awaited.add(connection.socket)
 
     def _refuse(self, connection: _Connection, status: int, message: str) -> None:

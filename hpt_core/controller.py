@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping, Sequence
 from hpt_core import channel_fields as fields
 from hpt_core import checkpoint_storage
 from hpt_core.channel import ChannelRefused, Sender, attempt_secret
-from hpt_core.channel_server import HttpChannelServer, Request, SocketChannelServer
+from hpt_core.channel_server import REPORT_CALLS, HttpChannelServer, Request, SocketChannelServer
 from hpt_core.checkpoint_gc import collect_garbage
 from hpt_core.config import ExperimentConfig
 from hpt_core.errors import SearcherError
@@ -48,8 +48,6 @@ LOOP_SECONDS = 0.05
 FOLLOW_STORAGE_SECONDS = 0.5
 SNAPSHOT_EVENTS = 200
 SNAPSHOT_SECONDS = 5.0
-REPORT_CALLS = ("report", "reports")
-"""A report, and several reports of one trial in one request (`TrialContext.report_training_many`)."""
 CHECKPOINT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 

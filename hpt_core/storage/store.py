@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
-from hpt_core.storage import schema
+from hpt_core.storage import schema, statements
 from hpt_core.storage.checks import (
     check_count,
     check_integer,
@@ -245,18 +245,9 @@ class Storage:
         payload = check_json_object(payload, "payload")
         with self._transactions.write() as connection:
             _lock_experiment(connection, experiment_id)
-            last = connection.execute(
-                select(func.max(schema.searcher_records.c.seq)).where(
-                    schema.searcher_records.c.experiment_id == experiment_id
-                )
-            ).scalar_one()
-            seq = (last or 0) + 1
-            connection.execute(
-                insert(schema.searcher_records).values(
-                    experiment_id=experiment_id, seq=seq, kind=parsed.value, payload=payload, created_at=_now()
-                )
-            )
-            return seq
+            return int(connection.execute(statements.APPEND_SEARCHER_RECORD, {
+                "experiment": experiment_id, "record_kind": parsed.value, "record_payload": payload,
+                "record_created_at": _now()}).scalar_one())
 
     def searcher_records(self, experiment_id: int, after: int = 0) -> list[SearcherRecord]:
         """The experiment's searcher log in order of seq (only the records after seq `after`, if given)."""
@@ -322,15 +313,12 @@ class Storage:
         duplicate = ValueError(f"experiment {experiment_id!r} already has a trial with request_id {request_id!r}")
         with self._transactions.write() as connection:
             _lock_experiment(connection, experiment_id)
-            existing = connection.execute(
-                select(schema.trials.c.id).where(
-                    schema.trials.c.experiment_id == experiment_id, schema.trials.c.request_id == request_id
-                )
-            ).first()
+            existing = connection.execute(statements.TRIAL_OF_REQUEST,
+                                          {"experiment": experiment_id, "request": request_id}).first()
             if existing is not None:
                 raise duplicate
             try:
-                result = connection.execute(insert(schema.trials).values(**values))
+                result = connection.execute(statements.INSERT_TRIAL, values)
             except IntegrityError as error:
                 raise duplicate from error
             return int(result.inserted_primary_key[0])
@@ -364,9 +352,8 @@ class Storage:
         values = trial_changes(fields)
         with self._transactions.write() as connection:
             if values:
-                result = connection.execute(
-                    update(schema.trials).where(schema.trials.c.id == trial_id).values(**values)
-                )
+                result = connection.execute(statements.update_trial(tuple(values)), {
+                    "trial_id": trial_id, **{f"new_{column}": value for column, value in values.items()}})
                 found = result.rowcount > 0
             else:
                 found = (
@@ -412,21 +399,16 @@ class Storage:
         table = schema.metrics
         keys = [(row["trial_id"], row["attempt"], row["seq"]) for row in rows]
         with self._transactions.write() as connection:
-            seen = {tuple(row) for row in connection.execute(
-                select(table.c.trial_id, table.c.attempt, table.c.seq)
-                .where(tuple_(table.c.trial_id, table.c.attempt, table.c.seq).in_(keys)))}
+            seen = {tuple(row) for row in connection.execute(statements.STORED_REPORT_KEYS, {"keys": keys})}
             stored = []
             for key in keys:
                 stored.append(key not in seen)
                 seen.add(key)
             new_rows = [row for row, is_new in zip(rows, stored) if is_new]
             if new_rows:
-                connection.execute(insert(table), new_rows)
-            trials = schema.trials
-            connection.execute(
-                update(trials).where(trials.c.id == bindparam("trial"), trials.c.length_trained < bindparam("length"))
-                .values(length_trained=bindparam("length")),
-                [{"trial": trial_id, "length": length} for trial_id, length in longest.items()])
+                connection.execute(statements.INSERT_METRICS, new_rows)
+            connection.execute(statements.GROW_LENGTH_TRAINED,
+                               [{"trial": trial_id, "length": length} for trial_id, length in longest.items()])
         return stored
 
     def metrics(
@@ -531,20 +513,8 @@ class Storage:
 
     def latest_checkpoint(self, trial_id: int) -> CheckpointRecord | None:
         """The trial's checkpoint (not deleted) with the most batches, the newest among equals; or None."""
-        query = (
-            select(schema.checkpoints)
-            .where(
-                schema.checkpoints.c.trial_id == trial_id, schema.checkpoints.c.state == CheckpointState.COMPLETED.value
-            )
-            .order_by(
-                schema.checkpoints.c.batches.desc(),
-                schema.checkpoints.c.created_at.desc(),
-                schema.checkpoints.c.id.desc(),
-            )
-            .limit(1)
-        )
         with self._transactions.read() as connection:
-            row = connection.execute(query).mappings().first()
+            row = connection.execute(statements.LATEST_CHECKPOINT, {"trial_id": trial_id}).mappings().first()
         return None if row is None else CheckpointRecord.from_row(row)
 
     def mark_checkpoint_deleted(self, checkpoint_id: str) -> None:
@@ -651,9 +621,7 @@ _MIGRATIONS = (_add_length_trained, _add_report_keys, _add_leases_and_experiment
 def _lock_experiment(connection: Connection, experiment_id: int) -> None:
     """Take the experiment's row lock (PostgreSQL; SQLite writers already hold the database lock)."""
     check_record_id(experiment_id, "experiment")
-    row = connection.execute(
-        select(schema.experiments.c.id).where(schema.experiments.c.id == experiment_id).with_for_update()
-    ).first()
+    row = connection.execute(statements.LOCK_EXPERIMENT, {"experiment": experiment_id}).first()
     if row is None:
         raise RecordNotFound(f"experiment {experiment_id!r} does not exist")
 
@@ -684,9 +652,7 @@ def _report_row(report: Report) -> dict[str, Any]:
 
 
 def _grow_length_trained(connection: Connection, trial_id: int, length: int) -> None:
-    trials = schema.trials
-    connection.execute(update(trials).where(trials.c.id == trial_id, trials.c.length_trained < length)
-                       .values(length_trained=length))
+    connection.execute(statements.GROW_LENGTH_TRAINED, {"trial": trial_id, "length": length})
 
 
 def _now() -> datetime:

@@ -42,8 +42,8 @@ REFUSALS_LOGGED_PER_MINUTE = 10
 MAX_CONNECTIONS = 1024
 """Socket connections open at once (two a trial: its reports and its poller); more are refused."""
 GATHER_SECONDS = 0.002
-"""How long the socket server waits for the next reports of the trials it just answered before it commits
-what it has: trials reporting in a loop then share one commit rather than alternating between two."""
+"""How long the socket server waits for the next reports of the trials whose training reports it just answered
+before it commits what it has: trials reporting in a loop then share one commit rather than alternating."""
 REPORT_CALLS = ("report", "reports")
 """The calls that carry reports: stored in one group commit with the other trials', then answered."""
 STOP_SECONDS = 0.02
@@ -131,6 +131,12 @@ def status_of(answer: Any, name: str) -> tuple[int, dict[str, Any]]:
     return 200, answer
 
 
+def _reports_again(request: Request) -> bool:
+    """Whether the trial that sent `request` is likely to send its next report right away: one reporting
+    training progress is (a loop); after a validation it evaluates, checkpoints or ends."""
+    return request.name == "reports" or (request.name == "report" and request.body.get("kind") == "training")
+
+
 def _answer_one(handler: Handler, request: Request) -> Any:
     try:
         return handler([request])[0]
@@ -165,7 +171,7 @@ class SocketChannelServer:
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._listener, selectors.EVENT_READ)
         self._connections: dict[socket.socket, _Connection] = {}
-        self._awaited: set[socket.socket] = set()  # answered a report last round: its next one is likely coming
+        self._awaited: set[socket.socket] = set()  # answered a training report last round: its next one is coming
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="hpt-channel-socket", daemon=True)
 
@@ -315,7 +321,7 @@ class SocketChannelServer:
                                           f"with {status}: {body['error'][:300]}")
                 self._send(connection, {"status": status, "reply": body} if status == 200 else
                            {"status": status, **body})
-                if request.name in REPORT_CALLS and connection.socket in self._connections:
+                if _reports_again(request) and connection.socket in self._connections:
                     self._awaited.add(connection.socket)
 
     def _refuse(self, connection: _Connection, status: int, message: str) -> None:

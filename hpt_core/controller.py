@@ -522,9 +522,10 @@ class Controller:
         return None
 
     def _on_reports(self, requests: Sequence[Request]) -> list[Any]:
-        """Store the requests' reports once each, all in one group commit outside the controller's lock, then
-        tell the state machine about those that were not repeats; answer each request with its trial's
-        decision (or the error that refuses it: then none of its reports is stored)."""
+        """Store the requests' reports once each, then tell the state machine about those that were not repeats;
+        answer each request with its trial's decision (or the error that refuses it: then none of its reports is
+        stored). Training reports go into one group commit outside the controller's lock; a validation, which
+        the search method acts on, is stored in the same commit as the events and operations it leads to."""
         resuming = self._resuming  # the lock is the rebuild's until it ends: reports are stored meanwhile
         answers: list[Any] = [None] * len(requests)
         accepted: list[tuple[int, Trial | None, list[Report], bool]] = []
@@ -537,17 +538,23 @@ class Controller:
                     accepted.append((index, trial, self._reports_in(request, trial_id, attempt), stop_requested))
                 except Exception as error:
                     answers[index] = error
-        try:
-            stored = self._group_commit.store([report for _, _, reports, _ in accepted for report in reports])
-        except Exception as error:
-            for index, *_ in accepted:
-                answers[index] = error
-            return answers
-        with contextlib.nullcontext() if resuming else self._lock, self.storage.batch():
-            for index, trial, reports, stop_requested in accepted:
-                stored_now, stored = stored[:len(reports)], stored[len(reports):]
-                answers[index] = self._stop_while_resuming() if trial is None else \
-                    self._reported(trial, reports, stored_now, stop_requested)
+        reports = [report for _, _, reports, _ in accepted for report in reports]
+        with_events = not resuming and any(report.kind == "validation" for report in reports)
+        with contextlib.ExitStack() as held:
+            if with_events:
+                held.enter_context(self._lock)
+                held.enter_context(self.storage.batch())
+            try:
+                stored = (self.storage.add_reports if with_events else self._group_commit.store)(reports)
+            except Exception as error:
+                for index, *_ in accepted:
+                    answers[index] = error
+                return answers
+            with contextlib.nullcontext() if resuming or with_events else self._lock, self.storage.batch():
+                for index, trial, reports, stop_requested in accepted:
+                    stored_now, stored = stored[:len(reports)], stored[len(reports):]
+                    answers[index] = self._stop_while_resuming() if trial is None else \
+                        self._reported(trial, reports, stored_now, stop_requested)
         return answers
 
     def _reported(self, trial: Trial, reports: Sequence[Report], stored_now: Sequence[bool],

@@ -213,6 +213,8 @@ def notify(hook_name: str, **kwargs: Any) -> None:
     """Tell the plugins of an event: queued for the experiment's worker while `experiment_loggers` runs it,
     else delivered at once. Implementations run in pluggy's order, inside the hook's wrappers; a failing
     one is logged, never raised, and never stops the others."""
+    if not getattr(get_plugin_manager().hook, hook_name).get_hookimpls():
+        return  # no plugin listens: nothing to queue, no thread to wake
     worker = _event_workers.get(kwargs.get("experiment_id"))
     if worker is None:
         _deliver(hook_name, kwargs)

@@ -141,11 +141,13 @@ class Controller:
                 self._resuming = False
                 if self._additional_trials:
                     self.machine.dispatch("extend", self._additional_trials)
-            while not self._finished():
+            while True:
                 self.lease.check()
                 self._turn()
                 if self.on_tick is not None:
                     self.on_tick(self)
+                if self._finished():  # checked right after the turn: the one that ends the last trial ends the run
+                    break
                 self._woken.wait(LOOP_SECONDS)
         except LeaseLost:
             self._stop_channels()  # what trials send now is the new holder's to record, not this controller's
@@ -255,8 +257,8 @@ class Controller:
         limit = self.config.max_trial_time
         if limit is None:
             return
-        for trial in self.trials.values():
-            if trial.process_alive and not trial.timed_out and time.monotonic() - self._launched_at[trial.trial_id] > limit:
+        for trial in list(self.machine.alive.values()):
+            if not trial.timed_out and time.monotonic() - self._launched_at[trial.trial_id] > limit:
                 logger.warning("trial %d ran longer than max_trial_time (%ss); stopping it", trial.trial_id, limit)
                 self.machine.ran_too_long(trial)
                 self.executor.terminate(trial.trial_id)
@@ -321,7 +323,7 @@ class Controller:
         if self.machine.paused or self.time_is_up:
             return
         limit = self.config.searcher.max_concurrent_trials or math.inf
-        running = sum(trial.process_alive for trial in self.trials.values())
+        running = len(self.machine.alive)
         for request_id in list(self.machine.pending):
             if running >= limit:
                 return

@@ -73,6 +73,7 @@ class TrialMachine:
         self.trials: dict[int, Trial] = {}
         self.by_trial_id: dict[int, Trial] = {}
         self.pending: list[int] = []
+        self.alive: dict[int, Trial] = {}  # the trials whose process runs, by request id (their `process_alive`)
         self.shutdown: Shutdown | None = None
         self.cancelling = False
         self.paused = False
@@ -229,6 +230,7 @@ class TrialMachine:
         trial.timed_out = False
         trial.state = "RUNNING"
         trial.process_alive = True
+        self.alive[trial.request_id] = trial
 
     def reported(self, trial: Trial, kind: str, metrics: Mapping[str, Any], batches: int, epochs: int,
                  stop_requested: bool = False) -> None:
@@ -290,6 +292,7 @@ class TrialMachine:
     def exited(self, trial: Trial, returncode: int) -> None:
         """The trial's live attempt exited with `returncode`: the outcome rules, first that applies wins."""
         trial.process_alive = False
+        del self.alive[trial.request_id]
         clean = returncode == 0
         if trial.invalid_hp:
             self.end_trial(trial, "CANCELED", EndReason.INVALID_HP, ExitedReason.INVALID_HP)
@@ -350,7 +353,7 @@ class TrialMachine:
     def cancel(self) -> list[Trial]:
         """End every trial that is not running (CANCELED); the running ones, returned, must be stopped."""
         self.cancelling = True
-        running = [trial for trial in self.trials.values() if trial.process_alive]
+        running = list(self.alive.values())
         self._cancel_waiting()
         return running
 
@@ -373,7 +376,7 @@ class TrialMachine:
 
     def finished(self) -> bool:
         """Whether the experiment is over (no trial runs, and nothing more can happen)."""
-        if any(trial.process_alive for trial in self.trials.values()):
+        if self.alive:
             return False
         if self.cancelling:
             self._cancel_waiting()

@@ -46,8 +46,8 @@ GATHER_SECONDS = 0.002
 before it commits what it has: trials reporting in a loop then share one commit rather than alternating."""
 REPORT_CALLS = ("report", "reports")
 """The calls that carry reports: stored in one group commit with the other trials', then answered."""
-STOP_SECONDS = 0.02
-"""How long a server's `stop` may wait for its serving thread to notice (the thread's poll interval)."""
+SWEEP_SECONDS = 1.0
+"""How often the socket server looks for connections stalled in the middle of a frame."""
 FOLDER_PREFIX, SOCKET_NAME = "hpt-channel-", "channel.sock"
 """The socket is `<temporary folder>/hpt-channel-<random>/channel.sock`."""
 MAX_SOCKET_PATH = 100
@@ -147,6 +147,20 @@ def _answer_one(handler: Handler, request: Request) -> Any:
 # --- the Unix-domain socket ------------------------------------------------------------------------------
 
 
+class _Waker:
+    """Wakes a serving thread blocked in `select` (its `read_end` becomes readable), so that `stop` is immediate."""
+
+    def __init__(self) -> None:
+        self.read_end, self._write_end = socket.socketpair()
+
+    def wake(self) -> None:
+        self._write_end.send(b"\0")
+
+    def close(self) -> None:
+        self.read_end.close()
+        self._write_end.close()
+
+
 class _Connection:
     def __init__(self, connection: socket.socket) -> None:
         self.socket = connection
@@ -170,6 +184,8 @@ class SocketChannelServer:
         self._listener.setblocking(False)
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._listener, selectors.EVENT_READ)
+        self._waker = _Waker()
+        self._selector.register(self._waker.read_end, selectors.EVENT_READ)
         self._connections: dict[socket.socket, _Connection] = {}
         self._awaited: set[socket.socket] = set()  # answered a training report last round: its next one is coming
         self._stopping = threading.Event()
@@ -207,11 +223,13 @@ class SocketChannelServer:
         if self._stopping.is_set():
             return
         self._stopping.set()
+        self._waker.wake()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join()
         for connection in list(self._connections):
             self._close(connection)
         self._selector.close()
+        self._waker.close()
         self._listener.close()
         self.path.unlink(missing_ok=True)
         self._folder.rmdir()
@@ -219,14 +237,14 @@ class SocketChannelServer:
     def _serve(self) -> None:
         last_sweep = time.monotonic()
         while not self._stopping.is_set():
-            requests = self._gather(self._selector.select(timeout=STOP_SECONDS))
+            requests = self._gather(self._selector.select(timeout=SWEEP_SECONDS))
             if requests:
                 gather_until = time.monotonic() + GATHER_SECONDS
                 while self._awaited and (left := gather_until - time.monotonic()) > 0:
                     requests += self._gather(self._selector.select(timeout=left))
                 self._awaited.clear()  # those that did not come are doing something else: not waited for again
                 self._answer(requests)
-            if time.monotonic() - last_sweep >= 1.0:
+            if time.monotonic() - last_sweep >= SWEEP_SECONDS:
                 last_sweep = time.monotonic()
                 self._drop_stalled(last_sweep)
 
@@ -235,6 +253,8 @@ class SocketChannelServer:
         for key, _ in events:
             if key.fileobj is self._listener:
                 self._accept()
+            elif key.fileobj is self._waker.read_end:
+                continue
             else:
                 self._awaited.discard(key.fileobj)
                 requests.extend(self._read(self._connections[key.fileobj]))
@@ -363,8 +383,9 @@ class HttpChannelServer:
         self.refusals = RefusalLog()
         self._server = _QuietHTTPServer((host, port), self._request_handler_class(), self.refusals)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": STOP_SECONDS},
-                                        name="hpt-channel", daemon=True)
+        self._stopping = threading.Event()
+        self._waker = _Waker()
+        self._thread = threading.Thread(target=self._serve, name="hpt-channel", daemon=True)
 
     @property
     def url(self) -> str:
@@ -376,8 +397,23 @@ class HttpChannelServer:
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        self._waker.wake()
+        if self._thread.is_alive():
+            self._thread.join()
         self._server.server_close()
+        self._waker.close()
+
+    def _serve(self) -> None:
+        """Take each connection as it comes (then served by a thread of its own) until `stop` wakes the loop."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._server, selectors.EVENT_READ)
+            selector.register(self._waker.read_end, selectors.EVENT_READ)
+            while not self._stopping.is_set():
+                if any(key.fileobj is self._server for key, _ in selector.select()):
+                    self._server.handle_request()
 
     def _request_handler_class(self) -> type[BaseHTTPRequestHandler]:
         channel = self

@@ -35,10 +35,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import hpt_core
-from hpt_core.runner import build_controller, create_experiment
-from hpt_core.storage import Storage
-
 NOOP_TRIAL = """
 import hpt_core
 ctx = hpt_core.init()
@@ -88,6 +84,10 @@ BARE_TRIAL = "print(0.0)\n"
 def run_hpt(model_dir: Path, trials: int, concurrency: int, warm: bool, env: dict[str, str] | None = None,
             on_tick: Any = None) -> dict:
     """Run a random search of no-op (or given) trials; wall time, trial starts and the store."""
+    import hpt_core  # here: each system's process pays for its own imports only, as its end to end time says
+    from hpt_core.runner import build_controller, create_experiment
+    from hpt_core.storage import Storage
+
     with tempfile.TemporaryDirectory(prefix="hpt-bench-") as home:
         previous = dict(os.environ)
         os.environ.update({"HPT_HOME": home, "HPT_WARM_START": "1" if warm else "0", **(env or {})})

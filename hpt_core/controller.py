@@ -320,13 +320,14 @@ class Controller:
     # --- processes --------------------------------------------------------------------------
 
     def _launch_pending(self, batch: Batch) -> None:
-        if self.machine.paused or self.time_is_up:
-            return
+        """Launch the pending trials that are ready, up to `max_concurrent_trials`. Trials' requests are answered
+        while a process starts (`_launch`), so what they changed is read again before each launch."""
         limit = self.config.searcher.max_concurrent_trials or math.inf
-        running = len(self.machine.alive)
         for request_id in list(self.machine.pending):
-            if running >= limit:
+            if self.machine.paused or self.time_is_up or len(self.machine.alive) >= limit:
                 return
+            if request_id not in self.machine.pending:  # ended or launched meanwhile
+                continue
             trial = self.trials[request_id]
             if not self._ready_to_launch(trial):
                 continue
@@ -334,7 +335,6 @@ class Controller:
             if not self.executor.can_launch(spec):
                 return  # its GPUs are busy: the next trial to end frees them
             self._launch(trial, spec, batch)
-            running += 1
 
     def _ready_to_launch(self, trial: Trial) -> bool:
         if trial.parent_request_id is None:
@@ -377,7 +377,11 @@ class Controller:
         self._launched_at[trial.trial_id] = time.monotonic()
         self.storage.update_trial(trial.trial_id, state="RUNNING", started_at=_now(), restarts=trial.restarts)
         batch.commit()  # what led to the launch, and the launch, are in storage before the process starts
-        self.executor.launch(spec)
+        self._lock.release()  # the other trials' requests are answered while this one's process starts
+        try:
+            self.executor.launch(spec)
+        finally:
+            self._lock.acquire()
         notify("hpt_trial_started", experiment_id=self.experiment_id, trial_id=trial.trial_id,
                request_id=trial.request_id, hparams=trial.hparams)
 

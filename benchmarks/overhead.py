@@ -23,6 +23,8 @@ Machines are noisy: compare the ratios within one run, not absolute numbers acro
 from __future__ import annotations
 
 import argparse
+import compileall
+import importlib.util
 import json
 import multiprocessing
 import os
@@ -112,6 +114,14 @@ def run_hpt(model_dir: Path, trials: int, concurrency: int, warm: bool, env: dic
         finally:
             os.environ.clear()
             os.environ.update(previous)
+
+
+def compile_hpt() -> None:
+    """Compile hpt's modules to bytecode, as installing a package does (an editable install does not, and with
+    PYTHONDONTWRITEBYTECODE set each process would compile them again: the peers' modules are compiled)."""
+    spec = importlib.util.find_spec("hpt_core")
+    for folder in spec.submodule_search_locations if spec is not None else []:
+        compileall.compile_dir(folder, quiet=1)
 
 
 def model_directory(root: Path, name: str, script: str) -> Path:
@@ -430,6 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.system:
         print(json.dumps(run_system(args.system, args.trials[0], Path(args.scratch))))
         return 0
+    compile_hpt()
     with tempfile.TemporaryDirectory(prefix="hpt-overhead-") as scratch:
         root = Path(scratch)
         results = {

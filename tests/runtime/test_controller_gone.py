@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from hpt_core.channel_server import SocketChannelServer
 from real_experiments import RUNTIME_MODEL, ExperimentFolder
 
 
@@ -96,6 +97,7 @@ def test_a_trial_whose_controller_never_returns_gives_up_at_its_time_limit(tmp_p
         wait_for(lambda: not is_running(trial_pid), 45, "the trial outlived its time limit")
     finally:
         wait_for(lambda: not processes_mentioning(tmp_path), 30, "processes of the experiment are left")
+        SocketChannelServer.remove_left_behind(channel_addresses(experiments)["local_url"])  # nobody resumes it
     output = trial_output(experiments)
     assert "does not answer" in output and "gave up on report" in output
     assert json.loads(experiments.trial_log.read_text().splitlines()[-1])["event"] == "report"

@@ -20,7 +20,6 @@ from pydantic import BeforeValidator, ConfigDict, Field, SerializeAsAny, model_v
 
 from hpt_core.errors import ConfigError, Problem
 from hpt_core.hyperparameters import hyperparameters_to_dict, parse_space, space_from_dict
-from hpt_core.safe_yaml import load_yaml
 from hpt_core.space import PATH_SEPARATOR, Space
 from hpt_core.validation import (
     Fraction,
@@ -270,7 +269,7 @@ def apply_overrides(data: Mapping[str, Any], assignments: list[str]) -> dict[str
                                         target))
                 break
         else:
-            target[parts[-1]] = load_yaml(raw, f"--config {key}") if raw.strip() else ""
+            target[parts[-1]] = _load_yaml(raw, f"--config {key}") if raw.strip() else ""
     if problems:
         raise ConfigError(problems, "--config")
     return result
@@ -285,9 +284,16 @@ def load_config(source: str | Path | Mapping[str, Any], plugins: PluginModels) -
     if isinstance(source, Mapping):
         return parse_config(source, plugins)
     if isinstance(source, str) and ("\n" in source or source.lstrip().startswith("{")):
-        return parse_config(load_yaml(source), plugins)
+        return parse_config(_load_yaml(source), plugins)
     path = Path(source)
-    return parse_config(load_yaml(path.read_bytes(), str(path)), plugins, str(path))
+    return parse_config(_load_yaml(path.read_bytes(), str(path)), plugins, str(path))
+
+
+def _load_yaml(content: str | bytes, source: str = "<string>") -> Any:
+    """`safe_yaml.load_yaml`, imported when a YAML text is read (a config given as a mapping needs no YAML)."""
+    from hpt_core.safe_yaml import load_yaml
+
+    return load_yaml(content, source)
 
 
 def _parse_executor(

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -44,7 +45,7 @@ from hpt_core.executors.process_group import (
 )
 from hpt_core.executors.resources import GpuPool, cpu_cores, detect_gpus, thread_limits, threads_per_trial
 from hpt_core.executors.warm_pool import IMPORTS_RECORD_VARIABLE, ForkedTrial, WarmPool, python_script_of
-from hpt_core.executors.workdir import make_link_farm
+from hpt_core.executors.workdir import ModelListing, build_link_farm, list_model_dir
 from hpt_core.private_files import open_private
 
 NO_GPUS_NOTICE = "no GPUs found: trials run on CPUs"
@@ -263,7 +264,7 @@ class LocalExecutor(TrackingExecutor):
         workdir = self.workdir(spec.trial_id)
         if not workdir.exists():
             workdir.parent.mkdir(parents=True, exist_ok=True)
-            make_link_farm(self.model_dir, workdir, exclude=[self.experiment_dir])
+            build_link_farm(self._model_listing, workdir)
         log_path = Path(spec.log_path)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         environment = self._environment(spec, gpus)
@@ -288,6 +289,12 @@ class LocalExecutor(TrackingExecutor):
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+
+    @functools.cached_property
+    def _model_listing(self) -> ModelListing:
+        """The model directory as the first launch found it: each trial's link farm is built from this listing
+        rather than from a walk of its own (files added to the model directory later are not linked)."""
+        return list_model_dir(self.model_dir, exclude=[self.experiment_dir])
 
     def _start_warm(self, spec: LaunchSpec, workdir: Path, environment: dict[str, str],
                     log: BinaryIO) -> tuple[subprocess.Popen[bytes] | ForkedTrial | None, str]:

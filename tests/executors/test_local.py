@@ -362,6 +362,20 @@ def test_each_trial_writes_in_its_own_workdir_and_the_model_dir_is_untouched(
     ]
 
 
+def test_the_model_dir_is_listed_once_so_later_trials_link_the_same_files(make_executor, launch, model_dir):
+    (model_dir / "train.py").write_text("print(open('notes.txt').read())\n")
+    (model_dir / "notes.txt").write_text("first")
+    executor = make_executor(experiment_dir=model_dir / "experiment")
+    launch(executor, 1, f"{PYTHON} train.py")
+    assert wait_for_exits(executor, 1)[0].returncode == 0
+    (model_dir / "added.txt").write_text("added after the first launch")
+    (model_dir / "notes.txt").write_text("changed")
+    spec = launch(executor, 2, f"{PYTHON} train.py")
+    assert wait_for_exits(executor, 1)[0].returncode == 0
+    assert not (executor.workdir(2) / "added.txt").exists()
+    assert Path(spec.log_path).read_text().splitlines()[-1] == "changed"  # linked, so changes are seen
+
+
 # --- exits ----------------------------------------------------------------------------------------
 
 

@@ -187,8 +187,11 @@ class LocalExecutor(TrackingExecutor):
             self.gpus.release(gpus)
             raise
         self._attempts[spec.trial_id] = _Attempt(spec, process, gpus)
-        threading.Thread(target=self._tell_exit, args=(process,), name=f"hpt-trial-{spec.trial_id}-exit",
-                         daemon=True).start()
+        if isinstance(process, ForkedTrial):  # its interpreter's reader thread learns of its end: no thread of its own
+            process.call_when_ended(self._exited)
+        else:
+            threading.Thread(target=self._tell_exit, args=(process,), name=f"hpt-trial-{spec.trial_id}-exit",
+                             daemon=True).start()
         pgid = self._attempts[spec.trial_id].pgid
         self._process_record(spec.trial_id).write_text(json.dumps({
             "pgid": pgid, "attempt": spec.attempt, "started": process_start_time(pgid),
@@ -198,6 +201,9 @@ class LocalExecutor(TrackingExecutor):
         """Wait for the attempt's leading process to end, then call `exit_listener` (the rest of its process group
         is collected by `poll`)."""
         process.wait()
+        self._exited()
+
+    def _exited(self) -> None:
         listener = self.exit_listener
         if listener is not None:
             listener()

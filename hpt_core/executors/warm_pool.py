@@ -34,7 +34,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Mapping
+from typing import BinaryIO, Callable, Mapping
 
 from hpt_core.executors.process_group import group_alive, process_stopped, signal_group
 from hpt_core.private_files import open_private
@@ -97,12 +97,21 @@ class ForkedTrial:
     def __init__(self, pid: int, interpreter: subprocess.Popen[bytes]) -> None:
         self.pid = pid
         self.returncode: int | None = None
+        self._on_end: Callable[[], None] | None = None
         self._interpreter = interpreter
         self._told = threading.Event()
 
     def ended(self, returncode: int) -> None:
         self.returncode = returncode
         self._told.set()
+        if self._on_end is not None:
+            self._on_end()
+
+    def call_when_ended(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the trial has ended (at once if it has; from the thread that learns of it)."""
+        self._on_end = callback
+        if self.returncode is not None:
+            callback()
 
     def poll(self) -> int | None:
         """The exit status once the trial has ended. Should its interpreter end first, a trial whose processes

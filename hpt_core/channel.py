@@ -33,6 +33,9 @@ FRAME_HEADER = struct.Struct(">I")
 """A socket frame: its length in 4 bytes (big-endian), then that many bytes of JSON. A request frame is
 `{"call": name, "secret": attempt secret, "body": {...}}`, its reply `{"status": 200, "reply": {...}}` or
 `{"status": 4xx, "error": message}`."""
+START_VARIABLE, START_VARIABLE_BYTES = "HPT_START", 32 * 1024
+"""The controller's answer to a trial's "start" call (JSON), given in the trial's environment at launch when it
+is at most this long (an environment variable is limited to 128 KiB); a trial without it asks."""
 RETRY_PAUSE_SECONDS = 0.2
 """The pause between two tries of a request the controller did not answer (doubling up to 1 s)."""
 WAITING_NOTICE_SECONDS = 1.0

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
-from hpt_core.channel import ChannelClient, ChannelRefused, ControllerUnreachable
+from hpt_core.channel import START_VARIABLE, ChannelClient, ChannelRefused, ControllerUnreachable
 from hpt_core.channel_fields import check_finite
 from hpt_core.checkpoint_storage import checkpoint_directory, join, local_copy
 from hpt_core.errors import PATH_SEPARATOR, ConfigError, InvalidHP, Problem
@@ -349,7 +349,8 @@ def _trial_context_from_environment() -> TrialContext:
     client = ChannelClient(os.environ["HPT_CONTROLLER_URL"], os.environ["HPT_SECRET"],
                            channel_file=os.environ.get("HPT_CHANNEL_FILE"))
     trial_id, attempt = int(os.environ["HPT_TRIAL_ID"]), int(os.environ["HPT_ATTEMPT"])
-    start = client.call("start", {"trial_id": trial_id, "attempt": attempt})
+    handed = os.environ.get(START_VARIABLE)  # the answer to "start", given at launch
+    start = json.loads(handed) if handed else client.call("start", {"trial_id": trial_id, "attempt": attempt})
     context = TrialContext(client, trial_id, attempt, start)
     _install_handlers(context)
     if "HPT_IMPORTS_RECORD" in os.environ:  # the executor's warm pool preloads what the first trials import

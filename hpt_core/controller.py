@@ -27,7 +27,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from hpt_core import channel_fields as fields
 from hpt_core import checkpoint_storage
-from hpt_core.channel import ChannelRefused, Sender, attempt_secret
+from hpt_core.channel import START_VARIABLE, START_VARIABLE_BYTES, ChannelRefused, Sender, attempt_secret
 from hpt_core.channel_server import REPORT_CALLS, HttpChannelServer, Request, SocketChannelServer
 from hpt_core.checkpoint_gc import collect_garbage
 from hpt_core.config import ExperimentConfig
@@ -376,6 +376,9 @@ class Controller:
         self.machine.launched(trial, spec.attempt)
         self._launched_at[trial.trial_id] = time.monotonic()
         self.storage.update_trial(trial.trial_id, state="RUNNING", started_at=_now(), restarts=trial.restarts)
+        start = json.dumps(self._on_start(trial, {}))
+        if len(start) <= START_VARIABLE_BYTES:  # the answer to its "start" call, given at launch: one request fewer
+            spec.env[START_VARIABLE] = start
         batch.commit()  # what led to the launch, and the launch, are in storage before the process starts
         self._lock.release()  # the other trials' requests are answered while this one's process starts
         try:

@@ -376,7 +376,7 @@ class Controller:
         self.machine.launched(trial, spec.attempt)
         self._launched_at[trial.trial_id] = time.monotonic()
         self.storage.update_trial(trial.trial_id, state="RUNNING", started_at=_now(), restarts=trial.restarts)
-        start = json.dumps(self._on_start(trial, {}))
+        start = json.dumps(self._start_answer(trial))
         if len(start) <= START_VARIABLE_BYTES:  # the answer to its "start" call, given at launch: one request fewer
             spec.env[START_VARIABLE] = start
         batch.commit()  # what led to the launch, and the launch, are in storage before the process starts
@@ -482,6 +482,10 @@ class Controller:
                       length=self.machine.units.to_searcher(batches, epochs))
 
     def _on_start(self, trial: Trial, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self._start_answer(trial)
+
+    def _start_answer(self, trial: Trial) -> dict[str, Any]:
+        """What a trial needs to begin; given in its environment at launch (`START_VARIABLE`) or asked for."""
         units = self.machine.units
         return {
             "experiment_id": self.experiment_id,

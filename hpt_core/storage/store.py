@@ -19,14 +19,11 @@ from sqlalchemy import (
     Connection,
     Select,
     Table,
-    bindparam,
     delete,
-    func,
     insert,
     inspect,
     select,
     text,
-    tuple_,
     update,
 )
 from sqlalchemy.engine import make_url
@@ -396,7 +393,6 @@ class Storage:
         longest: dict[int, int] = {}
         for report in reports:
             longest[report.trial_id] = max(longest.get(report.trial_id, 0), check_count(report.length, "length"))
-        table = schema.metrics
         keys = [(row["trial_id"], row["attempt"], row["seq"]) for row in rows]
         with self._transactions.write() as connection:
             seen = {tuple(row) for row in connection.execute(statements.STORED_REPORT_KEYS, {"keys": keys})}

@@ -333,7 +333,7 @@ class Controller:
                 continue
             spec = self._launch_spec(trial, attempt=trial.attempt + 1)
             if not self.executor.can_launch(spec):
-                return  # its GPUs are busy: the next trial to end frees them
+                return  # its GPUs are busy (a trial's end frees them) or an interpreter is about to be ready for it
             self._launch(trial, spec, batch)
 
     def _ready_to_launch(self, trial: Trial) -> bool:

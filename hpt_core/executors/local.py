@@ -169,9 +169,12 @@ class LocalExecutor(TrackingExecutor):
         return self.experiment_dir / "trials" / str(trial_id) / "workdir"
 
     def can_launch(self, spec: LaunchSpec) -> bool:
-        """Whether `spec`'s GPUs are free now; raises `ExecutorError` if this machine has too few for it."""
+        """Whether `spec`'s GPUs are free now and no interpreter of the pool is about to be ready for it
+        (`WarmPool.worth_waiting_for`); raises `ExecutorError` if this machine has too few GPUs for it."""
         self._collect()
-        return self._gpus_needed(spec) <= self.gpus.free
+        script = python_script_of(spec.command, spec.env.get("PATH", os.environ.get("PATH")))
+        about_to_be_ready = _warm_starts_on() and script is not None and self._pool.worth_waiting_for(script[0])
+        return self._gpus_needed(spec) <= self.gpus.free and not about_to_be_ready
 
     def launch(self, spec: LaunchSpec) -> None:
         self._refuse_while_alive(spec)

@@ -48,6 +48,9 @@ POOL_LOG = "warm-pool.log"
 """In the experiment directory: what the pool's interpreters printed while preloading, and why any was unfit."""
 FORK_REPLY_SECONDS = 10.0
 """How long a forking interpreter may take to say which process it forked for a trial."""
+PRELOAD_WAIT_SECONDS = 120.0
+"""How long trials wait for an interpreter that is still preloading rather than start cold beside it: a preload
+that takes longer (or hangs) holds no trial back."""
 LOST_RETURNCODE = 1
 """The exit status given to a forked trial whose interpreter ended before it could tell the trial's (an error)."""
 _PRELOADED_MAIN = "import sys; from hpt_core.preloaded import main; main(int(sys.argv[1]), sys.argv[2:])"
@@ -135,6 +138,7 @@ class _Interpreter:
     environment: dict[str, str]
     modules: list[str]
     status_read: int
+    started: float = field(default_factory=time.monotonic)
     status: bytes = b""
     result: dict | None = field(default=None)
     forked: queue.Queue[ForkedTrial] = field(default_factory=queue.Queue)
@@ -297,7 +301,16 @@ class WarmPool:
 
     def preloading(self) -> bool:
         """Whether a waiting interpreter is still importing (a trial of its slot launched now would start cold)."""
-        return any(waiting.read_status() is None and waiting.process.poll() is None for waiting in self._waiting)
+        return any(map(_still_preloading, self._waiting))
+
+    def worth_waiting_for(self, interpreter: str) -> bool:
+        """Whether an interpreter (the executable `interpreter`) is still preloading, alive, not stopped, for less
+        than `PRELOAD_WAIT_SECONDS`: a trial of it launched now would start cold beside it, which takes as long as
+        the rest of the preload and competes with it for the cores, so the trial is better launched once it is
+        ready."""
+        return any(waiting.interpreter == interpreter and _still_preloading(waiting)
+                   and not process_stopped(waiting.process.pid)
+                   and time.monotonic() - waiting.started < PRELOAD_WAIT_SECONDS for waiting in self._waiting)
 
     def state(self) -> str:
         """How many interpreters wait, and what they preload."""
@@ -343,6 +356,10 @@ def _hand_over(waiting: _Interpreter, request: bytes) -> str:
     except OSError as error:  # gone, or a full pipe
         return f"it could not be handed the trial ({error})"
     return "" if written == len(request) else "it could not be handed the trial (the request did not fit its pipe)"
+
+
+def _still_preloading(waiting: _Interpreter) -> bool:
+    return waiting.read_status() is None and waiting.process.poll() is None
 
 
 def _unfit(waiting: _Interpreter) -> str:

@@ -242,7 +242,8 @@ def test_without_gpus_trials_run_on_cpus_and_the_user_is_told_once(make_executor
     assert executor.notices() == []
 
 
-def test_each_trial_holds_gpus_of_its_own_until_it_ends(make_executor, launch, tmp_path):
+def test_each_trial_holds_gpus_of_its_own_until_it_ends(make_executor, launch, tmp_path, monkeypatch):
+    monkeypatch.setenv("HPT_WARM_START", "0")  # GPUs alone decide can_launch (no interpreter to wait for)
     executor = make_executor(gpus=["0", "1"])
     launch(executor, 1, f"{PYTHON} env.py")
     launch(executor, 2, f"{PYTHON} env.py")

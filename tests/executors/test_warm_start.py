@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from hpt_core.executors import LaunchSpec, LocalExecutor
+from hpt_core.executors import LaunchSpec, LocalExecutor, warm_pool
 from hpt_core.executors.warm_pool import python_script_of, third_party_imports
 
 TRIAL = """
@@ -77,10 +77,14 @@ def wait_for(condition, what):
     return value
 
 
+def trial_spec(tmp_path, trial_id, mode):
+    return LaunchSpec(trial_id=trial_id, attempt=1, command=f"{sys.executable} train.py {mode}",
+                      env={"HPT_TRIAL_ID": str(trial_id), "RECORDS": str(tmp_path)},
+                      log_path=str(tmp_path / f"trial-{trial_id}.log"))
+
+
 def launch(executor, tmp_path, trial_id, mode):
-    executor.launch(LaunchSpec(trial_id=trial_id, attempt=1, command=f"{sys.executable} train.py {mode}",
-                               env={"HPT_TRIAL_ID": str(trial_id), "RECORDS": str(tmp_path)},
-                               log_path=str(tmp_path / f"trial-{trial_id}.log")))
+    executor.launch(trial_spec(tmp_path, trial_id, mode))
 
 
 def run_trial(executor, tmp_path, trial_id, mode="ok"):
@@ -218,6 +222,53 @@ def test_a_preload_that_fails_is_said_in_the_trial_s_log_and_the_trial_starts_co
         assert executor.start_notes[2] == reason
         assert any(reason in notice for notice in executor.notices())
     finally:
+        executor.shutdown(grace_seconds=1)
+
+
+def gate_the_preload(tmp_path, monkeypatch):
+    """A module `gated_import` whose import waits until the returned file exists."""
+    modules, release = tmp_path / "modules", tmp_path / "release"
+    modules.mkdir()
+    (modules / "gated_import.py").write_text("import os, time\nwhile not os.path.exists(os.environ['RELEASE']):\n"
+                                             "    time.sleep(0.01)\n")
+    monkeypatch.setenv("PYTHONPATH", str(modules))
+    monkeypatch.setenv("RELEASE", str(release))
+    return release
+
+
+def test_a_trial_waits_for_an_interpreter_still_preloading_and_then_starts_warm(model_dir, tmp_path, monkeypatch):
+    release = gate_the_preload(tmp_path, monkeypatch)
+    executor = LocalExecutor(tmp_path / "experiment", model_dir, max_concurrent=1, preload=["numpy", "gated_import"])
+    try:
+        run_trial(executor, tmp_path, 100)  # cold: it starts the pool, whose interpreter waits in its import
+        assert not executor.can_launch(trial_spec(tmp_path, 1, "ok"))
+        release.touch()
+        wait_for(lambda: executor.can_launch(trial_spec(tmp_path, 1, "ok")), "the trial was never let launch")
+        returncode, record = run_trial(executor, tmp_path, 1)
+        assert (returncode, record["preloaded"], executor.start_kinds[1]) == (0, True, "warm")
+    finally:
+        executor.shutdown(grace_seconds=1)
+
+
+@pytest.mark.parametrize("unwaited", ["outlasts the wait", "stopped"])
+def test_an_interpreter_whose_preload_outlasts_the_wait_or_is_stopped_holds_no_trial_back(
+        model_dir, tmp_path, monkeypatch, unwaited):
+    release = gate_the_preload(tmp_path, monkeypatch)
+    if unwaited == "outlasts the wait":
+        monkeypatch.setattr(warm_pool, "PRELOAD_WAIT_SECONDS", 0.5)
+    executor = LocalExecutor(tmp_path / "experiment", model_dir, max_concurrent=1, preload=["numpy", "gated_import"])
+    try:
+        run_trial(executor, tmp_path, 100)
+        if unwaited == "stopped":
+            os.kill(executor._pool._waiting[0].process.pid, signal.SIGSTOP)
+        wait_for(lambda: executor.can_launch(trial_spec(tmp_path, 1, "ok")), "the trial was never let launch")
+        assert executor.preloading()  # still importing, yet not waited for
+        returncode, record = run_trial(executor, tmp_path, 1)
+        assert (returncode, record["preloaded"], executor.start_kinds[1]) == (0, False, "cold")
+    finally:
+        release.touch()
+        for waiting in executor._pool._waiting:
+            os.kill(waiting.process.pid, signal.SIGCONT)
         executor.shutdown(grace_seconds=1)
 
 

@@ -552,23 +552,26 @@ class Controller:
                     accepted.append((index, trial, self._reports_in(request, trial_id, attempt), stop_requested))
                 except Exception as error:
                     answers[index] = error
-        reports = [report for _, _, reports, _ in accepted for report in reports]
-        with_events = not resuming and any(report.kind == "validation" for report in reports)
-        with contextlib.ExitStack() as held:
-            if with_events:
-                held.enter_context(self._lock)
-                held.enter_context(self.storage.batch())
-            try:
-                stored = (self.storage.add_reports if with_events else self._group_commit.store)(reports)
-            except Exception as error:
-                for index, *_ in accepted:
-                    answers[index] = error
-                return answers
-            with contextlib.nullcontext() if resuming or with_events else self._lock, self.storage.batch():
-                for index, trial, reports, stop_requested in accepted:
-                    stored_now, stored = stored[:len(reports)], stored[len(reports):]
-                    answers[index] = self._stop_while_resuming() if trial is None else \
-                        self._reported(trial, reports, stored_now, stop_requested)
+        if not resuming and any(report.kind == "validation" for _, _, reports, _ in accepted for report in reports):
+            with self._lock, self.storage.batch():  # the validation and what it leads to: one commit
+                return self._store_and_tell(accepted, answers, self.storage.add_reports, locked=True)
+        return self._store_and_tell(accepted, answers, self._group_commit.store, locked=not resuming)
+
+    def _store_and_tell(self, accepted: Sequence[tuple[int, Trial | None, list[Report], bool]], answers: list[Any],
+                        store: Callable[[Sequence[Report]], list[bool]], locked: bool) -> list[Any]:
+        """Store the accepted requests' reports with `store`, then tell the state machine (under the controller's
+        lock when `locked`) of those that were new, filling in each request's answer."""
+        try:
+            stored = store([report for _, _, reports, _ in accepted for report in reports])
+        except Exception as error:
+            for index, *_ in accepted:
+                answers[index] = error
+            return answers
+        with self._lock if locked else contextlib.nullcontext(), self.storage.batch():
+            for index, trial, reports, stop_requested in accepted:
+                stored_now, stored = stored[:len(reports)], stored[len(reports):]
+                answers[index] = self._stop_while_resuming() if trial is None else \
+                    self._reported(trial, reports, stored_now, stop_requested)
         return answers
 
     def _reported(self, trial: Trial, reports: Sequence[Report], stored_now: Sequence[bool],

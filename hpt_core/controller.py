@@ -98,7 +98,7 @@ class Controller:
         self._decision_seq_lock = threading.Lock()
         self._group_commit = GroupCommit(storage)
         self._woken = threading.Event()
-        executor.exit_listener = self._woken.set
+        executor.wake_listener = self._woken.set
         self.channel: HttpChannelServer | None = None
         self.local_channel: SocketChannelServer | None = None
         record = storage.get_experiment(experiment_id)

@@ -68,9 +68,9 @@ class Executor(abc.ABC):
     options_model: ClassVar[type[ExecutorOptions]] = ExecutorOptions
     controller_host: Optional[str] = None
     """The address trials reach the controller at, when the executor knows better than the controller's default."""
-    exit_listener: Optional[Callable[[], None]] = None
-    """Called (from any thread) as soon as a trial's process has ended, by executors that can tell at once, so that
-    the caller polls now rather than at its next periodic turn."""
+    wake_listener: Optional[Callable[[], None]] = None
+    """Called (from any thread) by executors that can tell at once when a trial's process has ended or a trial that
+    had to wait can launch, so that the caller polls now rather than at its next periodic turn."""
 
     @classmethod
     def for_experiment(cls, config: ExperimentConfig, experiment_dir: str, model_dir: str,

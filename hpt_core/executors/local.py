@@ -108,8 +108,8 @@ class LocalExecutor(TrackingExecutor):
       for a cold one. `HPT_WARM_START=0` in this process's environment turns warm starts off.
 
     The SIGKILL that ends a grace period is sent by the first `poll`, `running`, `can_launch`,
-    `launch` or `ensure_stopped` after the deadline, so the controller should poll regularly; `exit_listener`
-    is called as soon as an attempt's leading process has ended.
+    `launch` or `ensure_stopped` after the deadline, so the controller should poll regularly; `wake_listener`
+    is called as soon as an attempt's leading process has ended or a preloaded interpreter is ready.
     POSIX only.
     """
 
@@ -158,7 +158,8 @@ class LocalExecutor(TrackingExecutor):
         if not self.gpus.devices:
             self._notices.append(NO_GPUS_NOTICE)
         at_once = [bound for bound in (max_concurrent, max_trials or 0, self.cores) if bound > 0]
-        self._pool = WarmPool(self.experiment_dir, min(at_once), None if preload is None else list(preload))
+        self._pool = WarmPool(self.experiment_dir, min(at_once), None if preload is None else list(preload),
+                              on_ready=self._wake)
         self.starts = {"warm": 0, "cold": 0}
         self.start_kinds: dict[int, str] = {}  # each trial's latest start: "warm" or "cold"
         self.start_notes: dict[int, str] = {}  # what a warm start preloaded, or why a start was cold
@@ -191,7 +192,7 @@ class LocalExecutor(TrackingExecutor):
             raise
         self._attempts[spec.trial_id] = _Attempt(spec, process, gpus)
         if isinstance(process, ForkedTrial):  # its interpreter's reader thread learns of its end: no thread of its own
-            process.call_when_ended(self._exited)
+            process.call_when_ended(self._wake)
         else:
             threading.Thread(target=self._tell_exit, args=(process,), name=f"hpt-trial-{spec.trial_id}-exit",
                              daemon=True).start()
@@ -201,13 +202,13 @@ class LocalExecutor(TrackingExecutor):
             "start": self.start_kinds[spec.trial_id], "start_note": self.start_notes[spec.trial_id]}))
 
     def _tell_exit(self, process: subprocess.Popen[bytes] | ForkedTrial) -> None:
-        """Wait for the attempt's leading process to end, then call `exit_listener` (the rest of its process group
+        """Wait for the attempt's leading process to end, then call `wake_listener` (the rest of its process group
         is collected by `poll`)."""
         process.wait()
-        self._exited()
+        self._wake()
 
-    def _exited(self) -> None:
-        listener = self.exit_listener
+    def _wake(self) -> None:
+        listener = self.wake_listener
         if listener is not None:
             listener()
 

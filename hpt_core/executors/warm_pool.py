@@ -51,6 +51,8 @@ FORK_REPLY_SECONDS = 10.0
 PRELOAD_WAIT_SECONDS = 120.0
 """How long trials wait for an interpreter that is still preloading rather than start cold beside it: a preload
 that takes longer (or hangs) holds no trial back."""
+ENDED_READ_SECONDS = 1.0
+"""How long the reader of an interpreter that has ended may take to finish reading what it said."""
 LOST_RETURNCODE = 1
 """The exit status given to a forked trial whose interpreter ended before it could tell the trial's (an error)."""
 _PRELOADED_MAIN = "import sys; from hpt_core.preloaded import main; main(int(sys.argv[1]), sys.argv[2:])"
@@ -131,18 +133,25 @@ class ForkedTrial:
 
 @dataclass
 class _Interpreter:
-    """A preloaded interpreter waiting for a trial."""
+    """A preloaded interpreter waiting for a trial. A thread reads its status pipe from its start: what it preloaded
+    (then `on_ready` is called) and, for one that forks, its children's pids and exit statuses."""
 
     process: subprocess.Popen[bytes]
     interpreter: str
     environment: dict[str, str]
     modules: list[str]
     status_read: int
+    on_ready: Callable[[], None] | None = None
     started: float = field(default_factory=time.monotonic)
-    status: bytes = b""
     result: dict | None = field(default=None)
     forked: queue.Queue[ForkedTrial] = field(default_factory=queue.Queue)
     children: dict[int, ForkedTrial] = field(default_factory=dict)
+    reader: threading.Thread | None = None
+
+    def __post_init__(self) -> None:
+        self.reader = threading.Thread(target=self._read_status, name=f"hpt-preloaded-{self.process.pid}",
+                                       daemon=True)
+        self.reader.start()
 
     @property
     def forks(self) -> bool:
@@ -151,17 +160,6 @@ class _Interpreter:
 
     def read_status(self) -> dict | None:
         """What it preloaded, what failed and whether it forks, once it has said so (never blocks)."""
-        if self.result is None:
-            try:
-                self.status += os.read(self.status_read, 65536)
-            except BlockingIOError:
-                pass
-            if self.status.endswith(b"\n"):
-                self.result = json.loads(self.status)
-                if self.forks:  # from now on a thread reads what it says of its children
-                    os.set_blocking(self.status_read, True)
-                    threading.Thread(target=self._follow_children, name=f"hpt-preloaded-{self.process.pid}",
-                                     daemon=True).start()
         return self.result
 
     def fork_trial(self) -> tuple[ForkedTrial | None, str]:
@@ -171,15 +169,20 @@ class _Interpreter:
         except queue.Empty:
             return None, f"it did not say within {FORK_REPLY_SECONDS:.0f} s which process it forked for the trial"
 
-    def _follow_children(self) -> None:
-        """Read `{"forked": pid}` and `{"ended": pid, "returncode": n}` lines until the interpreter has ended."""
+    def _read_status(self) -> None:
+        """Read the status line, then `{"forked": pid}` and `{"ended": pid, "returncode": n}` lines until the
+        interpreter has ended (one that does not fork closes the pipe after its status line)."""
         pending = b""
         while chunk := os.read(self.status_read, 65536):
             pending += chunk
             while b"\n" in pending:
                 line, pending = pending.split(b"\n", 1)
                 message = json.loads(line)
-                if "forked" in message:
+                if self.result is None:
+                    self.result = message
+                    if self.on_ready is not None:
+                        self.on_ready()
+                elif "forked" in message:
                     trial = self.children[message["forked"]] = ForkedTrial(message["forked"], self.process)
                     self.forked.put(trial)
                 else:
@@ -196,8 +199,6 @@ class _Interpreter:
         self.close()
 
     def close(self) -> None:
-        if not self.forks:  # a forking interpreter's status pipe is closed by the thread that reads it
-            os.close(self.status_read)
         if self.process.stdin is not None:
             self.process.stdin.close()
 
@@ -205,8 +206,11 @@ class _Interpreter:
 class WarmPool:
     """Up to `size` preloaded interpreters waiting for trials of one experiment."""
 
-    def __init__(self, directory: Path, size: int, preload: list[str] | None = None) -> None:
+    def __init__(self, directory: Path, size: int, preload: list[str] | None = None,
+                 on_ready: Callable[[], None] | None = None) -> None:
+        """`on_ready` is called (from another thread) when an interpreter has finished preloading."""
         self.directory = directory
+        self.on_ready = on_ready
         self.size = max(1, size)
         self.explicit = list(preload) if preload is not None else None
         self.log_path = directory / POOL_LOG
@@ -288,6 +292,7 @@ class WarmPool:
         for waiting in list(self._waiting):
             if waiting.process.poll() is not None:
                 self._waiting.remove(waiting)
+                waiting.reader.join(ENDED_READ_SECONDS)  # what it said before it ended
                 preloaded = waiting.read_status() is not None
                 waiting.close()
                 self._log(f"the preloaded interpreter {waiting.process.pid} ended while it "
@@ -332,7 +337,6 @@ class WarmPool:
 
     def _start(self, interpreter: str, modules: list[str], environment: dict[str, str]) -> None:
         status_read, status_write = os.pipe()
-        os.set_blocking(status_read, False)
         command = " ".join(shlex.quote(part) for part in
                            ["exec", interpreter, "-c", _PRELOADED_MAIN, str(status_write), *modules])
         with open_private(self.log_path) as log:
@@ -341,7 +345,7 @@ class WarmPool:
                                        pass_fds=(status_write,), start_new_session=True)
         os.close(status_write)
         os.set_blocking(process.stdin.fileno(), False)  # handing a trial over never waits on the interpreter
-        self._waiting.append(_Interpreter(process, interpreter, environment, modules, status_read))
+        self._waiting.append(_Interpreter(process, interpreter, environment, modules, status_read, self.on_ready))
 
     def _log(self, message: str) -> None:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 
 import pytest
@@ -236,14 +237,19 @@ def gate_the_preload(tmp_path, monkeypatch):
     return release
 
 
-def test_a_trial_waits_for_an_interpreter_still_preloading_and_then_starts_warm(model_dir, tmp_path, monkeypatch):
+def test_a_trial_waits_for_an_interpreter_still_preloading_and_is_let_launch_warm_once_it_is_ready(
+        model_dir, tmp_path, monkeypatch):
     release = gate_the_preload(tmp_path, monkeypatch)
     executor = LocalExecutor(tmp_path / "experiment", model_dir, max_concurrent=1, preload=["numpy", "gated_import"])
+    woken = threading.Event()
+    executor.wake_listener = woken.set
     try:
         run_trial(executor, tmp_path, 100)  # cold: it starts the pool, whose interpreter waits in its import
+        woken.clear()
         assert not executor.can_launch(trial_spec(tmp_path, 1, "ok"))
         release.touch()
-        wait_for(lambda: executor.can_launch(trial_spec(tmp_path, 1, "ok")), "the trial was never let launch")
+        assert woken.wait(60), "the executor did not wake its caller when the interpreter became ready"
+        assert executor.can_launch(trial_spec(tmp_path, 1, "ok"))
         returncode, record = run_trial(executor, tmp_path, 1)
         assert (returncode, record["preloaded"], executor.start_kinds[1]) == (0, True, "warm")
     finally:

@@ -1,13 +1,15 @@
 """System overhead of hpt against Optuna, Ray Tune and the bare process floor, in one run.
 
-    python benchmarks/overhead.py [--trials 50 500] [--reports 500] [--together 50] [--framework-trials 6]
-        [--frameworks lightning keras] [--concurrency 1 2] [--only-ingestion] [--out benchmarks/results]
+    python benchmarks/overhead.py [--trials 50 500] [--repeats 3] [--reports 500] [--together 50]
+        [--framework-trials 6] [--frameworks lightning keras] [--concurrency 1 2] [--only-ingestion]
+        [--out benchmarks/results]
 
-1. Trial launch: N no-op trials, 2 at a time, for each system in a fresh process of its own: hpt (random
-   search, SQLite; warm starts on and off), Optuna (in memory with 2 threads, SQLite with 2 worker
-   processes, a subprocess per trial), Ray Tune (reuse_actors off and on; off only at the smallest N,
-   it costs seconds a trial) and the floor: a bare subprocess per trial, no tuner. "loop" is the time
-   inside the search loop, "end to end" the whole process (interpreter start, imports, set-up included).
+1. Trial launch: N no-op trials, 2 at a time, for each system in a fresh process of its own, `--repeats` times
+   round robin (the tables give the medians): hpt (random search, SQLite; warm starts on and off), Optuna (in
+   memory with 2 threads, SQLite with 2 worker processes, a subprocess per trial), Ray Tune (reuse_actors off
+   and on; off only at the smallest N, it costs seconds a trial) and the floor: a bare subprocess per trial, no
+   tuner. "loop" is the time inside the search loop, "end to end" the whole process (interpreter start, imports,
+   set-up included).
 2. Metric ingestion: reports per second that hpt's controller stores from 8 concurrent trials (each report
    call returns once its report is committed), p50/p99 latency of one report call, and how many were lost or
    stored twice: one `ctx.report_training` call per report (the primary number), then `--together` reports
@@ -145,21 +147,24 @@ LAUNCH_SYSTEMS = {
 }
 
 
-def launch_rows(root: Path, trials: int, skip_ray: bool) -> list[dict]:
-    """Each system's no-op trials in a fresh process: loop and end-to-end milliseconds per trial."""
-    rows = []
-    for system in LAUNCH_SYSTEMS:
-        if system.startswith("ray") and (skip_ray or (system == "ray-default" and trials > 50)):
-            continue
-        began = time.perf_counter()
-        child = subprocess.run([sys.executable, __file__, "--system", system, "--trials", str(trials),
-                                "--scratch", str(root)], capture_output=True, text=True, check=True)
-        end_to_end = time.perf_counter() - began
-        measured = json.loads(child.stdout.strip().splitlines()[-1])
-        rows.append({"system": LAUNCH_SYSTEMS[system], "trials": trials,
-                     "loop_ms_per_trial": round(1000 * measured["loop_s"] / trials, 1),
-                     "end_to_end_ms_per_trial": round(1000 * end_to_end / trials, 1), "note": measured["note"]})
-    return rows
+def launch_rows(root: Path, trials: int, skip_ray: bool, repeats: int) -> list[dict]:
+    """Each system's no-op trials in a fresh process, `repeats` times round robin (a burst of load on the machine
+    hits every system alike): the median loop and end-to-end milliseconds per trial."""
+    systems = [system for system in LAUNCH_SYSTEMS
+               if not (system.startswith("ray") and (skip_ray or (system == "ray-default" and trials > 50)))]
+    runs: dict[str, list[dict]] = {system: [] for system in systems}
+    for _ in range(repeats):
+        for system in systems:
+            began = time.perf_counter()
+            child = subprocess.run([sys.executable, __file__, "--system", system, "--trials", str(trials),
+                                    "--scratch", str(root)], capture_output=True, text=True, check=True)
+            runs[system].append({**json.loads(child.stdout.strip().splitlines()[-1]),
+                                 "end_to_end_s": time.perf_counter() - began})
+    return [{"system": LAUNCH_SYSTEMS[system], "trials": trials, "repeats": repeats,
+             "loop_ms_per_trial": round(1000 * statistics.median(run["loop_s"] for run in runs[system]) / trials, 1),
+             "end_to_end_ms_per_trial":
+                 round(1000 * statistics.median(run["end_to_end_s"] for run in runs[system]) / trials, 1),
+             "note": " / ".join(dict.fromkeys(run["note"] for run in runs[system]))} for system in systems]
 
 
 def run_system(system: str, trials: int, root: Path) -> dict:
@@ -422,6 +427,8 @@ def _framework_table(rows: list[dict]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, nargs="+", default=[50, 500], help="no-op trials per system (50 500)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each system's no-op trials; the tables "
+                        "give the median (3)")
     parser.add_argument("--reports", type=int, default=500, help="training reports per trial for ingestion")
     parser.add_argument("--together", type=int, default=50, help="reports a `report_training_many` call hands "
                         "over in the batched ingestion row (default 50)")
@@ -448,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
             "machine": f"{os.cpu_count()} cores, Python {sys.version.split()[0]}",
             "date": time.strftime("%Y-%m-%d"),
             "launch": [] if args.only_ingestion else
-            [row for trials in args.trials for row in launch_rows(root, trials, args.skip_ray)],
+            [row for trials in args.trials for row in launch_rows(root, trials, args.skip_ray, args.repeats)],
             "ingestion": [ingestion(root, args.reports), ingestion(root, args.reports, args.together),
                           optuna_ingestion(root, args.reports)]
             + ([] if args.skip_ray else [ray_ingestion(args.reports)]),

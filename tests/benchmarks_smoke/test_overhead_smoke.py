@@ -10,8 +10,8 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "overhead.py"
 
 
 def test_the_overhead_benchmark_writes_its_tables(tmp_path):
-    finished = subprocess.run([sys.executable, str(SCRIPT), "--trials", "4", "--reports", "20", "--together", "5",
-                               "--framework-trials", "1", "--frameworks", "lightning", "--concurrency", "1",
+    finished = subprocess.run([sys.executable, str(SCRIPT), "--trials", "4", "--repeats", "2", "--reports", "20",
+                               "--together", "5", "--framework-trials", "1", "--frameworks", "lightning", "--concurrency", "1",
                                "--skip-ray", "--out", str(tmp_path)], capture_output=True, text=True, timeout=280)
     assert finished.returncode == 0, finished.stderr[-3000:]
     results = json.loads((tmp_path / "overhead.json").read_text())
@@ -20,7 +20,8 @@ def test_the_overhead_benchmark_writes_its_tables(tmp_path):
                        "Optuna in memory, 2 threads (no process per trial)",
                        "Optuna + SQLite, 2 worker processes (no process per trial)",
                        "Optuna in memory, a subprocess per trial", "bare subprocess per trial, no tuner (the floor)"]
-    assert all(row["trials"] == 4 and row["loop_ms_per_trial"] > 0 for row in results["launch"])
+    assert all(row["trials"] == 4 and row["repeats"] == 2 and row["loop_ms_per_trial"] > 0
+               for row in results["launch"])
     hpt, together, optuna = results["ingestion"]
     assert [hpt["system"], together["system"], optuna["system"]] == [
         "hpt `ctx.report_training`, a call per report", "hpt `ctx.report_training_many`, 5 reports a call",

@@ -12,7 +12,8 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "overhead.py"
 def test_the_overhead_benchmark_writes_its_tables(tmp_path):
     finished = subprocess.run([sys.executable, str(SCRIPT), "--trials", "4", "--repeats", "2", "--reports", "20",
                                "--together", "5", "--framework-trials", "1", "--frameworks", "lightning",
-                               "--concurrency", "1", "--skip-ray", "--out", str(tmp_path)], capture_output=True, text=True, timeout=280)
+                               "--concurrency", "1", "--skip-ray", "--out", str(tmp_path)],
+                              capture_output=True, text=True, timeout=280)
     assert finished.returncode == 0, finished.stderr[-3000:]
     results = json.loads((tmp_path / "overhead.json").read_text())
     systems = [row["system"] for row in results["launch"]]

@@ -341,7 +341,7 @@ class Controller:
             return True
         parent = self.trials[trial.parent_request_id]
         return restore.ready_to_launch(trial, self.storage.latest_checkpoint(trial.trial_id) is not None,
-                                       parent.process_alive, self._parent_checkpoint(trial))
+                                       parent.process_alive, self.storage.checkpoints(trial_id=parent.trial_id))
 
     def _parent_checkpoint(self, trial: Trial) -> Any:
         parent = self.trials[trial.parent_request_id]
@@ -376,10 +376,9 @@ class Controller:
         self.machine.launched(trial, spec.attempt)
         self._launched_at[trial.trial_id] = time.monotonic()
         self.storage.update_trial(trial.trial_id, state="RUNNING", started_at=_now(), restarts=trial.restarts)
-        if trial.parent_request_id is None:  # a child's parent may still register the checkpoint it restores
-            start = json.dumps(self._start_answer(trial))
-            if len(start) <= START_VARIABLE_BYTES:  # the answer to its "start" call at launch: one request fewer
-                spec.env[START_VARIABLE] = start
+        start = json.dumps(self._start_answer(trial))
+        if len(start) <= START_VARIABLE_BYTES:  # the answer to its "start" call at launch: one request fewer
+            spec.env[START_VARIABLE] = start
         batch.commit()  # what led to the launch, and the launch, are in storage before the process starts
         self._lock.release()  # the other trials' requests are answered while this one's process starts
         try:

@@ -3,7 +3,8 @@
 1. Its own latest checkpoint (a restart or a resumed pause continues where it stopped).
 2. Else, for a child (a `Create` with a checkpoint, such as PBT's exploit step), the parent's
    newest checkpoint at or before the length the parent had validated when the child was
-   created; the child waits for it while the parent is still running.
+   created; while the parent runs, the child waits until the parent has a checkpoint at or
+   after that length (its checkpoint of that round, or a later one).
 3. Else the experiment's warm start: `searcher.source_checkpoint`, or the latest checkpoint of
    `searcher.source_trial_id`.
 4. Else nothing: the trial starts from scratch.
@@ -52,8 +53,11 @@ def restore_point(own_latest: Any, parent: Any, experiment_warm_start: Any) -> R
     return None
 
 
-def ready_to_launch(child: Trial, has_own_checkpoint: bool, parent_running: bool, parent: Any) -> bool:
-    """A warm-started child waits for its parent's checkpoint of the round it was cloned at (rule 2)."""
-    if child.parent_request_id is None or has_own_checkpoint:
+def ready_to_launch(child: Trial, has_own_checkpoint: bool, parent_running: bool,
+                    parent_checkpoints: Sequence[CheckpointLike]) -> bool:
+    """A warm-started child waits, while its parent runs, until the parent has registered a checkpoint at or after
+    the length the child was cloned at: only then are the checkpoints rule 2 chooses from all in (rule 2)."""
+    if child.parent_request_id is None or has_own_checkpoint or not parent_running:
         return True
-    return not parent_running or parent is not None
+    return any(checkpoint.length is not None and checkpoint.length >= child.parent_length
+               for checkpoint in parent_checkpoints)

@@ -43,8 +43,17 @@ def test_the_trials_own_checkpoint_comes_first_and_only_it_continues_the_count()
     assert restore_point(None, None, None) is None
 
 
-def test_a_child_waits_for_its_running_parents_checkpoint_but_not_for_a_parent_that_ended_without_one() -> None:
-    assert not ready_to_launch(child(4), has_own_checkpoint=False, parent_running=True, parent=None)
-    assert ready_to_launch(child(4), has_own_checkpoint=False, parent_running=True, parent=PARENT[1])
-    assert ready_to_launch(child(4), has_own_checkpoint=False, parent_running=False, parent=None)
-    assert ready_to_launch(child(4), has_own_checkpoint=True, parent_running=True, parent=None)
+def test_a_child_waits_until_its_running_parent_has_checkpointed_the_round_it_was_cloned_at() -> None:
+    assert not ready_to_launch(child(4), has_own_checkpoint=False, parent_running=True, parent_checkpoints=[])
+    assert not ready_to_launch(child(4), has_own_checkpoint=False, parent_running=True,
+                               parent_checkpoints=PARENT[:1])  # round 2 only: round 4's may be on its way
+    assert not ready_to_launch(child(4), has_own_checkpoint=False, parent_running=True,
+                               parent_checkpoints=[PARENT[0], PARENT[3]])  # a checkpoint of no length says nothing
+    assert ready_to_launch(child(4), has_own_checkpoint=False, parent_running=True, parent_checkpoints=PARENT[:2])
+    assert ready_to_launch(child(5), has_own_checkpoint=False, parent_running=True, parent_checkpoints=PARENT[:3])
+
+
+def test_a_child_does_not_wait_for_a_parent_that_ended_or_when_it_has_its_own_checkpoint() -> None:
+    assert ready_to_launch(child(4), has_own_checkpoint=False, parent_running=False, parent_checkpoints=[])
+    assert ready_to_launch(child(4), has_own_checkpoint=False, parent_running=False, parent_checkpoints=PARENT[:1])
+    assert ready_to_launch(child(4), has_own_checkpoint=True, parent_running=True, parent_checkpoints=[])

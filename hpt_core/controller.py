@@ -34,10 +34,11 @@ from hpt_core.config import ExperimentConfig
 from hpt_core.errors import SearcherError
 from hpt_core.executors.base import Executor, LaunchSpec, TrialExit
 from hpt_core.group_commit import GroupCommit
-from hpt_core.lifecycle import Trial, TrialMachine, restore
+from hpt_core.lifecycle import Trial, TrialMachine
 from hpt_core.ownership import Lease, LeaseLost
 from hpt_core.plugins import experiment_loggers, notify
 from hpt_core.recording import StorageBooks, rebuild
+from hpt_core.restore_points import RestorePoints
 from hpt_core.searchers.base import SearchMethod
 from hpt_core.private_files import write_private
 from hpt_core.storage import Batch, RecordNotFound, Report, Storage, channel_file, trial_log
@@ -84,6 +85,7 @@ class Controller:
         self.on_tick = on_tick
         self.lease = lease or Lease(storage, experiment_id)
         self.machine = TrialMachine(config, searcher, StorageBooks(storage, experiment_id, config.max_restarts), seed)
+        self.restore_points = RestorePoints(storage, config.searcher, self.machine.trials)
         self.started_at = time.monotonic()
         self._deadline = math.inf
         self._followed_at = 0.0
@@ -176,6 +178,7 @@ class Controller:
         `LOOP_SECONDS`: its storage writes are one commit, made before any trial of it starts."""
         self._woken.clear()
         with self._lock, self.storage.batch() as batch:
+            self._note_the_time()
             self._follow_storage()
             self._enforce_trial_time_limit()
             for trial_exit in self.executor.poll():
@@ -263,11 +266,16 @@ class Controller:
                 self.machine.ran_too_long(trial)
                 self.executor.terminate(trial.trial_id)
 
+    def _note_the_time(self) -> None:
+        """Tell the state machine whether `max_time` has passed before it hears of anything now: a trial that
+        exits or reports after it leads to no new trial and no further unit."""
+        self.machine.time_is_up = self.time_is_up
+
     def _finished(self) -> bool:
         with self._lock:
             if self._failure is not None:
                 raise self._failure
-            self.machine.time_is_up = self.time_is_up
+            self._note_the_time()
             return self.machine.finished()
 
     # --- snapshots and resume ---------------------------------------------------------------
@@ -329,23 +337,12 @@ class Controller:
             if request_id not in self.machine.pending:  # ended or launched meanwhile
                 continue
             trial = self.trials[request_id]
-            if not self._ready_to_launch(trial):
+            if not self.restore_points.ready_to_launch(trial):
                 continue
             spec = self._launch_spec(trial, attempt=trial.attempt + 1)
             if not self.executor.can_launch(spec):
                 return  # its GPUs are busy (a trial's end frees them) or an interpreter is about to be ready for it
             self._launch(trial, spec, batch)
-
-    def _ready_to_launch(self, trial: Trial) -> bool:
-        if trial.parent_request_id is None:
-            return True
-        parent = self.trials[trial.parent_request_id]
-        return restore.ready_to_launch(trial, self.storage.latest_checkpoint(trial.trial_id) is not None,
-                                       parent.process_alive, self.storage.checkpoints(trial_id=parent.trial_id))
-
-    def _parent_checkpoint(self, trial: Trial) -> Any:
-        parent = self.trials[trial.parent_request_id]
-        return restore.parent_checkpoint(trial, self.storage.checkpoints(trial_id=parent.trial_id))
 
     def _launch_spec(self, trial: Trial, attempt: int) -> LaunchSpec:
         env = {
@@ -499,7 +496,7 @@ class Controller:
             "checkpoint_policy": self.config.checkpoint_policy,
             "max_length": units.longest_for_trial(),
             "checkpoint_root": self.checkpoint_root,
-            "restore": self._restore_for(trial),
+            "restore": self.restore_points.told(trial),
             "wait_limit_seconds": self._wait_limit(trial),
             **self._decision(trial),
         }
@@ -513,26 +510,6 @@ class Controller:
             limits.append(self._launched_at[trial.trial_id] + self.config.max_trial_time - now)
         limit = min(limits)
         return None if math.isinf(limit) else max(0.0, limit)
-
-    def _restore_for(self, trial: Trial) -> dict[str, Any] | None:
-        """The trial's restore point (lifecycle.restore's rules), as the trial is told it."""
-        parent = self._parent_checkpoint(trial) if trial.parent_request_id is not None else None
-        point = restore.restore_point(self.storage.latest_checkpoint(trial.trial_id), parent,
-                                      self._warm_start_checkpoint())
-        if point is None:
-            return None
-        checkpoint = point.checkpoint
-        return {"checkpoint_id": checkpoint.id, "path": checkpoint.path, "batches": checkpoint.batches,
-                "epochs": checkpoint.epochs, "metadata": checkpoint.metadata, "warm_start": point.warm_start}
-
-    def _warm_start_checkpoint(self) -> Any:
-        """`searcher.source_checkpoint`, or the latest checkpoint of `searcher.source_trial_id`."""
-        searcher = self.config.searcher
-        if searcher.source_checkpoint is not None:
-            return self.storage.get_checkpoint(searcher.source_checkpoint)
-        if searcher.source_trial_id is not None:
-            return self.storage.latest_checkpoint(searcher.source_trial_id)
-        return None
 
     def _on_reports(self, requests: Sequence[Request]) -> list[Any]:
         """Store the requests' reports once each, then tell the state machine about those that were not repeats;
@@ -576,6 +553,7 @@ class Controller:
     def _reported(self, trial: Trial, reports: Sequence[Report], stored_now: Sequence[bool],
                   stop_requested: bool) -> dict[str, Any]:
         try:
+            self._note_the_time()
             for report, new in zip(reports, stored_now):
                 if new:
                     notify("hpt_metrics_reported", experiment_id=self.experiment_id, trial_id=trial.trial_id,

@@ -23,7 +23,11 @@ def test_max_time_stops_creating_trials_and_lets_running_ones_finish_their_unit(
     assert 1 <= len(trials) < 50
     log = run.log()
     deadline = experiment.created_at.timestamp() + 5
-    assert all(t.started_at.timestamp() < deadline for t in trials)  # launched before max_time only
-    assert all(t.state == "COMPLETED" and t.length_done == 4 for t in trials)  # each finished its unit
+    launched = [t for t in trials if t.started_at is not None]
+    assert launched and all(t.started_at.timestamp() < deadline for t in launched)  # launched before max_time only
+    assert all(t.state == "COMPLETED" and t.length_done == 4 for t in launched)  # each finished its unit
+    # one created just before max_time may wait for a preloading interpreter past it: it never runs
+    assert all((t.state, t.end_reason) == ("CANCELED", "experiment time limit (max_time)")
+               for t in trials if t.started_at is None)
     # two at a time, so that a trial runs at the deadline even when another is between attempts
     assert any(entry["time"] > deadline for entry in log if entry["event"] == "report")

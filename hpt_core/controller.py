@@ -128,6 +128,8 @@ class Controller:
             self.lease.release()
 
     def _run(self) -> str:
+        self.executor.prepare(self.config.entrypoint or "", self._trial_variables(),
+                              self.config.resources.slots_per_trial)  # before the set-up: the pool preloads meanwhile
         self._start_channels()
         if self.config.max_time is not None:
             age = (_now() - self.storage.get_experiment(self.experiment_id).created_at).total_seconds()
@@ -344,10 +346,15 @@ class Controller:
                 return  # its GPUs are busy (a trial's end frees them) or an interpreter is about to be ready for it
             self._launch(trial, spec, batch)
 
+    def _trial_variables(self) -> dict[str, str]:
+        """What every trial's environment has beside the controller's: this interpreter's bin first on PATH, and
+        the experiment file's variables."""
+        return {"PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
+                **self.config.environment.variables}
+
     def _launch_spec(self, trial: Trial, attempt: int) -> LaunchSpec:
         env = {
-            "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
-            **self.config.environment.variables,
+            **self._trial_variables(),
             "HPT_CONTROLLER_URL": self._channel_url_for_trials(),
             "HPT_CHANNEL_FILE": str(channel_file(self.experiment_dir)),
             "HPT_SECRET": attempt_secret(self.secret, trial.trial_id, attempt),

@@ -11,7 +11,7 @@ import abc
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, ClassVar, Optional
+from typing import Any, Callable, ClassVar, Mapping, Optional
 
 from hpt_core.config import ExecutorOptions, ExperimentConfig
 
@@ -117,6 +117,10 @@ class Executor(abc.ABC):
     def can_launch(self, spec: LaunchSpec) -> bool:
         """Whether `launch(spec)` would find its resources free now (by default: always)."""
         return True
+
+    def prepare(self, command: str, env: Mapping[str, str], slots: int) -> None:
+        """Get ready, before the first launch, for trials that run `command` with `env` on `slots` GPUs each
+        (by default: nothing to get ready)."""
 
     def notices(self) -> list[str]:
         """Messages for the user that have not been returned before (each is returned once)."""

@@ -23,7 +23,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO, Optional, Sequence
+from typing import Annotated, Any, BinaryIO, Mapping, Optional, Sequence
 
 from pydantic import AfterValidator
 
@@ -177,6 +177,15 @@ class LocalExecutor(TrackingExecutor):
         about_to_be_ready = _warm_starts_on() and script is not None and self._pool.worth_waiting_for(script[0])
         return self._gpus_needed(spec) <= self.gpus.free and not about_to_be_ready
 
+    def prepare(self, command: str, env: Mapping[str, str], slots: int) -> None:
+        """Start the pool's interpreters for the first trials' slot now, while the controller sets up: the first
+        trials then wait for them (`can_launch`) rather than start cold beside them."""
+        script = python_script_of(command, env.get("PATH", os.environ.get("PATH")))
+        if not _warm_starts_on() or script is None or not (self.model_dir / script[1][0]).is_file():
+            return
+        gpus = self.gpus.devices[:slots] if slots <= len(self.gpus.devices) else ()
+        self._pool.top_up(script[0], self.model_dir / script[1][0], self._environment(env, slots, gpus))
+
     def launch(self, spec: LaunchSpec) -> None:
         self._refuse_while_alive(spec)
         gpus = self.gpus.acquire(self._gpus_needed(spec))
@@ -277,7 +286,7 @@ class LocalExecutor(TrackingExecutor):
             build_link_farm(self._model_listing, workdir)
         log_path = Path(spec.log_path)
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        environment = self._environment(spec, gpus)
+        environment = self._environment(spec.env, spec.slots, gpus)
         with open_private(log_path) as log:
             log.write(attempt_header(spec.attempt))
             log.flush()
@@ -327,15 +336,15 @@ class LocalExecutor(TrackingExecutor):
         self._pool.top_up(interpreter, self.model_dir / argv[0], environment)
         return process, note
 
-    def _environment(self, spec: LaunchSpec, gpus: tuple[str, ...]) -> dict[str, str]:
-        gpu_bound = len(self.gpus.devices) // spec.slots if self.gpus.devices and spec.slots else 0
+    def _environment(self, env: Mapping[str, str], slots: int, gpus: tuple[str, ...]) -> dict[str, str]:
+        gpu_bound = len(self.gpus.devices) // slots if self.gpus.devices and slots else 0
         threads = threads_per_trial(self.cores, [self.max_concurrent, self.max_trials or 0, gpu_bound])
         return {
             **os.environ,
             **thread_limits(threads),
             "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONUNBUFFERED": "1",
-            **spec.env,
+            **env,
             "CUDA_VISIBLE_DEVICES": ",".join(gpus),
         }
 

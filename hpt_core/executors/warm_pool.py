@@ -339,6 +339,7 @@ class WarmPool:
         status_read, status_write = os.pipe()
         command = " ".join(shlex.quote(part) for part in
                            ["exec", interpreter, "-c", _PRELOADED_MAIN, str(status_write), *modules])
+        self.directory.mkdir(parents=True, exist_ok=True)  # its working directory, and where its log goes
         with open_private(self.log_path) as log:
             process = subprocess.Popen(command, shell=True, cwd=self.directory, env=environment,
                                        stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,

@@ -256,6 +256,28 @@ def test_a_trial_waits_for_an_interpreter_still_preloading_and_is_let_launch_war
         executor.shutdown(grace_seconds=1)
 
 
+def test_prepared_before_the_first_launch_the_pool_starts_the_first_trial_warm(executor, tmp_path):
+    spec = trial_spec(tmp_path, 1, "ok")
+    executor.prepare(spec.command, {"RECORDS": str(tmp_path)}, slots=0)
+    assert executor.preloading() and not executor.can_launch(spec)  # the first trial waits for the pool
+    wait_for(lambda: executor.can_launch(spec), "the first trial was never let launch")
+    returncode, record = run_trial(executor, tmp_path, 1)
+    assert (returncode, record["preloaded"], executor.start_kinds[1]) == (0, True, "warm")
+
+
+@pytest.mark.parametrize("command", [f"{sys.executable} -c pass", f"{sys.executable} missing.py"])
+def test_nothing_is_prepared_for_an_entrypoint_that_cannot_start_warm(executor, tmp_path, command):
+    executor.prepare(command, {}, slots=0)
+    assert executor.warm_start_state().endswith("no preloaded interpreter waiting")
+
+
+def test_nothing_is_prepared_with_warm_starts_off(executor, tmp_path, monkeypatch):
+    monkeypatch.setenv("HPT_WARM_START", "0")
+    executor.prepare(trial_spec(tmp_path, 1, "ok").command, {}, slots=0)
+    monkeypatch.delenv("HPT_WARM_START")
+    assert executor.warm_start_state().endswith("no preloaded interpreter waiting")
+
+
 @pytest.mark.parametrize("unwaited", ["outlasts the wait", "stopped"])
 def test_an_interpreter_whose_preload_outlasts_the_wait_or_is_stopped_holds_no_trial_back(
         model_dir, tmp_path, monkeypatch, unwaited):

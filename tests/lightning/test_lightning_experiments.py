@@ -197,8 +197,8 @@ def test_a_cancelled_trial_checkpoints_and_fit_returns_normally(tmp_path):
 
 
 def test_lightning_trials_of_either_namespace_start_warm_from_a_preloaded_interpreter(tmp_path):
-    """One trial at a time: the first starts cold (and starts the pool); once an interpreter has preloaded, the
-    next trial is handed to it and trains as the first did."""
+    """The pool starts with the experiment; one trial at a time, each is handed an interpreter that has preloaded
+    torch and Lightning (the first waits for it rather than start cold beside it), and trains."""
     experiment = experiments_in(tmp_path).run(
         {"name": "grid", "max_length": {"epochs": 1}, "max_concurrent_trials": 1},
         {"package": {"type": "categorical", "vals": ["lightning", "pytorch_lightning"]}, "lr": 0.1},
@@ -207,9 +207,10 @@ def test_lightning_trials_of_either_namespace_start_warm_from_a_preloaded_interp
     first, second = experiment.trials()
     starts = [recorded_start(experiment.storage.get_experiment(experiment.experiment_id).experiment_dir, trial.id)
               for trial in (first, second)]
-    assert [start["start"] for start in starts] == ["cold", "warm"]
-    assert "torch" in starts[1]["start_note"].split("preloaded ")[1].split(", ")
-    assert f"hpt: {starts[1]['start_note']}" in experiment.trial_output(second.id)
+    assert [start["start"] for start in starts] == ["warm", "warm"]
+    for trial, start in zip((first, second), starts):
+        assert "torch" in start["start_note"].split("preloaded ")[1].split(", ")
+        assert f"hpt: {start['start_note']}" in experiment.trial_output(trial.id)
     for trial in (first, second):
         assert trial.state == "COMPLETED" and [m.epochs for m in experiment.metrics(trial, "validation")] == [1]
 

@@ -3,10 +3,12 @@
 Every observation is one mixture component: a product of truncated normals on the numeric
 dimensions (each scaled to [0, 1]) and of smoothed categorical distributions on the
 categorical ones; one more component is the prior (a wide normal centred in the cube, uniform
-choices), so that the density never vanishes. Bandwidths follow Scott's rule per dimension,
-but never below 1/(n + 1) of the range for n observations (and `MIN_BANDWIDTH`): a few
-observations close together must not collapse the density onto them, and the floor narrows
-only as evidence grows.
+choices), so that the density never vanishes. Bandwidths are Scott's rule per dimension times
+one factor of `WIDTH_FACTORS`, the one under which the observations are likeliest left out
+one at a time (each scored by the others and the prior: narrow where they cluster, wide where
+they spread), but never below 1/(n + 1) of the range for n observations (and
+`MIN_BANDWIDTH`): a few observations close together must not collapse the density onto them,
+and the floor narrows only as evidence grows.
 
 >>> import numpy as np
 >>> estimator = ParzenEstimator(np.array([[0.2], [0.25]]), np.zeros((2, 0), dtype=int), [])
@@ -30,6 +32,10 @@ PRIOR_SIGMA = 1.0
 """The prior component's standard deviation on every numeric dimension (the whole range)."""
 RESAMPLE_ROUNDS = 8
 """Draws outside [0, 1] are drawn again this many times before being clipped to the range."""
+WIDTH_FACTORS = (0.25, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0)
+"""The multiples of Scott's widths (steps of about √2) among which a density chooses by leave-one-out likelihood."""
+MAX_HELD_OUT = 100
+"""At most this many observations (an even sample) are held out to choose the width."""
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 
@@ -44,13 +50,40 @@ class ParzenEstimator:
         dimensions = numeric.shape[1] + categorical.shape[1]
         self.weights = np.full(count + 1, 1.0 / (count + 1))
         self.means = np.vstack([numeric, np.full((1, numeric.shape[1]), 0.5)])
-        bandwidth = _scott_bandwidth(numeric, dimensions)
-        self.sigmas = np.vstack([np.tile(bandwidth, (count, 1)), np.full((1, numeric.shape[1]), PRIOR_SIGMA)])
-        # per component: its log weight and the log normalisers of its truncated normals
-        log_mass = np.log(_normal_cdf((1 - self.means) / self.sigmas) - _normal_cdf(-self.means / self.sigmas))
-        self.log_scale = np.log(self.weights) - (np.log(self.sigmas) + _LOG_SQRT_2PI + log_mass).sum(axis=1)
         self.choice_probabilities = [_categorical_kernels(categorical[:, column], size, count)
                                      for column, size in enumerate(choices)]
+        spread = _scott_spread(numeric, dimensions)
+        self.width_factor = self._likeliest_factor(numeric, categorical, spread)
+        bandwidth = _clip_bandwidth(self.width_factor * spread, count)
+        self.sigmas = np.vstack([np.tile(bandwidth, (count, 1)), np.full((1, numeric.shape[1]), PRIOR_SIGMA)])
+        self.log_scale = np.log(self.weights) + _log_normalisers(self.means, self.sigmas)
+
+    def _likeliest_factor(self, numeric: np.ndarray, categorical: np.ndarray, spread: np.ndarray) -> float:
+        """The factor of `WIDTH_FACTORS` whose widths give the observations the largest leave-one-out log
+        likelihood: each of (an even sample of at most `MAX_HELD_OUT`) observations scored by the mixture of
+        the others and the prior. 1 (Scott's rule) with fewer than 3 observations or no numeric dimension."""
+        count = len(numeric)
+        if count < 3 or numeric.shape[1] == 0:
+            return 1.0
+        held_out = np.arange(0, count, math.ceil(count / MAX_HELD_OUT))
+        squared = (numeric[held_out][:, None, :] - self.means[None, :, :]) ** 2
+        fixed = np.zeros((len(held_out), count + 1))  # what the widths do not change: choices, the prior
+        for column, probabilities in enumerate(self.choice_probabilities):
+            fixed += np.log(probabilities[:, categorical[held_out, column]]).T
+        prior_sigmas = np.full((1, numeric.shape[1]), PRIOR_SIGMA)
+        fixed[:, -1] += _log_normalisers(self.means[-1:], prior_sigmas)[0] - 0.5 * squared[:, -1].sum(axis=1) / PRIOR_SIGMA ** 2
+        fixed[np.arange(len(held_out)), held_out] = -np.inf
+        best, best_score = 1.0, -math.inf
+        for factor in WIDTH_FACTORS:
+            bandwidth = _clip_bandwidth(factor * spread, count)
+            per_component = fixed.copy()
+            per_component[:, :-1] += (_log_normalisers(numeric, np.broadcast_to(bandwidth, numeric.shape))[None, :]
+                                      - 0.5 * squared[:, :-1] @ bandwidth ** -2)
+            largest = per_component.max(axis=1, keepdims=True)
+            score = float((largest[:, 0] + np.log(np.exp(per_component - largest).sum(axis=1))).sum())
+            if score > best_score:
+                best, best_score = factor, score
+        return best
 
     def sample(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
         """`size` draws: (numeric in [0, 1], categorical indices)."""
@@ -80,15 +113,24 @@ class ParzenEstimator:
         return (largest + np.log(np.exp(per_component - largest).sum(axis=1, keepdims=True)))[:, 0]
 
 
-def _scott_bandwidth(numeric: np.ndarray, dimensions: int) -> np.ndarray:
-    """Per numeric dimension: the spread of the n observations × n^(-1/(dimensions+4)), within
-    [max(1/(n+1), MIN_BANDWIDTH), 1]."""
+def _scott_spread(numeric: np.ndarray, dimensions: int) -> np.ndarray:
+    """Scott's rule per numeric dimension: the spread of the n observations × n^(-1/(dimensions+4))
+    (0 with fewer than 2)."""
     count = len(numeric)
-    floor = max(1.0 / (count + 1), MIN_BANDWIDTH)
     if count < 2:
-        return np.full(numeric.shape[1], floor)
-    spread = numeric.std(axis=0, ddof=1) * count ** (-1.0 / (dimensions + 4))
-    return np.clip(spread, floor, 1.0)
+        return np.zeros(numeric.shape[1])
+    return numeric.std(axis=0, ddof=1) * count ** (-1.0 / (dimensions + 4))
+
+
+def _clip_bandwidth(bandwidth: np.ndarray, count: int) -> np.ndarray:
+    """`bandwidth` within [max(1/(n+1), MIN_BANDWIDTH), 1] for n observations."""
+    return np.clip(bandwidth, max(1.0 / (count + 1), MIN_BANDWIDTH), 1.0)
+
+
+def _log_normalisers(means: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
+    """Per component: minus the log normalisers of its truncated normals on [0, 1], summed over dimensions."""
+    log_mass = np.log(_normal_cdf((1 - means) / sigmas) - _normal_cdf(-means / sigmas))
+    return -(np.log(sigmas) + _LOG_SQRT_2PI + log_mass).sum(axis=1)
 
 
 def _categorical_kernels(observed: np.ndarray, size: int, count: int) -> np.ndarray:

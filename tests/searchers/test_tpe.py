@@ -30,10 +30,8 @@ SPACE = {
     "seed": 7,
 }
 SEEDS = range(8)
-BOWL_SEEDS = range(32)
-"""The bowl comparison's seeds. With `random` the bounds hold with a wide margin (over 200 seeds TPE's median regret
-is 0.18 of random sampling's, lower on 90% of seeds); with `adaptive_asha` they do not: over 200 seeds it is 0.60 of
-random's (0.56 with Scott's widths alone), lower on 70%, and these 32 seeds give 0.46 and 24 of 32."""
+BOWL_SEEDS = range(64)
+"""The bowl comparison's seeds: enough that its bounds (in the test's docstring) are the method's, not the seeds'."""
 
 Objective = Callable[[dict[str, Any], int], float]
 
@@ -94,16 +92,18 @@ def best_at_full_length(method: SearchMethod, objective: Objective = bowl) -> fl
 # --- it finds better configurations than random sampling ------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["random", "adaptive_asha"])
-def test_tpe_beats_random_sampling_on_a_function_with_a_known_optimum(name: str) -> None:
-    """TPE's median regret is under half of random sampling's, and TPE's is lower on at least 5 in 8 seeds."""
+@pytest.mark.parametrize("name, share", [("random", 0.5), ("adaptive_asha", 0.8)])
+def test_tpe_beats_random_sampling_on_a_function_with_a_known_optimum(name: str, share: float) -> None:
+    """TPE's median regret is under `share` of random sampling's, and lower on most seeds. Over 200 seeds of this
+    bowl TPE's median is 0.18 of random sampling's with `random` and 0.60 with `adaptive_asha` (whose short trials
+    already rank configurations as full ones do), lower on 90% and 70% of the seeds."""
     random_best = np.array([best_at_full_length(searcher(name, "random", seed)) for seed in BOWL_SEEDS])
     tpe_best = np.array([best_at_full_length(searcher(name, "tpe", seed)) for seed in BOWL_SEEDS])
     optimum = bowl({"x": 1.3, "lr": 1e-3, "units": 12, "optimizer": {"name": "adam", "momentum": 0.9}}, 16) - 1 / 16
     random_regret = random_best - optimum - 1 / searcher(name, "random", 0).max_length
     tpe_regret = tpe_best - optimum - 1 / searcher(name, "tpe", 0).max_length
-    assert np.median(tpe_regret) < 0.5 * np.median(random_regret)
-    assert (tpe_regret < random_regret).mean() >= 5 / 8
+    assert np.median(tpe_regret) < share * np.median(random_regret)
+    assert (tpe_regret < random_regret).mean() > 0.55
 
 
 def test_tpe_finds_better_configurations_of_a_small_categorical_space() -> None:

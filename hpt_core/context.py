@@ -195,8 +195,7 @@ class TrialContext(Context):
         self._apply(self._deliver("report", self._report_body("validation", metrics, batches, epochs)))
 
     def _report_body(self, kind: str, metrics: Mapping[str, Any], batches: int, epochs: int = 0) -> dict[str, Any]:
-        plain = _plain_metrics(metrics)
-        check_finite(plain, self.searcher_metric if kind == "validation" else None)
+        plain = _finite_metrics(metrics, self.searcher_metric if kind == "validation" else None)
         return {"kind": kind, "metrics": plain, "batches": int(batches), "epochs": int(epochs),
                 "stop_requested": self._stop_requested, "seq": next(self._report_seq)}
 
@@ -312,10 +311,13 @@ class LocalContext(Context):
         return self._target_validated or self._stop_requested
 
     def report_training(self, metrics: Mapping[str, Any], *, batches: int, epochs: int = 0) -> None:
-        pass
+        """Nothing is recorded outside an experiment; a non-finite metric raises ValueError as in one."""
+        _finite_metrics(metrics)
 
     def report_training_many(self, reports: Iterable[Sequence[Any]]) -> None:
-        pass
+        """As `report_training` for each `(metrics, batches)` or `(metrics, batches, epochs)`."""
+        for metrics, *_ in reports:
+            _finite_metrics(metrics)
 
     def report_validation(self, metrics: Mapping[str, Any], *, batches: int, epochs: int = 0) -> None:
         done = epochs if self.unit == "epochs" else batches
@@ -437,6 +439,13 @@ def _restore_locally(restore: Restore) -> Restore:
     """The restore with `path` a local folder: a checkpoint under a URL is downloaded into the working directory."""
     local = local_copy(restore.path, Path.cwd() / RESTORE_FOLDER / restore.checkpoint_id)
     return dataclasses.replace(restore, path=str(local))
+
+
+def _finite_metrics(metrics: Mapping[str, Any], searcher_metric: str | None = None) -> dict[str, Any]:
+    """`metrics` as plain values; ValueError naming a metric that is NaN or infinite (`searcher_metric` aside)."""
+    plain = _plain_metrics(metrics)
+    check_finite(plain, searcher_metric)
+    return plain
 
 
 def _plain_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:

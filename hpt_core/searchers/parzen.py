@@ -71,7 +71,8 @@ class ParzenEstimator:
         for column, probabilities in enumerate(self.choice_probabilities):
             fixed += np.log(probabilities[:, categorical[held_out, column]]).T
         prior_sigmas = np.full((1, numeric.shape[1]), PRIOR_SIGMA)
-        fixed[:, -1] += _log_normalisers(self.means[-1:], prior_sigmas)[0] - 0.5 * squared[:, -1].sum(axis=1) / PRIOR_SIGMA ** 2
+        fixed[:, -1] += (_log_normalisers(self.means[-1:], prior_sigmas)[0]
+                         - 0.5 * squared[:, -1].sum(axis=1) / PRIOR_SIGMA ** 2)
         fixed[np.arange(len(held_out)), held_out] = -np.inf
         best, best_score = 1.0, -math.inf
         for factor in WIDTH_FACTORS:

@@ -144,9 +144,10 @@ class _Interpreter:
     on_ready: Callable[[], None] | None = None
     started: float = field(default_factory=time.monotonic)
     result: dict | None = field(default=None)
+    """What it preloaded, what failed and whether it forks, once it has said so (set by its reader thread)."""
     forked: queue.Queue[ForkedTrial] = field(default_factory=queue.Queue)
     children: dict[int, ForkedTrial] = field(default_factory=dict)
-    reader: threading.Thread | None = None
+    reader: threading.Thread = field(init=False)
 
     def __post_init__(self) -> None:
         self.reader = threading.Thread(target=self._read_status, name=f"hpt-preloaded-{self.process.pid}",
@@ -157,10 +158,6 @@ class _Interpreter:
     def forks(self) -> bool:
         """Whether it forks a child per trial and stays (it was single-threaded after preloading)."""
         return bool(self.result and self.result.get("forks"))
-
-    def read_status(self) -> dict | None:
-        """What it preloaded, what failed and whether it forks, once it has said so (never blocks)."""
-        return self.result
 
     def fork_trial(self) -> tuple[ForkedTrial | None, str]:
         """The trial it forked for the request just handed over; or None and why not."""
@@ -293,7 +290,7 @@ class WarmPool:
             if waiting.process.poll() is not None:
                 self._waiting.remove(waiting)
                 waiting.reader.join(ENDED_READ_SECONDS)  # what it said before it ended
-                preloaded = waiting.read_status() is not None
+                preloaded = waiting.result is not None
                 waiting.close()
                 self._log(f"the preloaded interpreter {waiting.process.pid} ended while it "
                           f"{'waited' if preloaded else 'preloaded'} (exit status {waiting.process.returncode}); "
@@ -321,7 +318,7 @@ class WarmPool:
         """How many interpreters wait, and what they preload."""
         if not self._waiting:
             return "no preloaded interpreter waiting"
-        ready = [waiting for waiting in self._waiting if waiting.read_status() is not None]
+        ready = [waiting for waiting in self._waiting if waiting.result is not None]
         modules = ", ".join(self._waiting[0].modules) or "nothing"
         return f"{len(ready)} of {len(self._waiting)} preloaded interpreter(s) ready ({modules})"
 
@@ -364,14 +361,14 @@ def _hand_over(waiting: _Interpreter, request: bytes) -> str:
 
 
 def _still_preloading(waiting: _Interpreter) -> bool:
-    return waiting.read_status() is None and waiting.process.poll() is None
+    return waiting.result is None and waiting.process.poll() is None
 
 
 def _unfit(waiting: _Interpreter) -> str:
     """Why an interpreter of the trial's slot cannot take it now ("" when it can)."""
     if process_stopped(waiting.process.pid):
         return "it is stopped (SIGSTOP)"
-    status = waiting.read_status()
+    status = waiting.result
     if status is None:
         return f"it is still importing ({', '.join(waiting.modules)})"
     if status["failed"]:

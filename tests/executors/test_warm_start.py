@@ -214,7 +214,7 @@ def test_a_preload_that_fails_is_said_in_the_trial_s_log_and_the_trial_starts_co
                              preload=["numpy", "not_installed_anywhere"])
     try:
         run_trial(executor, tmp_path, 1)
-        wait_for(lambda: executor._pool._waiting[0].read_status(), "the interpreter never finished preloading")
+        wait_for(lambda: executor._pool._waiting[0].result, "the interpreter never finished preloading")
         returncode, record = run_trial(executor, tmp_path, 2)
         assert returncode == 0 and record["preloaded"] is False
         reason = "preloading failed: not_installed_anywhere: ModuleNotFoundError: " \
@@ -256,13 +256,6 @@ def test_a_trial_waits_for_an_interpreter_still_preloading_and_is_let_launch_war
         executor.shutdown(grace_seconds=1)
 
 
-def test_prepared_before_the_first_launch_the_pool_starts_the_first_trial_warm(executor, tmp_path):
-    spec = trial_spec(tmp_path, 1, "ok")
-    executor.prepare(spec.command, {"RECORDS": str(tmp_path)}, slots=0)
-    assert executor.preloading() and not executor.can_launch(spec)  # the first trial waits for the pool
-    wait_for(lambda: executor.can_launch(spec), "the first trial was never let launch")
-    returncode, record = run_trial(executor, tmp_path, 1)
-    assert (returncode, record["preloaded"], executor.start_kinds[1]) == (0, True, "warm")
 
 
 @pytest.mark.parametrize("command", [f"{sys.executable} -c pass", f"{sys.executable} missing.py"])
@@ -276,6 +269,21 @@ def test_nothing_is_prepared_with_warm_starts_off(executor, tmp_path, monkeypatc
     executor.prepare(trial_spec(tmp_path, 1, "ok").command, {}, slots=0)
     monkeypatch.delenv("HPT_WARM_START")
     assert executor.warm_start_state().endswith("no preloaded interpreter waiting")
+
+
+def test_prepared_before_the_first_launch_the_pool_starts_the_first_trial_warm(model_dir, tmp_path, monkeypatch):
+    release = gate_the_preload(tmp_path, monkeypatch)
+    executor = LocalExecutor(tmp_path / "experiment", model_dir, max_concurrent=1, preload=["numpy", "gated_import"])
+    try:
+        spec = trial_spec(tmp_path, 1, "ok")
+        executor.prepare(spec.command, {"RECORDS": str(tmp_path)}, slots=0)
+        assert executor.preloading() and not executor.can_launch(spec)  # the first trial waits for the pool
+        release.touch()
+        wait_for(lambda: executor.can_launch(spec), "the first trial was never let launch")
+        returncode, record = run_trial(executor, tmp_path, 1)
+        assert (returncode, record["preloaded"], executor.start_kinds[1]) == (0, True, "warm")
+    finally:
+        executor.shutdown(grace_seconds=1)
 
 
 @pytest.mark.parametrize("unwaited", ["outlasts the wait", "stopped"])

@@ -33,7 +33,7 @@ from hpt_core.checkpoint_gc import collect_garbage
 from hpt_core.config import ExperimentConfig
 from hpt_core.errors import SearcherError
 from hpt_core.executors.base import Executor, LaunchSpec, TrialExit
-from hpt_core.group_commit import GroupCommit
+from hpt_core.group_commit import GroupCommit, per_group
 from hpt_core.lifecycle import Trial, TrialMachine
 from hpt_core.ownership import Lease, LeaseLost
 from hpt_core.plugins import experiment_loggers, notify
@@ -551,8 +551,8 @@ class Controller:
                 answers[index] = error
             return answers
         with self._lock if locked else contextlib.nullcontext(), self.storage.batch():
-            for index, trial, reports, stop_requested in accepted:
-                stored_now, stored = stored[:len(reports)], stored[len(reports):]
+            for (index, trial, reports, stop_requested), stored_now in zip(
+                    accepted, per_group(stored, [reports for _, _, reports, _ in accepted])):
                 answers[index] = self._stop_while_resuming() if trial is None else \
                     self._reported(trial, reports, stored_now, stop_requested)
         return answers

@@ -16,6 +16,15 @@ from dataclasses import dataclass
 from hpt_core.storage import Report, Storage
 
 
+def per_group(flags: Sequence[bool], groups: Sequence[Sequence[Report]]) -> list[list[bool]]:
+    """`flags`, one per report of the groups put end to end, cut back into one list per group."""
+    cut, start = [], 0
+    for group in groups:
+        cut.append(list(flags[start:start + len(group)]))
+        start += len(group)
+    return cut
+
+
 @dataclass
 class _Waiting:
     reports: Sequence[Report]
@@ -69,5 +78,5 @@ class GroupCommit:
             for entry in batch:
                 entry.error = error
         else:
-            for entry in batch:
-                entry.stored_now, stored = stored[:len(entry.reports)], stored[len(entry.reports):]
+            for entry, stored_now in zip(batch, per_group(stored, [entry.reports for entry in batch])):
+                entry.stored_now = stored_now

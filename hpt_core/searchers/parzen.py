@@ -1,6 +1,7 @@
 """A multivariate Parzen estimator over the unit cube and categorical choices, for the TPE sampler.
 
-Every observation is one mixture component: a product of truncated normals on the numeric
+Every observation is one mixture component (of the weight the caller gives it, all alike by
+default; the widths below are chosen without the weights): a product of truncated normals on the numeric
 dimensions (each scaled to [0, 1]) and of smoothed categorical distributions on the
 categorical ones; one more component is the prior (a wide normal centred in the cube, uniform
 choices), so that the density never vanishes. Bandwidths are Scott's rule per dimension times
@@ -42,32 +43,39 @@ _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 class ParzenEstimator:
     """The mixture density of `numeric` (n × d floats in [0, 1]) and `categorical` (n × c choice indices).
 
-    `choices[j]` is the number of choices of categorical dimension j.
+    `choices[j]` is the number of choices of categorical dimension j; `weights`, each observation's
+    weight in the mixture (all alike if None), the prior weighing as an average observation.
     """
 
-    def __init__(self, numeric: np.ndarray, categorical: np.ndarray, choices: list[int]) -> None:
+    def __init__(self, numeric: np.ndarray, categorical: np.ndarray, choices: list[int],
+                 weights: list[float] | None = None) -> None:
         count = len(numeric)
         dimensions = numeric.shape[1] + categorical.shape[1]
-        self.weights = np.full(count + 1, 1.0 / (count + 1))
+        observed = np.ones(count) if weights is None else np.asarray(weights, dtype=float)
+        with_prior = np.append(observed, observed.mean() if count else 1.0)
+        self.weights = with_prior / with_prior.sum()
+        effective = observed.sum() ** 2 / (observed ** 2).sum() if count else 0.0
         self.means = np.vstack([numeric, np.full((1, numeric.shape[1]), 0.5)])
         self.choice_probabilities = [_categorical_kernels(categorical[:, column], size, count)
                                      for column, size in enumerate(choices)]
-        spread = _scott_spread(numeric, dimensions)
-        self.width_factor = self._likeliest_factor(numeric, categorical, spread)
-        bandwidth = _clip_bandwidth(self.width_factor * spread, count)
+        spread = _scott_spread(numeric, dimensions, observed)
+        self.width_factor = self._likeliest_factor(numeric, categorical, spread, with_prior, effective)
+        bandwidth = _clip_bandwidth(self.width_factor * spread, effective)
         self.sigmas = np.vstack([np.tile(bandwidth, (count, 1)), np.full((1, numeric.shape[1]), PRIOR_SIGMA)])
         self.log_scale = np.log(self.weights) + _log_normalisers(self.means, self.sigmas)
 
-    def _likeliest_factor(self, numeric: np.ndarray, categorical: np.ndarray, spread: np.ndarray) -> float:
+    def _likeliest_factor(self, numeric: np.ndarray, categorical: np.ndarray, spread: np.ndarray,
+                          weights: np.ndarray, effective: float) -> float:
         """The factor of `WIDTH_FACTORS` whose widths give the observations the largest leave-one-out log
-        likelihood: each of (an even sample of at most `MAX_HELD_OUT`) observations scored by the mixture of
-        the others and the prior. 1 (Scott's rule) with fewer than 3 observations or no numeric dimension."""
+        likelihood: each of (an even sample of at most `MAX_HELD_OUT`) observations scored, by its weight, by
+        the mixture of the others and the prior (`weights`: the n observations' and the prior's). 1 (Scott's
+        rule) with fewer than 3 observations or no numeric dimension."""
         count = len(numeric)
         if count < 3 or numeric.shape[1] == 0:
             return 1.0
         held_out = np.arange(0, count, math.ceil(count / MAX_HELD_OUT))
         squared = (numeric[held_out][:, None, :] - self.means[None, :, :]) ** 2
-        fixed = np.zeros((len(held_out), count + 1))  # what the widths do not change: choices, the prior
+        fixed = np.tile(np.log(weights), (len(held_out), 1))  # what the widths do not change: weights, choices, the prior
         for column, probabilities in enumerate(self.choice_probabilities):
             fixed += np.log(probabilities[:, categorical[held_out, column]]).T
         prior_sigmas = np.full((1, numeric.shape[1]), PRIOR_SIGMA)
@@ -76,12 +84,13 @@ class ParzenEstimator:
         fixed[np.arange(len(held_out)), held_out] = -np.inf
         best, best_score = 1.0, -math.inf
         for factor in WIDTH_FACTORS:
-            bandwidth = _clip_bandwidth(factor * spread, count)
+            bandwidth = _clip_bandwidth(factor * spread, effective)
             per_component = fixed.copy()
             per_component[:, :-1] += (_log_normalisers(numeric, np.broadcast_to(bandwidth, numeric.shape))[None, :]
                                       - 0.5 * squared[:, :-1] @ bandwidth ** -2)
             largest = per_component.max(axis=1, keepdims=True)
-            score = float((largest[:, 0] + np.log(np.exp(per_component - largest).sum(axis=1))).sum())
+            log_likelihoods = largest[:, 0] + np.log(np.exp(per_component - largest).sum(axis=1))
+            score = float((weights[held_out] * log_likelihoods).sum())
             if score > best_score:
                 best, best_score = factor, score
         return best
@@ -114,17 +123,19 @@ class ParzenEstimator:
         return (largest + np.log(np.exp(per_component - largest).sum(axis=1, keepdims=True)))[:, 0]
 
 
-def _scott_spread(numeric: np.ndarray, dimensions: int) -> np.ndarray:
-    """Scott's rule per numeric dimension: the spread of the n observations × n^(-1/(dimensions+4))
-    (0 with fewer than 2)."""
-    count = len(numeric)
-    if count < 2:
+def _scott_spread(numeric: np.ndarray, dimensions: int, weights: np.ndarray) -> np.ndarray:
+    """Scott's rule per numeric dimension: the (weighted, unbiased) spread of the observations ×
+    n^(-1/(dimensions+4)), n their effective number (Σw)²/Σw² (0 with fewer than 2 observations)."""
+    if len(numeric) < 2:
         return np.zeros(numeric.shape[1])
-    return numeric.std(axis=0, ddof=1) * count ** (-1.0 / (dimensions + 4))
+    total, squares = weights.sum(), (weights ** 2).sum()
+    mean = weights @ numeric / total
+    variance = weights @ (numeric - mean) ** 2 / (total - squares / total)
+    return np.sqrt(variance) * (total ** 2 / squares) ** (-1.0 / (dimensions + 4))
 
 
-def _clip_bandwidth(bandwidth: np.ndarray, count: int) -> np.ndarray:
-    """`bandwidth` within [max(1/(n+1), MIN_BANDWIDTH), 1] for n observations."""
+def _clip_bandwidth(bandwidth: np.ndarray, count: float) -> np.ndarray:
+    """`bandwidth` within [max(1/(n+1), MIN_BANDWIDTH), 1] for n (effective) observations."""
     return np.clip(bandwidth, max(1.0 / (count + 1), MIN_BANDWIDTH), 1.0)
 
 

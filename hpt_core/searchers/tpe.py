@@ -6,12 +6,14 @@ its results per length, whether it had invalid hyperparameters and whether it ha
 model is rebuilt from it at every proposal, so restoring the state restores the model:
 
 1. with probability `RANDOM_SHARE`, or while no length holds enough results, a random sample;
-2. otherwise the model is fitted on the longest length that holds at least
+2. otherwise the model is fitted on every length that holds at least
    max(hyperparameters + 1, `MIN_RESULTS`) results (with adaptive ASHA's `fidelity: adaptive`:
    `FIRST_MODEL_RESULTS`, on no rung that fails to predict the next; `searchers/fidelity.py`):
-   the best `GOOD_SHARE` of them (at least one,
-   at most `MAX_GOOD`) are good, the rest bad, and so are every trial with invalid hyperparameters
-   and every trial still running without a result (so parallel proposals spread out);
+   at each, the best `GOOD_SHARE` of its results (at least one, at most `MAX_GOOD`) are good, the
+   rest bad; the longest length's weigh 1 in all, each shorter one's `LOWER_RUNG_WEIGHT` of the
+   next longer one's (short runs inform the model, long ones decide it); every trial with invalid
+   hyperparameters and every trial still running without a result are bad too (so parallel
+   proposals spread out);
 3. `CANDIDATES` configurations are drawn from the good density; the one with the largest
    good/bad density ratio that no trial has tried yet is proposed (in a small discrete space,
    the best one even if tried).
@@ -60,6 +62,8 @@ MAX_BAD_RESULTS = 1000
 """Above this many bad results the bad density keeps an even sample of them in rank order (every k-th), so that a
 proposal stays fast with 10,000 results."""
 CANDIDATES = 32
+LOWER_RUNG_WEIGHT = 0.25
+"""The model is fitted on every length with enough results, each weighing this much of the next longer one's."""
 
 
 def new_history() -> dict[str, Any]:
@@ -162,12 +166,12 @@ class TrialHistory:
         """The next configuration: random (see the module's rules) or the model's best candidate."""
         if rng.random() < RANDOM_SHARE or self.encoding.dimensions == 0:
             return self.space.sample(rng)
-        fidelity = self.model_length()
-        if fidelity is None:
+        lengths = self.model_lengths()
+        if not lengths:
             return self.space.sample(rng)
-        good, bad = self._good_and_bad(fidelity)
-        good_density = ParzenEstimator(*self.encoding.split(good), self._choices())
-        bad_density = ParzenEstimator(*self.encoding.split(bad), self._choices())
+        (good, good_weights), (bad, bad_weights) = self._good_and_bad(lengths)
+        good_density = ParzenEstimator(*self.encoding.split(good), self._choices(), good_weights)
+        bad_density = ParzenEstimator(*self.encoding.split(bad), self._choices(), bad_weights)
         numeric, categorical = good_density.sample(rng, CANDIDATES)
         ratio = good_density.log_density(numeric, categorical) - bad_density.log_density(numeric, categorical)
         candidates = (self.encoding.decode(numeric[index], categorical[index])
@@ -177,24 +181,37 @@ class TrialHistory:
                    if tuple(self.encoding.encode(candidate)) not in self.index.tried)
         return next(untried, first)
 
-    def model_length(self) -> int | None:
-        """The longest length with enough results to fit the model on (see the class's advice), if any."""
+    def model_lengths(self) -> list[int]:
+        """Every length with enough results to fit the model on (see the class's advice), longest first."""
         needed = max(self.encoding.dimensions + 1, MIN_RESULTS) if self.first_results is None else self.first_results
-        enough = [length for length, results in self.index.ranked.items()
-                  if len(results) >= needed and length not in self.skip_lengths]
-        return max(enough) if enough else None
+        return sorted((length for length, results in self.index.ranked.items()
+                       if len(results) >= needed and length not in self.skip_lengths), reverse=True)
 
-    def _good_and_bad(self, length: int) -> tuple[list[list[float]], list[list[float]]]:
+    def _good_and_bad(self, lengths: list[int]) -> tuple[tuple[list[list[float]], list[float]],
+                                                         tuple[list[list[float]], list[float]]]:
+        """(configurations, weights) of the good and of the bad trials of every length in `lengths` (longest
+        first): each length's weigh `LOWER_RUNG_WEIGHT` times the previous one's in all, shared evenly; trials
+        with invalid hyperparameters and running trials are bad, each weighing as a bad trial of the longest length."""
         configs = self.state["configs"]
-        ranked = self.index.ranked[length]
-        good_count = max(1, min(math.ceil(GOOD_SHARE * len(ranked)), MAX_GOOD))
-        good = [configs[str(request_id)] for _, request_id in ranked[:good_count]]
-        ranked_bad = ranked[good_count:]
-        stride = math.ceil(len(ranked_bad) / MAX_BAD_RESULTS) if ranked_bad else 1
-        bad = [configs[str(request_id)] for _, request_id in ranked_bad[::stride]]
-        bad += [configs[str(request_id)] for request_id in self.state["invalid"]]
-        bad += [configs[str(request_id)] for request_id in sorted(self.index.running)]
-        return good, bad
+        good: list[list[float]] = []
+        bad: list[list[float]] = []
+        good_weights: list[float] = []
+        bad_weights: list[float] = []
+        for rung, length in enumerate(lengths):
+            ranked = self.index.ranked[length]
+            good_count = max(1, min(math.ceil(GOOD_SHARE * len(ranked)), MAX_GOOD))
+            ranked_bad = ranked[good_count:]
+            stride = math.ceil(len(ranked_bad) / MAX_BAD_RESULTS) if ranked_bad else 1
+            weight = LOWER_RUNG_WEIGHT ** rung
+            good += [configs[str(request_id)] for _, request_id in ranked[:good_count]]
+            good_weights += [weight / good_count] * good_count
+            sampled_bad = [configs[str(request_id)] for _, request_id in ranked_bad[::stride]]
+            bad += sampled_bad
+            bad_weights += [weight / len(sampled_bad)] * len(sampled_bad)
+            if rung == 0:
+                every_bad = 1.0 / max(len(sampled_bad), 1)
+        others = [configs[str(request_id)] for request_id in self.state["invalid"] + sorted(self.index.running)]
+        return (good, good_weights), (bad + others, bad_weights + [every_bad] * len(others))
 
     def _choices(self) -> list[int]:
         return [len(hp.vals) for _, hp in self.encoding.categorical]

@@ -44,3 +44,14 @@ def test_few_observations_or_only_categorical_ones_keep_scotts_rule() -> None:
     assert ParzenEstimator(two, np.zeros((2, 0), dtype=int), []).width_factor == 1.0
     categorical = np.random.default_rng(0).integers(0, 5, (30, 6))
     assert ParzenEstimator(np.zeros((30, 0)), categorical, [5] * 6).width_factor == 1.0
+
+
+def test_weights_share_the_mixture_and_equal_weights_change_nothing() -> None:
+    numeric = np.array([[0.2], [0.8], [0.5], [0.35]])
+    plain = ParzenEstimator(numeric, NO_CHOICES[:4], [])
+    equal = ParzenEstimator(numeric, NO_CHOICES[:4], [], [2.0] * 4)
+    assert np.allclose(plain.sigmas, equal.sigmas) and np.allclose(plain.weights, equal.weights)
+    leaning = ParzenEstimator(numeric, NO_CHOICES[:4], [], [4.0, 1.0, 1.0, 1.0])
+    near_heavy, near_light = leaning.log_density(np.array([[0.2], [0.8]]), NO_CHOICES[:2])
+    assert near_heavy > near_light
+    assert leaning.weights[0] == 4 * leaning.weights[1]

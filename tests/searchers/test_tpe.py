@@ -18,6 +18,7 @@ from hpt_core import ConfigError, create_searcher
 from hpt_core.hyperparameters import space_from_dict
 from hpt_core.searchers import Close, Create, ExitedReason, SearchMethod, ValidateAfter
 from hpt_core.searchers.history_index import HistoryIndex
+from hpt_core.searchers.tpe import TrialHistory, new_history
 from hpt_core.space import flatten
 from hpt_core.testing import check_state_round_trip, drive
 
@@ -287,3 +288,25 @@ def test_chosen_points_come_first_then_the_model() -> None:
     method = searcher("random", "tpe", seed=0, points_to_evaluate=[point])
     first = next(operation for operation in method.initial_operations() if isinstance(operation, Create))
     assert flatten(first.hparams) == flatten({**point, "seed": 7})
+
+
+def test_shorter_lengths_inform_the_model_when_the_longest_has_only_a_few_results() -> None:
+    """Ten results at the full length that say nothing, sixty at a short length with an optimum at 0.3:
+    the model fitted on every length proposes near 0.3; fitted on the full length alone it would not."""
+
+    def share_near_optimum(short_results: bool) -> float:
+        history = TrialHistory(new_history(), space_from_dict({"x": {"type": "double", "minval": 0, "maxval": 1}}))
+        rng = np.random.default_rng(1)
+        for request_id in range(60):
+            x = float(rng.random())
+            history.created(request_id, {"x": x})
+            if short_results:
+                history.reported(request_id, 1, (x - 0.3) ** 2)
+            if request_id < 10:
+                history.reported(request_id, 4, float(rng.random()))
+            history.ended(request_id)
+        proposals = [history.propose(np.random.default_rng(seed))["x"] for seed in range(200)]
+        return float(np.mean([abs(x - 0.3) < 0.1 for x in proposals]))
+
+    assert share_near_optimum(short_results=True) > 0.5
+    assert share_near_optimum(short_results=False) < 0.3

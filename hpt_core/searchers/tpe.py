@@ -59,8 +59,8 @@ MIN_RESULTS = 10
 GOOD_SHARE = 0.15
 MAX_GOOD = 25
 MAX_BAD_RESULTS = 1000
-"""Above this many bad results the bad density keeps an even sample of them in rank order (every k-th), so that a
-proposal stays fast with 10,000 results."""
+"""Above this many bad results (over all lengths, shared as their weights are) the bad density keeps an even sample
+of them in rank order (every k-th), so that a proposal stays fast with 10,000 results."""
 CANDIDATES = 32
 LOWER_RUNG_WEIGHT = 0.25
 """The model is fitted on every length with enough results, each weighing this much of the next longer one's."""
@@ -197,12 +197,14 @@ class TrialHistory:
         bad: list[list[float]] = []
         good_weights: list[float] = []
         bad_weights: list[float] = []
+        total_weight = sum(LOWER_RUNG_WEIGHT ** rung for rung in range(len(lengths)))
         for rung, length in enumerate(lengths):
             ranked = self.index.ranked[length]
             good_count = max(1, min(math.ceil(GOOD_SHARE * len(ranked)), MAX_GOOD))
             ranked_bad = ranked[good_count:]
-            stride = math.ceil(len(ranked_bad) / MAX_BAD_RESULTS) if ranked_bad else 1
             weight = LOWER_RUNG_WEIGHT ** rung
+            most_bad = max(int(MAX_BAD_RESULTS * weight / total_weight), 1)
+            stride = math.ceil(len(ranked_bad) / most_bad) if ranked_bad else 1
             good += [configs[str(request_id)] for _, request_id in ranked[:good_count]]
             good_weights += [weight / good_count] * good_count
             sampled_bad = [configs[str(request_id)] for _, request_id in ranked_bad[::stride]]

@@ -1,14 +1,14 @@
 """A multivariate Parzen estimator over the unit cube and categorical choices, for the TPE sampler.
 
-Every observation is one mixture component (of the weight the caller gives it, all alike by
-default; the widths below are chosen without the weights): a product of truncated normals on the numeric
-dimensions (each scaled to [0, 1]) and of smoothed categorical distributions on the
+Every observation is one mixture component, of the weight the caller gives it (all alike by
+default; the widths below count each observation by its weight): a product of truncated normals
+on the numeric dimensions (each scaled to [0, 1]) and of smoothed categorical distributions on the
 categorical ones; one more component is the prior (a wide normal centred in the cube, uniform
 choices), so that the density never vanishes. Bandwidths are Scott's rule per dimension times
 one factor of `WIDTH_FACTORS`, the one under which the observations are likeliest left out
 one at a time (each scored by the others and the prior: narrow where they cluster, wide where
-they spread), but never below 1/(n + 1) of the range for n observations (and
-`MIN_BANDWIDTH`): a few observations close together must not collapse the density onto them,
+they spread), but never below 1/(n + 1) of the range for n observations (their effective
+number (Σw)²/Σw² when weighted; and `MIN_BANDWIDTH`): a few observations close together must not collapse the density onto them,
 and the floor narrows only as evidence grows.
 
 >>> import numpy as np
@@ -75,7 +75,7 @@ class ParzenEstimator:
             return 1.0
         held_out = np.arange(0, count, math.ceil(count / MAX_HELD_OUT))
         squared = (numeric[held_out][:, None, :] - self.means[None, :, :]) ** 2
-        fixed = np.tile(np.log(weights), (len(held_out), 1))  # what the widths do not change: weights, choices, the prior
+        fixed = np.tile(np.log(weights), (len(held_out), 1))  # what the widths do not change
         for column, probabilities in enumerate(self.choice_probabilities):
             fixed += np.log(probabilities[:, categorical[held_out, column]]).T
         prior_sigmas = np.full((1, numeric.shape[1]), PRIOR_SIGMA)

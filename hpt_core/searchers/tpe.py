@@ -197,23 +197,25 @@ class TrialHistory:
         bad: list[list[float]] = []
         good_weights: list[float] = []
         bad_weights: list[float] = []
-        total_weight = sum(LOWER_RUNG_WEIGHT ** rung for rung in range(len(lengths)))
-        for rung, length in enumerate(lengths):
-            ranked = self.index.ranked[length]
-            good_count = max(1, min(math.ceil(GOOD_SHARE * len(ranked)), MAX_GOOD))
-            ranked_bad = ranked[good_count:]
-            weight = LOWER_RUNG_WEIGHT ** rung
-            most_bad = max(int(MAX_BAD_RESULTS * weight / total_weight), 1)
-            stride = math.ceil(len(ranked_bad) / most_bad) if ranked_bad else 1
-            good += [configs[str(request_id)] for _, request_id in ranked[:good_count]]
-            good_weights += [weight / good_count] * good_count
-            sampled_bad = [configs[str(request_id)] for _, request_id in ranked_bad[::stride]]
-            bad += sampled_bad
-            bad_weights += [weight / len(sampled_bad)] * len(sampled_bad)
-            if rung == 0:
-                every_bad = 1.0 / max(len(sampled_bad), 1)
+        weights = [LOWER_RUNG_WEIGHT ** rung for rung in range(len(lengths))]
+        splits = [self._ranked_split(length, max(int(MAX_BAD_RESULTS * weight / sum(weights)), 1))
+                  for length, weight in zip(lengths, weights)]
+        for (good_ids, bad_ids), weight in zip(splits, weights):
+            good += [configs[str(request_id)] for request_id in good_ids]
+            good_weights += [weight / len(good_ids)] * len(good_ids)
+            bad += [configs[str(request_id)] for request_id in bad_ids]
+            bad_weights += [weight / len(bad_ids)] * len(bad_ids)
+        every_other = 1.0 / max(len(splits[0][1]), 1)  # as one bad result of the longest length
         others = [configs[str(request_id)] for request_id in self.state["invalid"] + sorted(self.index.running)]
-        return (good, good_weights), (bad + others, bad_weights + [every_bad] * len(others))
+        return (good, good_weights), (bad + others, bad_weights + [every_other] * len(others))
+
+    def _ranked_split(self, length: int, most_bad: int) -> tuple[list[int], list[int]]:
+        """The request ids of `length`'s good results (the best `GOOD_SHARE`, at least one, at most `MAX_GOOD`)
+        and of an even sample, in rank order, of at most `most_bad` of the rest."""
+        ranked = [request_id for _, request_id in self.index.ranked[length]]
+        good_count = max(1, min(math.ceil(GOOD_SHARE * len(ranked)), MAX_GOOD))
+        bad = ranked[good_count:]
+        return ranked[:good_count], bad[::math.ceil(len(bad) / most_bad) if bad else 1]
 
     def _choices(self) -> list[int]:
         return [len(hp.vals) for _, hp in self.encoding.categorical]

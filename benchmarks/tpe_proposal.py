@@ -1,7 +1,9 @@
 """How long `searcher.sampler: tpe` takes to propose a configuration, with many results recorded.
 
-A `random` search with `sampler: tpe` records N finished trials of random configurations (one result
-each, a random objective), through the hooks with which a search method records its trials; then
+A `random` search with `sampler: tpe` records N finished trials of random configurations (a random
+objective), through the hooks with which a search method records its trials: each with one result,
+or, as adaptive ASHA's rungs hold them, N results at a first length, N/4 of those trials also at a
+second and N/16 at a third (the model is then fitted on all three lengths); then
 `propose_hparams()` is timed REPEATS times (the model is rebuilt from the recorded results at every
 proposal, as in a real search, from the lookup index the method keeps in step with its recorded
 trials), in wall-clock and in CPU time (the process's: on a machine shared with other work the
@@ -17,6 +19,7 @@ Writes benchmarks/results/tpe_proposal.md.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -38,15 +41,22 @@ SPACES: dict[str, dict[str, Any]] = {
 RESULTS = Path(__file__).resolve().parent / "results" / "tpe_proposal.md"
 
 
-def searcher_with_results(space: dict[str, Any], results: int, seed: int = 0) -> SearchMethod:
-    """A random + tpe search that has recorded `results` finished trials."""
+LAYOUTS = {"1 length": 1, "3 lengths (N, N/4, N/16)": 3}
+"""How many lengths the recorded trials report at; each length holds a quarter of the previous one's results."""
+
+
+def searcher_with_results(space: dict[str, Any], results: int, lengths: int = 1, seed: int = 0) -> SearchMethod:
+    """A random + tpe search that has recorded `results` finished trials, the first results / 4**k of them with
+    a result at each length k + 1 of `lengths` too."""
     method = create_searcher({"searcher": {"name": "random", "metric": "loss", "max_length": 1,
                                            "max_trials": results + 1, "max_concurrent_trials": 1, "sampler": "tpe"},
                               "hyperparameters": space}, seed=seed)
     draws = np.random.default_rng(seed)
     for request_id in range(1, results + 1):
         method.remember_created(request_id, method.space.sample(draws))
-        method.remember_result(request_id, 1, float(draws.random()))
+        for length in range(1, lengths + 1):
+            if request_id <= results / 4 ** (length - 1):
+                method.remember_result(request_id, length, float(draws.random()))
         method.remember_closed(request_id)
     return method
 
@@ -73,19 +83,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--results", type=int, nargs="+", default=[100, 1000, 10_000], metavar="N")
     parser.add_argument("--repeats", type=int, default=200)
     args = parser.parse_args(argv)
-    lines = ["| space | results recorded | proposal: median (ms) | proposal: p95 (ms) | proposal, CPU: median (ms) "
-             "| proposal, CPU: p95 (ms) | restore + first proposal: median (ms) | state as JSON: median (ms) |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = ["| space | results recorded | lengths | proposal: median (ms) | proposal: p95 (ms) "
+             "| proposal, CPU: median (ms) | proposal, CPU: p95 (ms) | restore + first proposal: median (ms) "
+             "| state as JSON: median (ms) |",
+             "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, space in SPACES.items():
-        for count in args.results:
-            method = searcher_with_results(space, count)
+        for (layout, lengths), count in itertools.product(LAYOUTS.items(), args.results):
+            method = searcher_with_results(space, count, lengths)
             proposal = milliseconds(method.propose_hparams, args.repeats)
             cpu = milliseconds(method.propose_hparams, args.repeats, time.process_time)
             state = milliseconds(lambda: json.dumps(method.state_dict()), max(args.repeats // 10, 5))
             saved = json.loads(json.dumps(method.state_dict()))
             restored = milliseconds(lambda: restored_method(space, saved).propose_hparams(), max(args.repeats // 10, 5))
-            lines.append(f"| {name} | {count} | {proposal[0]:.1f} | {proposal[1]:.1f} | {cpu[0]:.1f} | {cpu[1]:.1f} "
-                         f"| {restored[0]:.1f} | {state[0]:.1f} |")
+            lines.append(f"| {name} | {count} | {layout} | {proposal[0]:.1f} | {proposal[1]:.1f} | {cpu[0]:.1f} "
+                         f"| {cpu[1]:.1f} | {restored[0]:.1f} | {state[0]:.1f} |")
             print(lines[-1], flush=True)
     command = "python benchmarks/tpe_proposal.py" + "".join(f" {arg}" for arg in (argv or sys.argv[1:]))
     footer = (f"\nMade by `{command}` ({args.repeats} proposals each, {os.cpu_count()} cores shared with other "

@@ -50,7 +50,8 @@ class InvalidHP(Exception):
 
 
 class SearcherError(RuntimeError):
-    """A search method was fed an event it cannot accept (e.g. a missing searcher metric)."""
+    """A search method was fed an event it cannot accept (e.g. a missing searcher metric), broke the protocol, or
+    no longer reproduces an experiment's record on resume (`replay.ReplayMismatch`)."""
 
 
 def _short_repr(value: Any, limit: int = 80) -> str:

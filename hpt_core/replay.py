@@ -14,11 +14,15 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from hpt_core.errors import SearcherError
 from hpt_core.operations import Operation, operation_to_dict
 
+RESUME_WITH_THE_ORIGINAL = "resume the experiment with the version that began it"
 
-class ReplayMismatch(RuntimeError):
-    """The search method, fed the recorded events, did not reproduce the recorded operations."""
+
+class ReplayMismatch(SearcherError):
+    """Replayed, the experiment did not reproduce its record: the search method (its code, or hpt's version) is
+    not the one that recorded it. Going on would mix two searches, so the controller stops, changing nothing."""
 
 
 @dataclass
@@ -54,13 +58,16 @@ class EventLog:
         """Match the next recorded step; return the produced operations that were never recorded."""
         step = self.steps.popleft()
         if step.name != name or _plain(step.args) != _plain(list(args)):
-            raise ReplayMismatch(f"record {step.seq}: expected event {step.name}{tuple(step.args)}, "
-                                 f"but the controller replayed {name}{args}")
+            raise ReplayMismatch(f"record {step.seq}: hpt replayed {name}{args} where the record has "
+                                 f"{step.name}{tuple(step.args)}\nhpt's version no longer replays this experiment as "
+                                 f"the one that recorded it; {RESUME_WITH_THE_ORIGINAL}")
         produced_plain = [_plain(operation_to_dict(operation)) for operation in produced]
         recorded_plain = [_plain(operation) for operation in step.operations]
         if produced_plain[: len(recorded_plain)] != recorded_plain:
-            raise ReplayMismatch(f"record {step.seq}: the search method no longer produces the recorded operations "
-                                 f"for {name}{tuple(args)}: recorded {recorded_plain}, produced {produced_plain}")
+            raise ReplayMismatch(f"record {step.seq}: the search method produced other operations for "
+                                 f"{name}{tuple(args)} than it recorded: recorded {recorded_plain}, produced "
+                                 f"{produced_plain}\nthe search method (its code, or hpt's version) no longer behaves "
+                                 f"as the one that recorded this experiment; {RESUME_WITH_THE_ORIGINAL}")
         return produced[len(recorded_plain):]
 
 

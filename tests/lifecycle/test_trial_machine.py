@@ -14,7 +14,7 @@ import hpt_core
 from hpt_core.errors import SearcherError
 from hpt_core.lifecycle import EndReason, Trial, TrialMachine
 from hpt_core.operations import Close, Create, ValidateAfter, operation_to_dict
-from hpt_core.replay import EventLog
+from hpt_core.replay import EventLog, ReplayMismatch
 from hpt_core.searchers.base import SearchMethod
 from hpt_core.testing.scripted import ScriptedSearch
 
@@ -347,9 +347,9 @@ def test_a_pbt_child_starts_from_the_length_its_parent_had_validated_and_the_par
 
 
 def resumed(config: hpt_core.ExperimentConfig, books: MemoryBooks, trials: list[Trial],
-            snapshot: dict[str, Any] | None, after: int) -> TrialMachine:
+            snapshot: dict[str, Any] | None, after: int, searcher: SearchMethod | None = None) -> TrialMachine:
     """A fresh machine loaded as the controller does after a crash: rows, snapshot, then the records after it."""
-    machine = machine_for(config, books=books)
+    machine = machine_for(config, searcher, books)
     fresh = [Trial(trial.trial_id, trial.request_id, trial.hparams, trial.seed, trial.parent_request_id,
                    state=trial.state, end_reason=trial.end_reason, target=trial.target) for trial in trials]
     machine.load(fresh, snapshot, [])
@@ -392,6 +392,31 @@ def test_a_snapshot_and_the_tail_after_it_rebuild_what_the_whole_log_rebuilds() 
         assert [(t.target, t.length_done, t.close_requested) for t in again.trials.values()] == \
             [(t.target, t.length_done, t.close_requested) for t in machine.trials.values()]
         assert (again.announced, again.told_closed) == (machine.announced, machine.told_closed)
+
+
+def test_a_search_method_that_now_proposes_differently_is_refused_before_anything_is_written() -> None:
+    config = experiment(SINGLE)
+    books = MemoryBooks()
+    machine = machine_for(config, books=books)
+    machine.dispatch("initial_operations")
+    recorded, rows = list(books.records), dict(books.rows)
+    with pytest.raises(ReplayMismatch) as refusal:
+        resumed(config, books, list(machine.trials.values()), None, 0, hpt_core.create_searcher(config, seed=4))
+    assert isinstance(refusal.value, SearcherError)  # reported as the search method's failure, not hpt's
+    assert str(refusal.value).startswith("record 1: the search method produced other operations for "
+                                         "initial_operations() than it recorded: recorded [{")
+    assert str(refusal.value).endswith("\nthe search method (its code, or hpt's version) no longer behaves as the one "
+                                       "that recorded this experiment; resume the experiment with the version that "
+                                       "began it")
+    assert (books.records, books.rows) == (recorded, rows)
+
+
+def test_a_replayed_event_that_is_not_the_recorded_one_is_refused_naming_both() -> None:
+    log = EventLog(_records([("event", {"name": "on_trial_created", "args": [1]})], start=7))
+    with pytest.raises(ReplayMismatch) as refusal:
+        log.consume("on_trial_closed", (1,), [])
+    assert str(refusal.value).startswith("record 7: hpt replayed on_trial_closed(1,) where the record has "
+                                         "on_trial_created(1,)\nhpt's version no longer replays this experiment")
 
 
 def test_a_snapshot_is_refused_in_the_middle_of_an_event() -> None:

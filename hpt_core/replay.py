@@ -4,7 +4,8 @@ The controller records every event before the search method sees it and every op
 it takes effect. On resume, the search method (fresh, or loaded from the latest snapshot) is fed the
 recorded events (those after the snapshot) in order; it must
 reproduce the recorded operations (`ReplayMismatch` otherwise), and whatever it produces beyond
-them (the controller died while recording) is new work.
+them at the last recorded event (the controller died while recording) is new work. Every other
+event's operations were recorded in full, so there an operation beyond them is a mismatch too.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ class EventLog:
                                  f"the one that recorded it; {RESUME_WITH_THE_ORIGINAL}")
         produced_plain = [_plain(operation_to_dict(operation)) for operation in produced]
         recorded_plain = [_plain(operation) for operation in step.operations]
-        if produced_plain[: len(recorded_plain)] != recorded_plain:
+        unrecorded = produced_plain[len(recorded_plain):]
+        if produced_plain[: len(recorded_plain)] != recorded_plain or (unrecorded and self.steps):
             raise ReplayMismatch(f"record {step.seq}: the search method produced other operations for "
                                  f"{name}{tuple(args)} than it recorded: recorded {recorded_plain}, produced "
                                  f"{produced_plain}\nthe search method (its code, or hpt's version) no longer behaves "

@@ -411,6 +411,19 @@ def test_a_search_method_that_now_proposes_differently_is_refused_before_anythin
     assert (books.records, books.rows) == (recorded, rows)
 
 
+def test_a_search_method_that_now_asks_for_more_is_refused_before_anything_is_written() -> None:
+    config = experiment(SINGLE)
+    books = MemoryBooks()
+    first = [Create(1, {"lr": 0.5}), ValidateAfter(1, 4)]
+    machine = machine_for(config, ScriptedSearch(config.searcher, config.space, first), books)
+    machine.dispatch("initial_operations")
+    recorded, rows = list(books.records), dict(books.rows)
+    more = ScriptedSearch(config.searcher, config.space, [*first, Create(2, {"lr": 0.1}), ValidateAfter(2, 4)])
+    with pytest.raises(ReplayMismatch, match=r"^record 1: the search method produced other operations"):
+        resumed(config, books, list(machine.trials.values()), None, 0, more)
+    assert (books.records, books.rows) == (recorded, rows)
+
+
 def test_a_replayed_event_that_is_not_the_recorded_one_is_refused_naming_both() -> None:
     log = EventLog(_records([("event", {"name": "on_trial_created", "args": [1]})], start=7))
     with pytest.raises(ReplayMismatch) as refusal:

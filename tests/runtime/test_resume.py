@@ -137,20 +137,34 @@ def test_resume_after_kill_equals_an_uninterrupted_run(tmp_path, uninterrupted, 
     else:
         seq = 2 + round(kill_at * (expected["last_seq"] - 4))
         due = lambda: last_seq(experiments) >= seq  # noqa: E731
-    controller = create(experiments, searcher)
-    deadline = time.monotonic() + 120
-    while not due():
-        assert time.monotonic() < deadline and controller.poll() is None, "the experiment ended before the kill"
-        time.sleep(0.02)
-    controller.send_signal(signal.SIGKILL)
-    controller.wait()
+    kill_when(create(experiments, searcher), due)
     before = outcome(experiments)
     assert before["state"] == "ACTIVE"
 
     resumed = hpt(experiments, "experiment", "resume", "1")
     output, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, output
+    assert_ends_as(expected, experiments, before)
 
+
+def kill_when(controller, due, timeout=120):
+    """kill -9 the controller once `due()` holds; checked again while the controller is stopped, so that what
+    `due` read from storage is still all there is when it dies."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert time.monotonic() < deadline and controller.poll() is None, "the experiment ended before the kill"
+        if due():
+            controller.send_signal(signal.SIGSTOP)
+            if due():
+                break
+            controller.send_signal(signal.SIGCONT)
+        time.sleep(0.02)
+    controller.send_signal(signal.SIGKILL)
+    controller.wait()
+
+
+def assert_ends_as(expected, experiments, before):
+    """The resumed experiment ended as the uninterrupted run `expected` did, keeping what was recorded `before`."""
     after = outcome(experiments)
     assert after["state"] == expected["state"] == "COMPLETED"
     assert after["operations"] == expected["operations"]  # the search method decided exactly as before
@@ -172,7 +186,7 @@ def test_resume_after_kill_equals_an_uninterrupted_run(tmp_path, uninterrupted, 
     logged = {(e["trial_id"], e["epochs"]) for e in experiments.log("checkpoint")}
     stored = {(c.trial_id, c.epochs) for c in storage.checkpoints(experiment_id=1, include_deleted=True)}
     assert logged <= stored  # every checkpoint a trial finished saving is registered, even during the outage
-    assert processes_of(home) == []  # no trial process outlives its experiment
+    assert processes_of(experiments.home) == []  # no trial process outlives its experiment
 
 
 def test_resume_refuses_a_running_or_finished_experiment(tmp_path, uninterrupted):

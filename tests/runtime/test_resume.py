@@ -5,7 +5,9 @@ seeded points (and at the moment PBT's first child starts), every other search m
 resumed. With max_concurrent_trials: 1
 a trial's metrics are a function of its hyperparameters, lengths and the weights it restored (the trial
 carries a weight through its checkpoints), so the resumed experiment must end with the operations,
-trials, lengths, metrics, checkpoints and best of an uninterrupted run of the same seed.
+trials, lengths, metrics, checkpoints and best of an uninterrupted run of the same seed. A search method
+that changed before the resume (its code edited, or hpt upgraded) is refused, losing nothing; the one that
+began the experiment then continues it as if nothing had happened.
 """
 
 import json
@@ -43,17 +45,19 @@ def folder(path, epoch_seconds="0.05"):
     return ExperimentFolder(path, variables={"EPOCH_SECONDS": epoch_seconds})
 
 
-def create(experiments, searcher, *options):
-    """Start `hpt experiment create` of the search `searcher`, one trial at a time, seed 5."""
+def create(experiments, searcher, *options, variables=None, **fields):
+    """Start `hpt experiment create` of the search `searcher` (with these searcher `fields` instead of its own), one
+    trial at a time, seed 5."""
     quality = {"type": "categorical", "vals": [0.3, 1.0, 1.7]} if searcher == "grid" else \
         {"type": "double", "minval": 0.1, "maxval": 2.0}
-    path = experiments.write_file("exp", {"max_concurrent_trials": 1, **SEARCHERS[searcher]}, {"quality": quality},
-                                  seed=5)
-    return hpt(experiments, "experiment", "create", str(path), str(RUNTIME_MODEL), *options)
+    path = experiments.write_file("exp", {"max_concurrent_trials": 1, **SEARCHERS[searcher], **fields},
+                                  {"quality": quality}, seed=5)
+    return hpt(experiments, "experiment", "create", str(path), str(RUNTIME_MODEL), *options, variables=variables)
 
 
-def hpt(experiments, *args):
-    return experiments.start_hpt(*args, "--quiet", stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+def hpt(experiments, *args, variables=None):
+    return experiments.start_hpt(*args, "--quiet", variables=variables, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT)
 
 
 def outcome(experiments):
@@ -187,6 +191,80 @@ def assert_ends_as(expected, experiments, before):
     stored = {(c.trial_id, c.epochs) for c in storage.checkpoints(experiment_id=1, include_deleted=True)}
     assert logged <= stored  # every checkpoint a trial finished saving is registered, even during the outage
     assert processes_of(experiments.home) == []  # no trial process outlives its experiment
+
+
+CHANGING_SEARCH = '''"""A user's search method: RandomSearch, unless HALVE_QUALITY (an "upgrade") halves the quality."""
+from hpt_core.searchers import RandomSearch
+
+HALVE_QUALITY = {halve_quality}
+
+
+class ChangingSearch(RandomSearch):
+    def propose_hparams(self):
+        hparams = super().propose_hparams()
+        return {{**hparams, "quality": hparams["quality"] / 2}} if HALVE_QUALITY else hparams
+'''
+
+
+def write_changing_search(directory, halve_quality):
+    directory.mkdir(exist_ok=True)
+    (directory / "changing_search.py").write_text(CHANGING_SEARCH.format(halve_quality=halve_quality))
+
+
+def first_replayed_create(experiments):
+    """The seq of the event that led to the first Create recorded after the latest snapshot (0 while there is none):
+    the record at which a resume stops when the search method now proposes differently."""
+    try:
+        records = experiments.storage().searcher_records(1)
+    except Exception:  # the database or its schema may not exist yet
+        return 0
+    snapshot = max((record.seq for record in records if record.kind == "snapshot"), default=0)
+    event = 0
+    for record in records:
+        if record.seq > snapshot and record.kind == "event":
+            event = record.seq
+        elif record.seq > snapshot and record.payload["type"] == "Create":
+            return event
+    return 0
+
+
+def test_a_changed_search_method_is_refused_losing_nothing_and_the_one_that_began_the_experiment_continues_it(
+        tmp_path, uninterrupted):
+    experiments = folder(tmp_path)
+    user_code = tmp_path / "user_code"
+    write_changing_search(user_code, halve_quality=False)
+    importable = {"PYTHONPATH": os.pathsep.join([str(user_code), os.environ.get("PYTHONPATH", "")]),
+                  "PYTHONDONTWRITEBYTECODE": "1"}  # each `hpt` imports the module as it is now
+    controller = create(experiments, "custom", variables=importable, **{"class": "changing_search:ChangingSearch"})
+    kill_when(controller, lambda: first_replayed_create(experiments) > 0 and  # then the database exists
+              experiments.storage().metrics(experiment_id=1, kind="validation"))
+    before = outcome(experiments)
+    assert before["state"] == "ACTIVE"
+
+    write_changing_search(user_code, halve_quality=True)
+    refused = hpt(experiments, "experiment", "resume", "1", variables=importable)
+    output, _ = refused.communicate(timeout=300)
+    assert refused.returncode == 1, output
+    assert f"error: record {first_replayed_create(experiments)}: the search method produced other operations " \
+           "for " in output
+    assert "\nthe search method (its code, or hpt's version) no longer behaves as the one that recorded this " \
+           "experiment; resume the experiment with the version that began it\nexperiment 1 is PAUSED" in output
+    assert "the controller failed" not in output and "Traceback" not in output
+    assert processes_of(experiments.home) == []
+    kept = outcome(experiments)
+    assert kept["state"] == "PAUSED"
+    assert kept["operations"] == before["operations"]  # the changed search method recorded nothing
+    # and created no trial: the same (request id, hparams, state) of each (a report that the killed controller's
+    # trial delivered meanwhile may have lengthened one)
+    assert [trial[:3] for trial in kept["trials"]] == [trial[:3] for trial in before["trials"]]
+    assert before["metrics"] <= kept["metrics"] and before["checkpoints"] <= kept["checkpoints"]
+
+    write_changing_search(user_code, halve_quality=False)
+    assert experiments.hpt("experiment", "activate", "1", timeout=60).returncode == 0
+    resumed = hpt(experiments, "experiment", "resume", "1", variables=importable)
+    output, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, output
+    assert_ends_as(uninterrupted["custom"], experiments, before)
 
 
 def test_resume_refuses_a_running_or_finished_experiment(tmp_path, uninterrupted):

@@ -23,7 +23,7 @@ RESUME_WITH_THE_ORIGINAL = "resume the experiment with the version that began it
 
 class ReplayMismatch(SearcherError):
     """Replayed, the experiment did not reproduce its record: the search method (its code, or hpt's version) is
-    not the one that recorded it. Going on would mix two searches, so the controller stops, changing nothing."""
+    not the one that recorded it, or the record is damaged. The controller stops before the record changes."""
 
 
 @dataclass

@@ -159,6 +159,11 @@ class PeerSearch(SearchMethod, abc.ABC):
         """The length a new trial first reports at (the shortest the benchmark has, unless a peer chooses)."""
         return self.report_lengths[0]
 
+    def _length_for(self, budget: float) -> int:
+        """The longest length the benchmark has at or below a peer's `budget` (its first length if none is)."""
+        at_or_below = [length for length in self.report_lengths if length <= budget + 1e-9]
+        return at_or_below[-1] if at_or_below else self.report_lengths[0]
+
     @abc.abstractmethod
     def _new_configuration(self, request_id: int) -> dict[str, Any]:
         """The hyperparameters of a new trial."""
@@ -303,6 +308,7 @@ METHODS: tuple[Method, ...] = (
     Method("optuna random + hyperband", "optuna", lambda run: OptunaSearch(run, "random", "hb")),
     Method("ray asha", "ray", RayASHASearch),
     Method("smac multi-fidelity", "smac", lambda run: _peer("SMACSearch")(run)),
+    Method("dehb", "dehb", lambda run: _peer("DEHBSearch")(run)),
     Method("syne tune bohb", "syne_tune", lambda run: _peer("SyneTuneSearch")(run, "BOHB")),
 )
 

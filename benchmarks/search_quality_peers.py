@@ -1,19 +1,26 @@
-"""The newer multi-fidelity peers of `search_quality.py`: SMAC3's multi-fidelity facade and Syne Tune's schedulers.
+"""The newer multi-fidelity peers of `search_quality.py`: SMAC3's multi-fidelity facade, DEHB and Syne Tune's BOHB.
 
 Each is driven by the simulator through the `PeerSearch` adapter of `search_quality_methods.py`
 (one trial per worker, a new trial whenever one ends), with the benchmark's η and first rung:
 
 - SMAC3 (`MultiFidelityFacade`: Hyperband with a random-forest model) through ask-and-tell: it
-  asks for a configuration and a budget; the trial trains from scratch to the shortest length
-  the benchmark has at or above that budget, reports once and ends (SMAC does not continue
-  trials). Its output goes to a temporary folder.
+  asks for a configuration and a budget; the trial trains from scratch to the longest length the
+  benchmark has at or below that budget (the first length if the budget is below it), reports
+  once and ends (SMAC does not continue trials). Its budgets are the full length over powers of
+  η (LCBench's 52, 13 and 3.25 epochs; NAS-Bench-201's 200 and 12.5), which land on the
+  benchmark's lengths this way. Its output goes to a temporary folder.
 - Syne Tune's `BOHB` (asynchronous successive halving, stopping-based, with a KDE model, the
   multi-fidelity method of its current release that runs here) through its scheduler interface:
   `suggest()` for a new trial, `on_trial_result()` after every length the benchmark has,
   stopped when it says so.
 
-Left out: DEHB, whose only release on the registry (0.1.2) requires numpy < 2 while hpt requires
-numpy ≥ 2, so the two do not install together; Syne Tune's `ASHACQR`, which imports
+- DEHB (differential evolution + Hyperband) through ask-and-tell, as SMAC: each (configuration,
+  fidelity) it asks for trains from scratch to that length and reports once. Its only release on
+  the registry (0.1.2) pins numpy < 2 while hpt requires numpy ≥ 2, so it is not in the
+  `benchmarks` extra: `pip install --no-deps dehb==0.1.2 loguru dask distributed` installs it
+  beside hpt, and it runs on numpy 2 (the pin is older than numpy 2, not a known break).
+
+Left out: Syne Tune's `ASHACQR`, which imports
 `huggingface_hub` (for its blackbox repository) and fails without it; Syne Tune's `ASHABORE`,
 which took about a minute per simulated run of 3 full trainings' budget, too slow for the suite
 on this machine.
@@ -21,6 +28,7 @@ on this machine.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from datetime import datetime
 from typing import Any, ClassVar
@@ -59,25 +67,18 @@ class SMACSearch(PeerSearch):
     name: ClassVar[str] = "smac"
 
     def __init__(self, run: Run) -> None:
-        from ConfigSpace import Categorical as CSCategorical
-        from ConfigSpace import ConfigurationSpace, Float, Integer
         from smac import MultiFidelityFacade, Scenario
         from smac.runhistory.dataclasses import TrialValue
 
         super().__init__(run)
-        space = ConfigurationSpace(seed=run.seed)
-        space.add(list(_translate(
-            self.space,
-            categorical=lambda name, values: CSCategorical(name, [str(value) for value in values]),
-            integer=lambda name, low, high: Integer(name, (low, high)),
-            log=lambda name, low, high: Float(name, (low, high), log=True),
-            uniform=lambda name, low, high: Float(name, (low, high))).values()))
+        space = _configuration_space(self.space, run.seed)
         self.output = tempfile.TemporaryDirectory(prefix="hpt-smac-")
         scenario = Scenario(space, deterministic=True, n_trials=LARGE_TRIAL_BUDGET, min_budget=run.min_length,
                             max_budget=self.full_length, seed=run.seed, output_directory=self.output.name)
         intensifier = MultiFidelityFacade.get_intensifier(scenario, eta=run.setting.reduction_factor)
         self.smac = MultiFidelityFacade(scenario, target_function=lambda config, seed, budget: 0.0,
-                                        intensifier=intensifier, overwrite=True, logging_level=40)
+                                        intensifier=intensifier, overwrite=True, logging_level=False)
+        logging.getLogger("smac").setLevel(logging.ERROR)  # its own loggers only: the host process's stay as they are
         self.trial_value = TrialValue
         self.asked: dict[int, Any] = {}
         self.sign = 1.0 if run.benchmark.smaller_is_better else -1.0
@@ -85,21 +86,70 @@ class SMACSearch(PeerSearch):
     def _new_configuration(self, request_id: int) -> dict[str, Any]:
         info = self.smac.ask()
         self.asked[request_id] = info
-        values = dict(info.config)
-        flat = {}
-        for path, hp in self.space.leaves():
-            value = values[_flat_name(path)]
-            flat[_flat_name(path)] = (next(choice for choice in hp.vals if str(choice) == value)
-                                      if isinstance(hp, Categorical) else value)
-        return nest(flat)
+        return _from_configuration(self.space, dict(info.config))
 
     def _first_length(self, request_id: int) -> int:
-        budget = self.asked[request_id].budget
-        return next(length for length in self.report_lengths if length >= budget - 1e-9)
+        return self._length_for(self.asked[request_id].budget)
 
     def _continues(self, request_id: int, value: float, length: int) -> bool:
         self.smac.tell(self.asked.pop(request_id), self.trial_value(cost=self.sign * value))
         return False
+
+
+class DEHBSearch(PeerSearch):
+    """DEHB (differential evolution + Hyperband) through ask-and-tell; trials train from scratch to its fidelity."""
+
+    name: ClassVar[str] = "dehb"
+
+    def __init__(self, run: Run) -> None:
+        from dehb import DEHB
+
+        super().__init__(run)
+        space = _configuration_space(self.space, run.seed)
+        self.output = tempfile.TemporaryDirectory(prefix="hpt-dehb-")
+        self.dehb = DEHB(cs=space, dimensions=len(space), min_fidelity=run.min_length, max_fidelity=self.full_length,
+                         eta=run.setting.reduction_factor, n_workers=1, seed=run.seed,
+                         output_path=self.output.name, save_freq="end", log_level="ERROR")
+        self.asked: dict[int, dict[str, Any]] = {}
+        self.sign = 1.0 if run.benchmark.smaller_is_better else -1.0
+
+    def _new_configuration(self, request_id: int) -> dict[str, Any]:
+        job = self.dehb.ask()
+        self.asked[request_id] = job
+        return _from_configuration(self.space, dict(job["config"]))
+
+    def _first_length(self, request_id: int) -> int:
+        return self._length_for(float(self.asked[request_id]["fidelity"]))
+
+    def _continues(self, request_id: int, value: float, length: int) -> bool:
+        job = self.asked.pop(request_id)
+        self.dehb.tell(job, {"fitness": self.sign * value, "cost": float(length)})
+        return False
+
+
+def _configuration_space(space: Any, seed: int) -> Any:
+    """`space` as a ConfigSpace `ConfigurationSpace` (SMAC's and DEHB's); categorical values as strings."""
+    from ConfigSpace import Categorical as CSCategorical
+    from ConfigSpace import ConfigurationSpace, Float, Integer
+
+    configuration_space = ConfigurationSpace(seed=seed)
+    configuration_space.add(list(_translate(
+        space,
+        categorical=lambda name, values: CSCategorical(name, [str(value) for value in values]),
+        integer=lambda name, low, high: Integer(name, (low, high)),
+        log=lambda name, low, high: Float(name, (low, high), log=True),
+        uniform=lambda name, low, high: Float(name, (low, high))).values()))
+    return configuration_space
+
+
+def _from_configuration(space: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """The nested hyperparameters of a ConfigSpace configuration's `values` (categorical strings mapped back)."""
+    flat = {}
+    for path, hp in space.leaves():
+        value = values[_flat_name(path)]
+        flat[_flat_name(path)] = (next(choice for choice in hp.vals if str(choice) == value)
+                                  if isinstance(hp, Categorical) else value)
+    return nest(flat)
 
 
 class SyneTuneSearch(PeerSearch):

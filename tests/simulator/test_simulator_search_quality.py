@@ -70,3 +70,21 @@ def test_one_seed_gives_one_result_for_every_method(monkeypatch: pytest.MonkeyPa
         runs = [simulate(method.build(run), benchmark, run.workers, run.budget) for _ in range(2)]
         first, second = ([(report.time, report.request_id, report.length) for report in run.reports] for run in runs)
         assert first == second, method.name
+
+
+@pytest.mark.parametrize("task, budgets, lengths", [
+    ("nasbench201:cifar10", [12.5, 200.0], [12, 200]),  # 200 / 16: the first rung, not the full length
+    ("lcbench:167168", [3.25, 13.0, 52.0], [3, 13, 52]),
+    ("hartmann:h3-good", [81 / 27, 9.0, 27.0, 81.0], [3, 9, 27, 81]),
+    ("hartmann:h3-good", [1.5], [3]),  # below the first length: the first length
+])
+def test_a_peer_that_asks_for_a_budget_trains_to_the_longest_length_at_or_below_it(monkeypatch, task, budgets,
+                                                                                 lengths) -> None:
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    from search_quality_methods import OptunaSearch, Run
+
+    from hpt_core.simulator import load_benchmark
+
+    benchmark = load_benchmark(*task.split(":"))
+    peer = OptunaSearch(Run(benchmark, median_full_time=100.0, seed=0, workers=4, budget=1000.0), "tpe", "none")
+    assert [peer._length_for(budget) for budget in budgets] == lengths

@@ -17,8 +17,9 @@ Each is driven by the simulator through the `PeerSearch` adapter of `search_qual
 - DEHB (differential evolution + Hyperband) through ask-and-tell, as SMAC: each (configuration,
   fidelity) it asks for trains from scratch to that length and reports once. Its only release on
   the registry (0.1.2) pins numpy < 2 while hpt requires numpy ≥ 2, so it is not in the
-  `benchmarks` extra: `pip install --no-deps dehb==0.1.2 loguru dask distributed` installs it
-  beside hpt, and it runs on numpy 2 (the pin is older than numpy 2, not a known break).
+  `benchmarks` extra: `pip install loguru dask distributed ConfigSpace pandas pyarrow` (its other
+  requirements), then `pip install --no-deps dehb==0.1.2`, installs it beside hpt, and it runs on
+  numpy 2 (the pin is older than numpy 2, not a known break).
 
 Left out: Syne Tune's `ASHACQR`, which imports
 `huggingface_hub` (for its blackbox repository) and fails without it; Syne Tune's `ASHABORE`,

@@ -29,6 +29,7 @@ on this machine.
 
 from __future__ import annotations
 
+import abc
 import logging
 import tempfile
 from datetime import datetime
@@ -62,7 +63,39 @@ def _translate(space: Any, categorical: Any, integer: Any, log: Any, uniform: An
     return domains
 
 
-class SMACSearch(PeerSearch):
+class AskAndTellSearch(PeerSearch):
+    """A peer that asks for a configuration and a budget: the trial trains from scratch to the longest length at or
+    below the budget, reports once, and the peer is told its value (minimised: negated where larger is better)."""
+
+    def __init__(self, run: Run, output_prefix: str) -> None:
+        super().__init__(run)
+        self.configuration_space = _configuration_space(self.space, run.seed)
+        self.output = tempfile.TemporaryDirectory(prefix=output_prefix)
+        self.asked: dict[int, tuple[Any, float]] = {}
+        self.sign = 1.0 if run.benchmark.smaller_is_better else -1.0
+
+    def _new_configuration(self, request_id: int) -> dict[str, Any]:
+        job, values, budget = self._ask()
+        self.asked[request_id] = (job, budget)
+        return _from_configuration(self.space, values)
+
+    def _first_length(self, request_id: int) -> int:
+        return self._length_for(self.asked[request_id][1])
+
+    def _continues(self, request_id: int, value: float, length: int) -> bool:
+        self._tell(self.asked.pop(request_id)[0], self.sign * value, length)
+        return False
+
+    @abc.abstractmethod
+    def _ask(self) -> tuple[Any, dict[str, Any], float]:
+        """The peer's next job, its configuration's values by flat name, and its budget."""
+
+    @abc.abstractmethod
+    def _tell(self, job: Any, cost: float, length: int) -> None:
+        """Tell the peer the `cost` (to minimise) of `job`, trained to `length`."""
+
+
+class SMACSearch(AskAndTellSearch):
     """SMAC3's multi-fidelity facade (Hyperband + random forest) through ask-and-tell."""
 
     name: ClassVar[str] = "smac"
@@ -71,61 +104,43 @@ class SMACSearch(PeerSearch):
         from smac import MultiFidelityFacade, Scenario
         from smac.runhistory.dataclasses import TrialValue
 
-        super().__init__(run)
-        space = _configuration_space(self.space, run.seed)
-        self.output = tempfile.TemporaryDirectory(prefix="hpt-smac-")
-        scenario = Scenario(space, deterministic=True, n_trials=LARGE_TRIAL_BUDGET, min_budget=run.min_length,
-                            max_budget=self.full_length, seed=run.seed, output_directory=self.output.name)
+        super().__init__(run, "hpt-smac-")
+        scenario = Scenario(self.configuration_space, deterministic=True, n_trials=LARGE_TRIAL_BUDGET,
+                            min_budget=run.min_length, max_budget=self.full_length, seed=run.seed,
+                            output_directory=self.output.name)
         intensifier = MultiFidelityFacade.get_intensifier(scenario, eta=run.setting.reduction_factor)
         self.smac = MultiFidelityFacade(scenario, target_function=lambda config, seed, budget: 0.0,
                                         intensifier=intensifier, overwrite=True, logging_level=False)
         logging.getLogger("smac").setLevel(logging.ERROR)  # its own loggers only: the host process's stay as they are
         self.trial_value = TrialValue
-        self.asked: dict[int, Any] = {}
-        self.sign = 1.0 if run.benchmark.smaller_is_better else -1.0
 
-    def _new_configuration(self, request_id: int) -> dict[str, Any]:
+    def _ask(self) -> tuple[Any, dict[str, Any], float]:
         info = self.smac.ask()
-        self.asked[request_id] = info
-        return _from_configuration(self.space, dict(info.config))
+        return info, dict(info.config), info.budget
 
-    def _first_length(self, request_id: int) -> int:
-        return self._length_for(self.asked[request_id].budget)
-
-    def _continues(self, request_id: int, value: float, length: int) -> bool:
-        self.smac.tell(self.asked.pop(request_id), self.trial_value(cost=self.sign * value))
-        return False
+    def _tell(self, job: Any, cost: float, length: int) -> None:
+        self.smac.tell(job, self.trial_value(cost=cost))
 
 
-class DEHBSearch(PeerSearch):
-    """DEHB (differential evolution + Hyperband) through ask-and-tell; trials train from scratch to its fidelity."""
+class DEHBSearch(AskAndTellSearch):
+    """DEHB (differential evolution + Hyperband) through ask-and-tell."""
 
     name: ClassVar[str] = "dehb"
 
     def __init__(self, run: Run) -> None:
         from dehb import DEHB
 
-        super().__init__(run)
-        space = _configuration_space(self.space, run.seed)
-        self.output = tempfile.TemporaryDirectory(prefix="hpt-dehb-")
-        self.dehb = DEHB(cs=space, dimensions=len(space), min_fidelity=run.min_length, max_fidelity=self.full_length,
-                         eta=run.setting.reduction_factor, n_workers=1, seed=run.seed,
-                         output_path=self.output.name, save_freq="end", log_level="ERROR")
-        self.asked: dict[int, dict[str, Any]] = {}
-        self.sign = 1.0 if run.benchmark.smaller_is_better else -1.0
+        super().__init__(run, "hpt-dehb-")
+        self.dehb = DEHB(cs=self.configuration_space, dimensions=len(self.configuration_space),
+                         min_fidelity=run.min_length, max_fidelity=self.full_length, eta=run.setting.reduction_factor,
+                         n_workers=1, seed=run.seed, output_path=self.output.name, save_freq="end", log_level="ERROR")
 
-    def _new_configuration(self, request_id: int) -> dict[str, Any]:
+    def _ask(self) -> tuple[Any, dict[str, Any], float]:
         job = self.dehb.ask()
-        self.asked[request_id] = job
-        return _from_configuration(self.space, dict(job["config"]))
+        return job, dict(job["config"]), float(job["fidelity"])
 
-    def _first_length(self, request_id: int) -> int:
-        return self._length_for(float(self.asked[request_id]["fidelity"]))
-
-    def _continues(self, request_id: int, value: float, length: int) -> bool:
-        job = self.asked.pop(request_id)
-        self.dehb.tell(job, {"fitness": self.sign * value, "cost": float(length)})
-        return False
+    def _tell(self, job: Any, cost: float, length: int) -> None:
+        self.dehb.tell(job, {"fitness": cost, "cost": float(length)})
 
 
 def _configuration_space(space: Any, seed: int) -> Any:

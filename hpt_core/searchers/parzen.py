@@ -8,8 +8,8 @@ choices), so that the density never vanishes. Bandwidths are Scott's rule per di
 one factor of `WIDTH_FACTORS`, the one under which the observations are likeliest left out
 one at a time (each scored by the others and the prior: narrow where they cluster, wide where
 they spread), but never below 1/(n + 1) of the range for n observations (their effective
-number (Σw)²/Σw² when weighted; and `MIN_BANDWIDTH`): a few observations close together must not collapse the density onto them,
-and the floor narrows only as evidence grows.
+number (Σw)²/Σw² when weighted; and `MIN_BANDWIDTH`): a few observations close together must
+not collapse the density onto them, and the floor narrows only as evidence grows.
 
 >>> import numpy as np
 >>> estimator = ParzenEstimator(np.array([[0.2], [0.25]]), np.zeros((2, 0), dtype=int), [])

@@ -198,7 +198,8 @@ class TrialHistory:
         good_weights: list[float] = []
         bad_weights: list[float] = []
         weights = [LOWER_RUNG_WEIGHT ** rung for rung in range(len(lengths))]
-        splits = [self._ranked_split(length, max(int(MAX_BAD_RESULTS * weight / sum(weights)), 1))
+        total = sum(weights)
+        splits = [self._ranked_split(length, max(int(MAX_BAD_RESULTS * weight / total), 1))
                   for length, weight in zip(lengths, weights)]
         for (good_ids, bad_ids), weight in zip(splits, weights):
             good += [configs[str(request_id)] for request_id in good_ids]

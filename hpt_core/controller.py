@@ -214,8 +214,11 @@ class Controller:
                 server.stop()
 
     def _pause_after(self, error: BaseException) -> None:
-        """A failure stops the trials and leaves the experiment PAUSED (resumable); it never ends it."""
-        logger.error("%s", self._failure_message(error), exc_info=not isinstance(error, SearcherError))
+        """A failure stops the trials and leaves the experiment PAUSED (resumable); it never ends it. A search
+        method's error is said once, by the ControllerFailed that `run()` raises; any other is logged with its
+        traceback."""
+        if not isinstance(error, SearcherError):
+            logger.error("%s", self._failure_message(error), exc_info=True)
         self.executor.shutdown()
         self.storage.set_experiment_state(self.experiment_id, "PAUSED")
 

@@ -20,7 +20,7 @@ def test_a_search_method_that_names_an_unknown_trial_pauses_the_experiment_and_r
     assert failed.returncode == 1
     assert "search method 'FlakySearch' asked for ValidateAfter(request_id=42, length=2) in reply to " \
            "on_validation_completed(1, 0.3333333333333333, 2), but request id 42 was never created" in failed.stderr
-    assert "experiment 1 is PAUSED" in failed.stderr and "Traceback" not in failed.stderr
+    assert failed.stderr.count("experiment 1 is PAUSED") == 1 and "Traceback" not in failed.stderr
     storage = experiments.storage()
     assert storage.get_experiment(1).state == "PAUSED"
     validations = [(m.epochs, m.metrics["val_loss"]) for m in storage.metrics(experiment_id=1, kind="validation")]

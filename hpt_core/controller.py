@@ -221,6 +221,7 @@ class Controller:
             logger.error("%s", self._failure_message(error), exc_info=True)
         self.executor.shutdown()
         self.storage.set_experiment_state(self.experiment_id, "PAUSED")
+        self.machine.stopped_on_failure()
 
     def _failure_message(self, error: BaseException) -> str:
         what = str(error) if isinstance(error, SearcherError) else f"the controller failed: {error!r}"

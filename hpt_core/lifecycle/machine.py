@@ -365,6 +365,14 @@ class TrialMachine:
                 self.end_trial(trial, "CANCELED", EndReason.CANCELED, ExitedReason.USER_CANCELED)
         self.pending.clear()
 
+    def stopped_on_failure(self) -> None:
+        """The controller failed and stopped the trials: those it had running are PAUSED, as a paused experiment's
+        are (a resume settles every trial again)."""
+        for trial in self.trials.values():
+            if trial.state == "RUNNING":
+                trial.state = "PAUSED"
+                self.books.update_trial(trial, state="PAUSED")
+
     def end_at_time_limit(self) -> None:
         """Close the books when `max_time` is up: paused trials are COMPLETED, waiting ones CANCELED."""
         for trial in self.trials.values():

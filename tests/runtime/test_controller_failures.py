@@ -23,6 +23,7 @@ def test_a_search_method_that_names_an_unknown_trial_pauses_the_experiment_and_r
     assert failed.stderr.count("experiment 1 is PAUSED") == 1 and "Traceback" not in failed.stderr
     storage = experiments.storage()
     assert storage.get_experiment(1).state == "PAUSED"
+    assert [trial.state for trial in storage.list_trials(1)] == ["PAUSED"]  # stopped: not RUNNING
     validations = [(m.epochs, m.metrics["val_loss"]) for m in storage.metrics(experiment_id=1, kind="validation")]
     assert validations == [(2, 1 / 3)]
 

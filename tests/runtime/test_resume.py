@@ -254,9 +254,11 @@ def test_a_changed_search_method_is_refused_losing_nothing_and_the_one_that_bega
     kept = outcome(experiments)
     assert kept["state"] == "PAUSED"
     assert kept["operations"] == before["operations"]  # the changed search method recorded nothing
-    # and created no trial: the same (request id, hparams, state) of each (a report that the killed controller's
-    # trial delivered meanwhile may have lengthened one)
-    assert [trial[:3] for trial in kept["trials"]] == [trial[:3] for trial in before["trials"]]
+    # and created no trial: the same (request id, hparams) of each (a report that the killed controller's trial
+    # delivered meanwhile may have lengthened one); those that ran when it was killed are stopped and PAUSED
+    assert [trial[:2] for trial in kept["trials"]] == [trial[:2] for trial in before["trials"]]
+    assert [trial[2] for trial in kept["trials"]] == [
+        "PAUSED" if trial[2] == "RUNNING" else trial[2] for trial in before["trials"]]
     assert before["metrics"] <= kept["metrics"] and before["checkpoints"] <= kept["checkpoints"]
 
     write_changing_search(user_code, halve_quality=False)

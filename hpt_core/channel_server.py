@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Self
 
 from hpt_core.channel import (API_PREFIX, FRAME_HEADER, MAX_BODY_BYTES, SOCKET_SCHEME, ChannelRefused, Sender,
                               signature)
@@ -168,14 +168,45 @@ class _Connection:
         self.waiting_since: float | None = None  # when the first byte of an unfinished frame arrived
 
 
-class SocketChannelServer:
+class _ChannelServer:
+    """What both servers share: the handler, the secret's check, the refusal log, and one serving thread
+    (`_serve`) that `stop` wakes and joins before `_release` frees what the server holds."""
+
+    def __init__(self, handler: Handler, secret: str, thread_name: str) -> None:
+        self._handler = handler
+        self._authenticator = Authenticator(secret)
+        self.refusals = RefusalLog()
+        self._stopping = threading.Event()
+        self._waker = _Waker()
+        self._thread = threading.Thread(target=self._serve, name=thread_name, daemon=True)
+
+    def start(self) -> Self:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        self._waker.wake()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
+        self._release()
+        self._waker.close()
+
+    def _serve(self) -> None:
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        raise NotImplementedError
+
+
+class SocketChannelServer(_ChannelServer):
     """Serves length-prefixed JSON frames on a Unix-domain socket in a private temporary folder, from one
     thread: it reads every frame that arrived, hands them to the handler together and sends the answers."""
 
     def __init__(self, handler: Handler, secret: str) -> None:
-        self._handler = handler
-        self._authenticator = Authenticator(secret)
-        self.refusals = RefusalLog()
+        super().__init__(handler, secret, "hpt-channel-socket")
         self._folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))  # mode 0700: only its owner connects
         self.path = self._folder / SOCKET_NAME
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -184,12 +215,9 @@ class SocketChannelServer:
         self._listener.setblocking(False)
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._listener, selectors.EVENT_READ)
-        self._waker = _Waker()
         self._selector.register(self._waker.read_end, selectors.EVENT_READ)
         self._connections: dict[socket.socket, _Connection] = {}
         self._awaited: set[socket.socket] = set()  # answered a training report last round: its next one is coming
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="hpt-channel-socket", daemon=True)
 
     @staticmethod
     def remove_left_behind(url: str) -> None:
@@ -215,21 +243,10 @@ class SocketChannelServer:
     def url(self) -> str:
         return f"{SOCKET_SCHEME}{self.path}"
 
-    def start(self) -> "SocketChannelServer":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._stopping.is_set():
-            return
-        self._stopping.set()
-        self._waker.wake()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join()
+    def _release(self) -> None:
         for connection in list(self._connections):
             self._close(connection)
         self._selector.close()
-        self._waker.close()
         self._listener.close()
         self.path.unlink(missing_ok=True)
         self._folder.rmdir()
@@ -373,38 +390,22 @@ class SocketChannelServer:
 # --- HTTP ---------------------------------------------------------------------------------------------------
 
 
-class HttpChannelServer:
+class HttpChannelServer(_ChannelServer):
     """Serves the channel's requests as JSON POSTs to `/v1/<call>` with the secret as a Bearer token, a
     thread per connection."""
 
     def __init__(self, handler: Handler, secret: str, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._handler = handler
-        self._authenticator = Authenticator(secret)
-        self.refusals = RefusalLog()
+        super().__init__(handler, secret, "hpt-channel")
         self._server = _QuietHTTPServer((host, port), self._request_handler_class(), self.refusals)
         self._server.daemon_threads = True
-        self._stopping = threading.Event()
-        self._waker = _Waker()
-        self._thread = threading.Thread(target=self._serve, name="hpt-channel", daemon=True)
 
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "HttpChannelServer":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._stopping.is_set():
-            return
-        self._stopping.set()
-        self._waker.wake()
-        if self._thread.is_alive():
-            self._thread.join()
+    def _release(self) -> None:
         self._server.server_close()
-        self._waker.close()
 
     def _serve(self) -> None:
         """Take each connection as it comes (then served by a thread of its own) until `stop` wakes the loop."""

@@ -57,6 +57,16 @@ def test_the_search_quality_benchmark_writes_its_tables_and_plots(tmp_path: Path
     assert written.endswith("<!-- search-quality:end -->\n\n## Overhead\n") and "\nold\n" not in written
 
 
+def test_methods_asked_for_without_hpt_random_are_measured_against_it_too(tmp_path: Path) -> None:
+    argv = [sys.executable, str(SCRIPT), "--seeds", "1", "--budget", "2", "--methods", "optuna tpe",
+            "--tasks", "hartmann:h3-good", "--out", str(tmp_path), "--no-ray"]
+    finished = subprocess.run(argv, capture_output=True, text=True, timeout=240)
+    assert finished.returncode == 0, finished.stderr
+    assert "also running 'hpt random': the time to target is measured against it" in finished.stdout
+    with (tmp_path / "search_quality.csv").open() as handle:
+        assert sorted(row["method"] for row in csv.DictReader(handle)) == ["hpt random", "optuna tpe"]
+
+
 @NEEDS_DATA
 def test_one_seed_gives_one_result_for_every_method(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(SCRIPT.parent))

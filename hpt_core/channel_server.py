@@ -11,6 +11,7 @@ minute), never a traceback; the connection is then closed.
 
 from __future__ import annotations
 
+import abc
 import hmac
 import json
 import logging
@@ -144,9 +145,6 @@ def _answer_one(handler: Handler, request: Request) -> Any:
         return error
 
 
-# --- the Unix-domain socket ------------------------------------------------------------------------------
-
-
 class _Waker:
     """Wakes a serving thread blocked in `select` (its `read_end` becomes readable), so that `stop` is immediate."""
 
@@ -161,14 +159,7 @@ class _Waker:
         self._write_end.close()
 
 
-class _Connection:
-    def __init__(self, connection: socket.socket) -> None:
-        self.socket = connection
-        self.received = bytearray()
-        self.waiting_since: float | None = None  # when the first byte of an unfinished frame arrived
-
-
-class _ChannelServer:
+class _ChannelServer(abc.ABC):
     """What both servers share: the handler, the secret's check, the refusal log, and one serving thread
     (`_serve`) that `stop` wakes and joins before `_release` frees what the server holds."""
 
@@ -194,11 +185,23 @@ class _ChannelServer:
         self._release()
         self._waker.close()
 
+    @abc.abstractmethod
     def _serve(self) -> None:
-        raise NotImplementedError
+        """Serve until `stop` sets `_stopping` and wakes the loop."""
 
+    @abc.abstractmethod
     def _release(self) -> None:
-        raise NotImplementedError
+        """Free what the server holds, once its thread has ended."""
+
+
+# --- the Unix-domain socket ------------------------------------------------------------------------------
+
+
+class _Connection:
+    def __init__(self, connection: socket.socket) -> None:
+        self.socket = connection
+        self.received = bytearray()
+        self.waiting_since: float | None = None  # when the first byte of an unfinished frame arrived
 
 
 class SocketChannelServer(_ChannelServer):

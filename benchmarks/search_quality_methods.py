@@ -296,6 +296,7 @@ METHODS: tuple[Method, ...] = (
     Method("hpt adaptive_asha + tpe", "hpt", hpt_asha(sampler="tpe")),
     Method("hpt adaptive_asha + adaptive fidelity", "hpt", hpt_asha(fidelity="adaptive")),
     Method("hpt adaptive_asha + tpe + adaptive fidelity", "hpt", hpt_asha(sampler="tpe", fidelity="adaptive")),
+    Method("hpt adaptive_asha + gp + adaptive fidelity", "hpt", hpt_asha(sampler="gp", fidelity="adaptive")),
     Method("hpt aggressive + tpe + adaptive fidelity", "hpt",
            hpt_asha(mode="aggressive", sampler="tpe", fidelity="adaptive")),
     Method("hpt adaptive_asha aggressive", "hpt", hpt_asha(mode="aggressive")),

@@ -26,6 +26,7 @@ from hpt_core.searchers import adaptive_asha_view, pbt_view
 from hpt_core.searchers.adaptive_asha import AdaptiveASHASearch
 from hpt_core.searchers.base import SearchMethod
 from hpt_core.searchers.custom import CustomSearch
+from hpt_core.searchers.gp import GPSampler
 from hpt_core.searchers.grid import GridSearch
 from hpt_core.searchers.pbt import PBTSearch
 from hpt_core.searchers.random import RandomSearch
@@ -46,11 +47,11 @@ class BuiltinSearchMethods:
 
 
 class BuiltinSamplers:
-    """hpt's own samplers (`searcher.sampler`): `random` and `tpe`."""
+    """hpt's own samplers (`searcher.sampler`): `random`, `tpe` and `gp`."""
 
     @hookimpl
     def hpt_samplers(self) -> list[type[Sampler]]:
-        return [RandomSampler, TPESampler]
+        return [RandomSampler, TPESampler, GPSampler]
 
 
 class BuiltinExecutors:

@@ -67,7 +67,7 @@ def test_config_check_names_the_installed_plugins_when_a_name_is_unknown(tmp_pat
     result = experiments.hpt("config", "check", str(path), variables=PLUGIN_PATH)
     assert result.returncode == 2
     assert "executor.type: unknown executor; installed: journal, local, ray; did you mean 'journal'?" in result.stderr
-    assert "searcher.sampler: unknown sampler; installed: random, steps, tpe; did you mean 'steps'?" in result.stderr
+    assert "searcher.sampler: unknown sampler; installed: gp, random, steps, tpe; did you mean 'steps'?" in result.stderr
     assert "loggers.jurnal: unknown logger; installed: journal, mlflow, tensorboard" in result.stderr
     path.write_text(yaml.safe_dump({"searcher": {"name": "every_othr", "metric": "loss"}}))
     result = experiments.hpt("config", "check", str(path), variables=PLUGIN_PATH)

@@ -27,6 +27,8 @@ import math
 
 import numpy as np
 
+from hpt_core.searchers.normal import normal_cdf
+
 MIN_BANDWIDTH = 0.03
 """The narrowest kernel on a numeric dimension, as a share of its range."""
 PRIOR_SIGMA = 1.0
@@ -141,7 +143,7 @@ def _clip_bandwidth(bandwidth: np.ndarray, count: float) -> np.ndarray:
 
 def _log_normalisers(means: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
     """Per component: minus the log normalisers of its truncated normals on [0, 1], summed over dimensions."""
-    log_mass = np.log(_normal_cdf((1 - means) / sigmas) - _normal_cdf(-means / sigmas))
+    log_mass = np.log(normal_cdf((1 - means) / sigmas) - normal_cdf(-means / sigmas))
     return -(np.log(sigmas) + _LOG_SQRT_2PI + log_mass).sum(axis=1)
 
 
@@ -152,12 +154,3 @@ def _categorical_kernels(observed: np.ndarray, size: int, count: int) -> np.ndar
     kernels[np.arange(count), observed] += 1.0
     kernels[count] = 1.0
     return kernels / kernels.sum(axis=1, keepdims=True)
-
-
-def _normal_cdf(value: np.ndarray) -> np.ndarray:
-    """The standard normal CDF, through erf (Abramowitz and Stegun 7.1.26, error below 1.5e-7)."""
-    x = np.abs(value) / math.sqrt(2)
-    t = 1.0 / (1.0 + 0.3275911 * x)
-    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
-    erf = 1.0 - poly * np.exp(-x * x)
-    return 0.5 * (1.0 + np.sign(value) * erf)

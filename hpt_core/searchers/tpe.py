@@ -170,12 +170,17 @@ class TrialHistory:
         if not lengths:
             return self.space.sample(rng)
         (good, good_weights), (bad, bad_weights) = self._good_and_bad(lengths)
-        good_density = ParzenEstimator(*self.encoding.split(good), self._choices(), good_weights)
-        bad_density = ParzenEstimator(*self.encoding.split(bad), self._choices(), bad_weights)
+        good_density = ParzenEstimator(*self.encoding.split(good), self.choices(), good_weights)
+        bad_density = ParzenEstimator(*self.encoding.split(bad), self.choices(), bad_weights)
         numeric, categorical = good_density.sample(rng, CANDIDATES)
         ratio = good_density.log_density(numeric, categorical) - bad_density.log_density(numeric, categorical)
+        return self.best_untried(numeric, categorical, ratio)
+
+    def best_untried(self, numeric: np.ndarray, categorical: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
+        """The encoded candidate of the highest score that no trial has tried yet, decoded (the highest of all if
+        every one has been tried: in a small discrete space the best one may be tried again)."""
         candidates = (self.encoding.decode(numeric[index], categorical[index])
-                      for index in np.argsort(-ratio, kind="stable"))
+                      for index in np.argsort(-scores, kind="stable"))
         first = next(candidates)
         untried = (candidate for candidate in itertools.chain([first], candidates)
                    if tuple(self.encoding.encode(candidate)) not in self.index.tried)
@@ -218,7 +223,7 @@ class TrialHistory:
         bad = ranked[good_count:]
         return ranked[:good_count], bad[::math.ceil(len(bad) / most_bad) if bad else 1]
 
-    def _choices(self) -> list[int]:
+    def choices(self) -> list[int]:
         return [len(hp.vals) for _, hp in self.encoding.categorical]
 
 

@@ -73,9 +73,9 @@ class GPSampler(Sampler):
         model = _fitted_model(history, lengths)
         running = [history.state["configs"][str(request_id)] for request_id in sorted(history.index.running)]
         model = model.with_fantasies(*_inputs(history, running, len(lengths) > 1))
-        numeric, categorical = _candidates(history, rng, lengths[0])
         best = [history.state["configs"][str(request_id)]
                 for _, request_id in history.index.ranked[lengths[0]][:LOCAL_STARTS]]
+        numeric, categorical = _candidates(history, rng, best)
         incumbent = model.predict(*_inputs(history, best + running, len(lengths) > 1))[0].min()
         mean, sd = model.predict(*_inputs_of(numeric, categorical, len(lengths) > 1))
         standard = (incumbent - mean) / sd
@@ -115,12 +115,12 @@ def _fitted_model(history: TrialHistory, lengths: list[int]) -> GaussianProcess:
     return model
 
 
-def _candidates(history: TrialHistory, rng: np.random.Generator, longest: int) -> tuple[np.ndarray, np.ndarray]:
-    """Uniform candidates and local ones around the best trials of the longest length: (numeric, categorical)."""
+def _candidates(history: TrialHistory, rng: np.random.Generator, best: list[list[float]]
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Uniform candidates and local ones around `best` (encoded configurations): (numeric, categorical)."""
     choices = np.array(history.choices(), dtype=int)
     numeric = rng.random((RANDOM_CANDIDATES, len(history.encoding.numeric)))
     categorical = (rng.random((RANDOM_CANDIDATES, len(choices))) * choices).astype(int)
-    best = [history.state["configs"][str(request_id)] for _, request_id in history.index.ranked[longest][:LOCAL_STARTS]]
     best_numeric, best_categorical = history.encoding.split(best)
     starts = np.repeat(np.arange(len(best)), LOCAL_CANDIDATES)
     steps = rng.choice(LOCAL_STEPS, (len(starts), 1))

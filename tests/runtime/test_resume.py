@@ -25,6 +25,8 @@ from real_experiments import RUNTIME_MODEL, ExperimentFolder
 SEARCHERS = {
     "adaptive_asha_tpe": {"name": "adaptive_asha", "max_length": {"epochs": 2}, "max_trials": 12, "divisor": 2,
                           "mode": "aggressive", "sampler": "tpe"},
+    "adaptive_asha_gp": {"name": "adaptive_asha", "max_length": {"epochs": 2}, "max_trials": 12, "divisor": 2,
+                         "mode": "aggressive", "sampler": "gp", "fidelity": "adaptive"},
     "pbt": {"name": "pbt", "population_size": 3, "num_rounds": 2, "length_per_round": {"epochs": 2},
             "replace_function": {"truncate_fraction": 0.34}},
     "single": {"name": "single", "max_length": {"epochs": 4}},

@@ -292,6 +292,7 @@ def hpt_asha(**fields: Any) -> MethodBuilder:
 METHODS: tuple[Method, ...] = (
     Method("hpt random", "hpt", hpt_method({"name": "random", "max_trials": trial_cap})),
     Method("hpt random + tpe", "hpt", hpt_method({"name": "random", "max_trials": trial_cap, "sampler": "tpe"})),
+    Method("hpt random + gp", "hpt", hpt_method({"name": "random", "max_trials": trial_cap, "sampler": "gp"})),
     Method("hpt adaptive_asha", "hpt", hpt_asha()),
     Method("hpt adaptive_asha + tpe", "hpt", hpt_asha(sampler="tpe")),
     Method("hpt adaptive_asha + adaptive fidelity", "hpt", hpt_asha(fidelity="adaptive")),

@@ -166,8 +166,8 @@ class AdaptiveASHASearch(ModelBasedSampling, SearchMethod):
     until it is promoted (resumed from its checkpoint to the next rung's length) or closed; with
     `stop_once: true` a trial either continues at once or is closed. See `PromotionBracket` and
     `StoppingBracket` for the rules, `brackets()` for the plan and `placements()` for where each
-    trial is. With `sampler: tpe` each new trial's configuration comes from a model of the results at
-    every rung (`searchers/tpe.py`); rungs, promotions and concurrency are unchanged.
+    trial is. With `sampler: tpe` or `gp` each new trial's configuration comes from a model of the results
+    at every rung (`searchers/tpe.py`, `searchers/gp.py`); rungs, promotions and concurrency are unchanged.
 
     >>> from hpt_core import create_searcher
     >>> searcher = create_searcher({"searcher": {"name": "adaptive_asha", "metric": "loss", "max_length": 16,

@@ -39,9 +39,9 @@ MIN_PAIRS = 5
 TRUSTED_CORRELATION = 0.5
 """A rung whose rank correlation with the next is surely (one standard error) above this is fully trusted."""
 MODEL_TRUST = 0.5
-"""`sampler: tpe` fits its model only on rungs trusted at least this much (and on the top rung)."""
+"""A model (`sampler: tpe` or `gp`) is fitted only on rungs trusted at least this much (and on the top rung)."""
 FIRST_MODEL_RESULTS = 5
-"""With `fidelity: adaptive`, `sampler: tpe` fits its model on a rung once it holds this many results."""
+"""With `fidelity: adaptive`, a model is fitted on a rung once it holds this many results."""
 _MOST_CORRELATION = 0.999
 
 

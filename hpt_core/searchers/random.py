@@ -28,8 +28,8 @@ class RandomSearch(ModelBasedSampling, SearchMethod):
     It starts min(max_trials, max_concurrent_trials) trials (all of them when
     max_concurrent_trials is 0); each closed trial makes room for the next until max_trials
     exist. A trial that exits with INVALID_HP is replaced and does not count towards
-    max_trials; any other early exit counts. With `sampler: tpe` new configurations come from a model of
-    the results so far (`searchers/tpe.py`); nothing else changes.
+    max_trials; any other early exit counts. With `sampler: tpe` or `gp` new configurations come from a
+    model of the results so far (`searchers/tpe.py`, `searchers/gp.py`); nothing else changes.
 
     >>> from hpt_core import create_searcher
     >>> searcher = create_searcher({"searcher": {"name": "random", "metric": "loss", "max_length": 8,

@@ -1,6 +1,6 @@
 """`searcher.sampler`: how a search method that takes one (`random`, `adaptive_asha`) chooses a new trial's
-hyperparameters. hpt's are `random` (Determined's behaviour) and `tpe` (`searchers/tpe.py`); a plugin adds
-more through the `hpt_samplers` hook.
+hyperparameters. hpt's are `random` (Determined's behaviour), `tpe` (`searchers/tpe.py`) and `gp`
+(`searchers/gp.py`); a plugin adds more through the `hpt_samplers` hook.
 """
 
 from __future__ import annotations

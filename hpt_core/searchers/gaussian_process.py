@@ -40,8 +40,9 @@ _SQRT5 = math.sqrt(5)
 
 class GaussianProcess:
     """The posterior of a GP given `targets` at `numeric` (n × d floats in [0, 1]) and `categorical` (n × c choice
-    indices); `log_hyperparameters`: d + c log lengthscales, the log signal and the log noise variance (defaults
-    to a start in the priors' middle until `fit`)."""
+    indices); `log_hyperparameters`: d + c log lengthscales, the log signal and the log noise variance (by default
+    a fixed start until `fit`: numeric lengthscales 0.3 of the range, categorical ones 1, the priors' signal and
+    noise)."""
 
     def __init__(self, numeric: np.ndarray, categorical: np.ndarray, targets: np.ndarray,
                  log_hyperparameters: list[float] | None = None) -> None:

@@ -33,7 +33,7 @@ NOISE_PRIOR = (math.log(0.05), 1.5)
 """Mean and standard deviation of the log noise variance's normal prior (targets are standardised)."""
 SIGNAL_PRIOR = (0.0, 1.0)
 LOG_BOUNDS = (math.log(1e-3), math.log(1e3))
-MIN_NOISE = 1e-6
+"""Every hyperparameter (lengthscales, signal and noise variance) stays within these."""
 JITTER = 1e-6
 _SQRT5 = math.sqrt(5)
 
@@ -74,7 +74,6 @@ class GaussianProcess:
             theta = theta + LEARNING_RATE * (moment / (1 - 0.9 ** step)) / (np.sqrt(second / (1 - 0.999 ** step))
                                                                               + 1e-8)
             theta = np.clip(theta, *LOG_BOUNDS)
-            theta[-1] = max(theta[-1], math.log(MIN_NOISE))
         self.log_hyperparameters = best
         self._condition()
 

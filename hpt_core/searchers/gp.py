@@ -8,14 +8,14 @@ restoring the state restores the model:
 1. with probability `RANDOM_SHARE`, or while no length holds enough results, a random sample;
 2. otherwise a Gaussian process (`gaussian_process.py`) is conditioned on every such length's
    results (at most `MAX_OBSERVATIONS` in all, shared evenly, an even sample in rank order): each
-   result's target is its normal score within its length, Φ⁻¹((rank + ½) / n) (ranks: a few
-   outlying losses do not dominate, and lengths whose losses differ in scale compare), and the
-   length is one more input (its log ratio to the longest), so that the model learns how far a
-   short run predicts a long one; trials with invalid hyperparameters (the latest `MAX_INVALID`)
+   result's target is its normal score within its length, Φ⁻¹((rank + ½) / n), ties sharing their
+   middle rank (ranks: a few outlying losses do not dominate, and lengths whose losses differ in
+   scale compare), and the length is one more input (its log ratio to the longest), so that the
+   model learns how far a short run predicts a long one; trials with invalid hyperparameters (the latest `MAX_INVALID`)
    count as the worst result of the longest length. Its hyperparameters are fitted once and
    refitted, from the last fit, each time the results have grown by `REFIT_GROWTH`;
-3. trials still running are added at the model's own prediction (so parallel proposals spread
-   out: the model is surest where a trial already runs);
+3. trials still running without a result are added at the model's own prediction (so parallel
+   proposals spread out: the model is surest where a trial already runs);
 4. of `RANDOM_CANDIDATES` uniform candidates and `LOCAL_CANDIDATES` near each of the longest
    length's best `LOCAL_STARTS` trials, the one with the largest expected improvement at the
    longest length, over the best predicted there, that no trial has tried yet is proposed.
@@ -56,7 +56,7 @@ LOCAL_CANDIDATES = 64
 LOCAL_STEPS = (0.02, 0.08, 0.2)
 """A local candidate moves each numeric dimension by a normal step of one of these widths (chosen per candidate)."""
 LOCAL_KEEP_CHOICES = 0.3
-"""The share of local candidates that keep every categorical choice; the others change one at random."""
+"""The share of local candidates that keep every categorical choice; the others draw one of them again at random."""
 
 
 class GPSampler(Sampler):
@@ -94,11 +94,12 @@ def _fitted_model(history: TrialHistory, lengths: list[int]) -> GaussianProcess:
         remaining -= len(chosen)
         rows += [history.state["configs"][str(ranked[rank][1])] for rank in chosen]
         relative_lengths += [math.log(length / lengths[0])] * len(chosen)
-        scores += list(normal_quantile((np.array(chosen) + 0.5) / len(ranked)))
+        scores += list(_normal_scores(np.array([loss for loss, _ in ranked]), np.array(chosen)))
     invalid = [history.state["configs"][str(request_id)] for request_id in history.state["invalid"][-MAX_INVALID:]]
     rows += invalid
     relative_lengths += [0.0] * len(invalid)
-    scores += [max(scores)] * len(invalid)
+    longest = len(history.index.ranked[lengths[0]])
+    scores += list(normal_quantile(np.full(len(invalid), (longest - 0.5) / longest)))
     numeric, categorical = history.encoding.split(rows)
     if len(lengths) > 1:
         numeric = np.hstack([numeric, np.array(relative_lengths)[:, None] / math.log(lengths[0] / lengths[-1])])
@@ -143,6 +144,13 @@ def _inputs_of(numeric: np.ndarray, categorical: np.ndarray, multi_length: bool)
     if multi_length:
         numeric = np.hstack([numeric, np.zeros((len(numeric), 1))])
     return numeric, categorical
+
+
+def _normal_scores(losses: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """Φ⁻¹((rank + ½) / n) of the `chosen` positions of `losses` (sorted, n of them), tied losses sharing their
+    middle rank (equal losses must not look like a trend)."""
+    ranks = (np.searchsorted(losses, losses[chosen], "left") + np.searchsorted(losses, losses[chosen], "right") - 1) / 2
+    return normal_quantile((ranks + 0.5) / len(losses))
 
 
 def _even_sample(count: int, most: int) -> list[int]:

@@ -11,6 +11,7 @@ import pytest
 from hpt_core import create_searcher
 from hpt_core.hyperparameters import space_from_dict
 from hpt_core.searchers.gaussian_process import GaussianProcess
+from hpt_core.searchers import gp
 from hpt_core.searchers.gp import REFIT_GROWTH, GPSampler
 from hpt_core.searchers.normal import normal_cdf, normal_quantile
 from hpt_core.searchers.tpe import TrialHistory, new_history
@@ -128,8 +129,17 @@ def test_a_short_length_that_ranks_as_the_long_one_informs_its_predictions() -> 
     assert with_short > 0.6
 
 
-def test_a_proposal_reads_every_length_as_its_log_ratio_to_the_longest() -> None:
-    """Two lengths: the model has one more input than the space has dimensions, and the fit is kept under it."""
+def test_a_proposal_reads_every_length_as_its_log_ratio_to_the_longest(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two lengths, 1 and 3: the model's last input is 0 for the longest and -1 for the shortest (log ratios over
+    the log of the longest to the shortest), and the fit is kept under that many inputs."""
+    inputs = []
+
+    class Recording(GaussianProcess):
+        def __init__(self, numeric: np.ndarray, *args: object, **fields: object) -> None:
+            inputs.append(numeric)
+            super().__init__(numeric, *args, **fields)
+
+    monkeypatch.setattr(gp, "GaussianProcess", Recording)
     space = space_from_dict({"x": {"type": "double", "minval": 0, "maxval": 1}})
     history = TrialHistory(new_history(), space, first_results=5)
     for request_id in range(12):
@@ -140,4 +150,17 @@ def test_a_proposal_reads_every_length_as_its_log_ratio_to_the_longest() -> None
             history.reported(request_id, 3, abs(x - 0.5) * math.log(3))
         history.ended(request_id)
     GPSampler(space).propose(history, np.random.default_rng(0))  # its first draw: no random proposal
+    lengths = inputs[0][:, -1]
+    assert inputs[0].shape == (18, 2)
+    assert sorted(set(np.round(lengths, 9))) == [-1.0, 0.0] and (lengths == 0).sum() == 6
     assert set(history.state["gp"]) == {"2-0"}
+
+
+def test_equal_losses_share_their_normal_score() -> None:
+    """Targets are normal scores of ranks; tied losses share their middle rank, so equal losses (an integer
+    metric, or diverged trials all at inf) do not look like a trend in the order the trials were recorded."""
+    losses = np.array([0.1, 0.5, 0.5, 0.5, 0.9, math.inf, math.inf])
+    scores = gp._normal_scores(losses, np.arange(7))
+    np.testing.assert_allclose(scores, normal_quantile((np.array([0, 2, 2, 2, 4, 5.5, 5.5]) + 0.5) / 7))
+    assert scores[0] < scores[1] == scores[3] < scores[4] < scores[5] == scores[6]
+    assert np.all(gp._normal_scores(np.ones(12), np.arange(0, 12, 3)) == 0.0)

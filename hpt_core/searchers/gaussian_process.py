@@ -51,7 +51,7 @@ class GaussianProcess:
         self.log_hyperparameters = (np.array(log_hyperparameters, dtype=float) if log_hyperparameters is not None
                                     else np.concatenate([np.full(self.d, math.log(0.3)), np.zeros(self.c),
                                                          [SIGNAL_PRIOR[0], NOISE_PRIOR[0]]]))
-        self._condition()
+        self._cholesky: np.ndarray | None = None  # conditioned on first prediction, once the hyperparameters are set
 
     # --- fitting -------------------------------------------------------------------------------------
 
@@ -75,7 +75,7 @@ class GaussianProcess:
                                                                               + 1e-8)
             theta = np.clip(theta, *LOG_BOUNDS)
         self.log_hyperparameters = best
-        self._condition()
+        self._cholesky = None
 
     def _log_posterior(self, theta: np.ndarray, squared: np.ndarray, differs: np.ndarray
                        ) -> tuple[float, np.ndarray]:
@@ -108,6 +108,8 @@ class GaussianProcess:
 
     def predict(self, numeric: np.ndarray, categorical: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The posterior mean and standard deviation (of the noiseless function) at each point."""
+        if self._cholesky is None:
+            self._condition()
         cross = self._kernel(numeric, categorical, self.numeric, self.categorical)
         mean = cross @ self._alpha
         solved = np.linalg.solve(self._cholesky, cross.T)

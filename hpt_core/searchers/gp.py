@@ -14,8 +14,8 @@ restoring the state restores the model:
    model learns how far a short run predicts a long one; trials with invalid hyperparameters (the latest `MAX_INVALID`)
    count as the worst result of the longest length. Its hyperparameters are fitted once and
    refitted, from the last fit, each time the results have grown by `REFIT_GROWTH`;
-3. trials still running without a result are added at the model's own prediction (so parallel
-   proposals spread out: the model is surest where a trial already runs);
+3. trials still running without a result (the latest `MAX_FANTASIES`) are added at the model's own
+   prediction (so parallel proposals spread out: the model is surest where a trial already runs);
 4. of `RANDOM_CANDIDATES` uniform candidates and `LOCAL_CANDIDATES` near each of the longest
    length's best `LOCAL_STARTS` trials, the one with the largest expected improvement at the
    longest length, over the best predicted there, that no trial has tried yet is proposed.
@@ -49,6 +49,8 @@ MAX_OBSERVATIONS = 100
 """The most results the model is conditioned on (its cost grows with their cube)."""
 MAX_INVALID = 25
 """The most trials with invalid hyperparameters (the latest) it is conditioned on besides."""
+MAX_FANTASIES = 100
+"""The most running trials (the latest) added at the model's prediction (a cluster may run thousands at once)."""
 REFIT_GROWTH = 1.1
 RANDOM_CANDIDATES = 512
 LOCAL_STARTS = 8
@@ -71,7 +73,8 @@ class GPSampler(Sampler):
         if not lengths:
             return self.space.sample(rng)
         model = _fitted_model(history, lengths)
-        running = [history.state["configs"][str(request_id)] for request_id in sorted(history.index.running)]
+        running = [history.state["configs"][str(request_id)]
+                   for request_id in sorted(history.index.running)[-MAX_FANTASIES:]]
         model = model.with_fantasies(*_inputs(history, running, len(lengths) > 1))
         best = [history.state["configs"][str(request_id)]
                 for _, request_id in history.index.ranked[lengths[0]][:LOCAL_STARTS]]

@@ -98,6 +98,28 @@ def test_the_fitted_hyperparameters_are_kept_and_refitted_only_as_results_grow()
     assert all(isinstance(value, float) for value in fits_seen[-1]["hyperparameters"])
 
 
+def test_only_the_latest_running_trials_are_added_as_fantasies() -> None:
+    """With 300 trials running, the proposal is the one made with only the latest `MAX_FANTASIES` of them (far from
+    the optimum), though the 200 before them (around it) move it when they are the latest."""
+    space = space_from_dict({"x": {"type": "double", "minval": 0, "maxval": 1}})
+
+    def proposal(running: range) -> float:
+        history = TrialHistory(new_history(), space)
+        for request_id, x in enumerate(np.linspace(0, 1, 12)):
+            history.created(request_id, {"x": float(x)})
+            history.reported(request_id, 1, float((x - 0.3) ** 2))
+            history.ended(request_id)
+        for request_id in running:
+            draw = float(np.random.default_rng(request_id).random())
+            history.created(request_id, {"x": 0.25 + 0.1 * draw if request_id < 212 else 0.7 + 0.3 * draw})
+        return GPSampler(space).propose(history, np.random.default_rng(1))["x"]
+
+    assert gp.MAX_FANTASIES == 100
+    latest = proposal(range(12, 312))
+    assert latest == proposal(range(212, 312))
+    assert latest != proposal(range(12, 212))
+
+
 def share_near_optimum(short_results: bool) -> float:
     """Six results at the full length of (x - 0.3)² with noise, and (if `short_results`) sixty at a short length
     that rank as it does: the share of proposals within 0.05 of 0.3."""

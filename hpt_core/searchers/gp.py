@@ -18,7 +18,8 @@ restoring the state restores the model:
    prediction (so parallel proposals spread out: the model is surest where a trial already runs);
 4. of `RANDOM_CANDIDATES` uniform candidates and `LOCAL_CANDIDATES` near each of the longest
    length's best `LOCAL_STARTS` trials, the one with the largest expected improvement at the
-   longest length, over the best predicted there, that no trial has tried yet is proposed.
+   longest length, over the best predicted there, that no trial has tried yet is proposed (compared
+   as logs, which stay exact where the improvement is too small for a float).
 
 >>> from hpt_core.hyperparameters import space_from_dict
 >>> from hpt_core.searchers.tpe import TrialHistory, new_history
@@ -41,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from hpt_core.searchers.gaussian_process import FIT_STEPS, REFIT_STEPS, GaussianProcess
-from hpt_core.searchers.normal import normal_cdf, normal_pdf, normal_quantile
+from hpt_core.searchers.normal import log_expected_improvement, normal_quantile
 from hpt_core.searchers.sampler import Sampler
 from hpt_core.searchers.tpe import RANDOM_SHARE, TrialHistory
 
@@ -81,9 +82,8 @@ class GPSampler(Sampler):
         numeric, categorical = _candidates(history, rng, best)
         incumbent = model.predict(*_inputs(history, best + running, len(lengths) > 1))[0].min()
         mean, sd = model.predict(*_inputs_of(numeric, categorical, len(lengths) > 1))
-        standard = (incumbent - mean) / sd
-        improvement = sd * (standard * normal_cdf(standard) + normal_pdf(standard))
-        return history.best_untried(numeric, categorical, improvement)
+        log_improvement = np.log(sd) + log_expected_improvement((incumbent - mean) / sd)
+        return history.best_untried(numeric, categorical, log_improvement)
 
 
 def _fitted_model(history: TrialHistory, lengths: list[int]) -> GaussianProcess:

@@ -13,7 +13,7 @@ from hpt_core.hyperparameters import space_from_dict
 from hpt_core.searchers.gaussian_process import GaussianProcess
 from hpt_core.searchers import gp
 from hpt_core.searchers.gp import REFIT_GROWTH, GPSampler
-from hpt_core.searchers.normal import normal_cdf, normal_quantile
+from hpt_core.searchers.normal import log_expected_improvement, normal_cdf, normal_quantile
 from hpt_core.searchers.tpe import TrialHistory, new_history
 
 
@@ -74,6 +74,17 @@ def test_a_fantasy_keeps_the_mean_and_shrinks_the_uncertainty_where_a_trial_runs
 def test_the_normal_quantile_inverts_the_cdf() -> None:
     probabilities = np.linspace(0.001, 0.999, 999)
     np.testing.assert_allclose(normal_cdf(normal_quantile(probabilities)), probabilities, atol=2e-7)
+
+
+def test_the_log_expected_improvement_is_exact_and_keeps_its_order_far_into_the_tail() -> None:
+    middle = np.linspace(-6, 4, 101)
+    exact = [math.log(z * 0.5 * math.erfc(-z / math.sqrt(2)) + math.exp(-z * z / 2) / math.sqrt(2 * math.pi))
+             for z in middle]
+    np.testing.assert_allclose(log_expected_improvement(middle), exact, rtol=1e-9)
+    tail = log_expected_improvement(np.linspace(-60, -6, 1000))
+    assert np.isfinite(tail).all() and (np.diff(tail) > 0).all()
+    below, above = log_expected_improvement(np.array([-10.0001, -9.9999]))
+    assert below < above < below + 0.01
 
 
 # --- the sampler ----------------------------------------------------------------------------------

@@ -14,8 +14,7 @@ trial. The plan follows Determined:
 - rung i of r: max(floor(max_length / d^(r-i-1)), 1).
 
 `fidelity: adaptive` (opt-in, hpt's own) measures how well each rung ranks trials as the next
-does, promotes more out of a rung that does not, and moves the workers of a bracket that starts
-at such a rung to the bracket that starts above it (`searchers/fidelity.py`).
+does and promotes more out of a rung that does not (`searchers/fidelity.py`).
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ from hpt_core.searchers.asha_bracket import (
     new_bracket_state,
 )
 from hpt_core.searchers.base import SearchMethod
-from hpt_core.searchers.fidelity import FIRST_MODEL_RESULTS, MODEL_TRUST, pair_estimate, shift_concurrency, trust
+from hpt_core.searchers.fidelity import FIRST_MODEL_RESULTS, MODEL_TRUST, pair_estimate, trust
 from hpt_core.searchers.tpe import ModelBasedSampling
 from hpt_core.space import Space
 
@@ -208,17 +207,13 @@ class AdaptiveASHASearch(ModelBasedSampling, SearchMethod):
         operations = bracket.on_validation(request_id, loss, length)
         if self.config.fidelity == "adaptive":
             self._measure_rungs_around(length)
-            operations += self._shift_concurrency()
         return operations
 
     def on_trial_exited_early(self, request_id: int, reason: ExitedReason | str) -> list[Operation]:
         reason = self.record_exit(request_id, reason)
         bracket = self._bracket_of(request_id)
         self.remember_exit(request_id, reason)
-        operations = bracket.on_exit(request_id, reason)
-        if self.config.fidelity == "adaptive":
-            operations += self._shift_concurrency()
-        return operations
+        return bracket.on_exit(request_id, reason)
 
     def on_trial_closed(self, request_id: int) -> list[Operation]:
         self._bracket_index(request_id)
@@ -238,16 +233,13 @@ class AdaptiveASHASearch(ModelBasedSampling, SearchMethod):
                    for state in self.bracket_states]
         shares = [int(weight / sum(weights) * additional_trials) for weight in weights]
         shares[0] += additional_trials - sum(shares)  # exactly `additional_trials`, the rest to the first bracket
-        for state, share in zip(self.bracket_states, shares):
-            state["max_trials"] += share
-        self.is_shut_down = False
-        if self.config.fidelity == "adaptive":
-            return self._shift_concurrency()
         operations: list[Operation] = []
         for index, (state, share) in enumerate(zip(self.bracket_states, shares)):
+            state["max_trials"] += share
             bracket = self._bracket(index)
             room = max(state["max_concurrent_trials"] - bracket.in_flight(), 0)
             operations += [operation for _ in range(min(room, share)) for operation in bracket.add_trial()]
+        self.is_shut_down = False
         return operations
 
     def progress(self) -> float:
@@ -309,32 +301,6 @@ class AdaptiveASHASearch(ModelBasedSampling, SearchMethod):
                  if length in (low, high) and low < high}
         for low, high in sorted(pairs):
             self.rung_correlations[f"{low}-{high}"] = pair_estimate(self.bracket_states, low, high)
-
-    def _shift_concurrency(self) -> list[Operation]:
-        """Give each bracket with budget left its planned concurrency, less the share its first rung is not trusted
-        with, which goes to the next such bracket (`fidelity.shift_concurrency`); start the trials that makes room
-        for. Brackets come most rungs first, so each starts a rung or more higher than the one before."""
-        ladder = self.bracket_states[0]["rung_lengths"]
-        open_brackets = [index for index, state in enumerate(self.bracket_states)
-                         if sum(not trial["invalid"] for trial in state["trials"].values()) < state["max_trials"]]
-        first_rung_trust = []
-        for index in open_brackets[:-1]:
-            first = self.bracket_states[index]["rung_lengths"][0]
-            above = ladder[ladder.index(first) + 1] if first != ladder[-1] else None
-            estimate = self.rung_correlations.get(f"{first}-{above}")
-            first_rung_trust.append(1.0 if estimate is None else trust(*estimate))
-        planned = [plan.max_concurrent_trials for plan in plan_brackets(self.config)]
-        limits = shift_concurrency([planned[index] for index in open_brackets], first_rung_trust)
-        for index, limit in zip(open_brackets, limits):
-            self.bracket_states[index]["max_concurrent_trials"] = limit
-        # a bracket given more waits for the one given less to drain: never more trials at once than planned
-        room = sum(planned) - sum(self._bracket(index).in_flight() for index in range(len(self.bracket_states)))
-        operations: list[Operation] = []
-        for index in open_brackets:
-            created = self._bracket(index).fill(room)
-            room -= sum(isinstance(operation, Create) for operation in created)
-            operations += created
-        return operations
 
     def _bracket_index(self, request_id: int) -> int:
         """The bracket that created the trial (a SearcherError for a request id never made)."""

@@ -146,21 +146,7 @@ class Bracket(abc.ABC):
         return [create, ValidateAfter(create.request_id, self.rung_lengths[0])]
 
     def _create_if_budget_allows(self) -> list[Operation]:
-        """A new trial, if the budget allows and the bracket is within its concurrency (which `fidelity: adaptive`
-        may have lowered)."""
-        room = self.in_flight() < self.state["max_concurrent_trials"]
-        return self._create_trial() if room and self._budget_allows() else []
-
-    def fill(self, most: int) -> list[Operation]:
-        """Start up to `most` new trials, as many as the budget allows and the concurrency has room for; returns
-        their Create and ValidateAfter operations."""
-        operations: list[Operation] = []
-        for _ in range(most):
-            created = self._create_if_budget_allows()
-            if not created:
-                break
-            operations += created
-        return operations
+        return self._create_trial() if self._budget_allows() else []
 
     def _train_to_next_rung(self, request_id: int) -> list[Operation]:
         trial = self.trials[str(request_id)]
@@ -184,7 +170,9 @@ class Bracket(abc.ABC):
         self.trials[str(request_id)]["invalid"] = True
         for rung in self.rungs:
             rung[:] = [result for result in rung if result["request_id"] != request_id]
-        return self._create_if_budget_allows()
+        if self.in_flight() < self.state["max_concurrent_trials"]:
+            return self._create_if_budget_allows()
+        return []
 
 
 class PromotionBracket(Bracket):

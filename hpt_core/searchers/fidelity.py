@@ -16,10 +16,8 @@ made cautious, then widened back to the whole rung:
 
 The rung then promotes its top 1/divisor**trust: the top 1/divisor where it predicts (ASHA's
 aggressiveness), everyone where it does not (training goes on as if the trials had started at
-the next rung, and every pair measured there sharpens the estimate). New trials start higher
-too: a bracket passes the untrusted share of its concurrency on to the bracket that starts a
-rung higher (`shift_concurrency`), keeping one trial of its own so that its first rung is still
-measured. Everything here is a pure function of the recorded results.
+the next rung, and every pair measured there sharpens the estimate). Everything here is a pure
+function of the recorded results.
 
 >>> round(rank_correlation([(1, 10), (2, 20), (3, 30), (4, 25)]), 2)
 0.8
@@ -66,29 +64,6 @@ def trust(correlation: float, pairs: int, selection: float) -> float:
     lower = max(math.tanh(math.atanh(clipped) - 1.0 / math.sqrt(pairs - 3)), 0.0)
     widened = lower * selection / math.sqrt(1.0 - lower ** 2 + (lower * selection) ** 2) if lower > 0 else 0.0
     return min(widened / TRUSTED_CORRELATION, 1.0)
-
-
-def shift_concurrency(limits: list[int], first_rung_trust: list[float]) -> list[int]:
-    """Concurrency per bracket (lowest first rung first) once each bracket passes the share of its `limits` its
-    first rung is not trusted with on to the next bracket (cumulatively), in whole trials, at least 1 per bracket
-    and `sum(limits)` in all (the largest remainders first, ties to the lower bracket). Full trust: `limits`.
-
-    >>> shift_concurrency([2, 1, 1], [1.0, 1.0]), shift_concurrency([2, 1, 1], [0.0, 1.0])
-    ([2, 1, 1], [1, 2, 1])
-    >>> shift_concurrency([2, 2], [0.0]), shift_concurrency([3, 3, 2], [0.5, 0.0])
-    ([1, 3], [1, 1, 6])
-    """
-    shares = [float(limit) for limit in limits]
-    for index, level in enumerate(first_rung_trust[:len(limits) - 1]):
-        moved = shares[index] * (1.0 - level)
-        shares[index] -= moved
-        shares[index + 1] += moved
-    counts = [max(math.floor(share + 1e-9), 1) for share in shares]
-    while sum(counts) > sum(limits):
-        counts[max((i for i in range(len(counts)) if counts[i] > 1), key=lambda i: (counts[i] - shares[i], -i))] -= 1
-    while sum(counts) < sum(limits):
-        counts[max(range(len(counts)), key=lambda i: (shares[i] - counts[i], -i))] += 1
-    return counts
 
 
 def pair_estimate(bracket_states: Iterable[dict[str, Any]], low: int, high: int) -> list[float]:

@@ -102,18 +102,21 @@ def test_backs_off_where_the_low_fidelity_is_noise() -> None:
     assert reached(adaptive, FULL) > 3 * reached(fixed, FULL)
 
 
-def test_stays_as_aggressive_as_asha_where_the_low_fidelity_is_exact() -> None:
-    adaptive, fixed = searcher("adaptive"), searcher("fixed")
+@pytest.mark.parametrize("mode", ["aggressive", "standard", "conservative"])
+def test_stays_as_aggressive_as_asha_where_the_low_fidelity_is_exact(mode: str) -> None:
+    adaptive, fixed = searcher("adaptive", mode=mode), searcher("fixed", mode=mode)
     adaptive_run, fixed_run = drive(adaptive, exact), drive(fixed, exact)
     assert set(adaptive.fidelity_trust().values()) == {1.0}
     assert adaptive_run.operations == fixed_run.operations
     assert adaptive.placements() == fixed.placements()
+    assert adaptive.brackets() == fixed.brackets()
 
 
-def test_the_estimates_are_plain_json_state_and_a_restored_search_goes_on_exactly() -> None:
-    run = drive(searcher(sampler="tpe"), noisy_low_fidelity)
-    check_state_round_trip(lambda: searcher(sampler="tpe"), run, cuts=6)
-    again = searcher(sampler="tpe")
+@pytest.mark.parametrize("mode", ["aggressive", "standard"])
+def test_the_estimates_are_plain_json_state_and_a_restored_search_goes_on_exactly(mode: str) -> None:
+    run = drive(searcher(sampler="tpe", mode=mode), noisy_low_fidelity)
+    check_state_round_trip(lambda: searcher(sampler="tpe", mode=mode), run, cuts=6)
+    again = searcher(sampler="tpe", mode=mode)
     assert drive(again, noisy_low_fidelity).operations == run.operations
     state = json.loads(json.dumps(again.state_dict()))
     assert set(state["rung_correlations"]) == {"1-4", "4-16"}

@@ -22,12 +22,12 @@ _CENTRAL_NUMERATOR = (-3.969683028665376e+01, 2.209460984245205e+02, -2.75928510
                       -3.066479806614716e+01, 2.506628277459239e+00)
 _CENTRAL_DENOMINATOR = (-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02,
                         6.680131188771972e+01, -1.328068155288572e+01, 1.0)
-_ASYMPTOTIC_BELOW = -10.0
-"""Below this the expected improvement comes from its asymptotic series (the exact sum cancels)."""
 _TAIL_NUMERATOR = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00, -2.549732539343734e+00,
                    4.374664141464968e+00, 2.938163982698783e+00)
 _TAIL_DENOMINATOR = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00, 3.754408661907416e+00,
                      1.0)
+_ASYMPTOTIC_BELOW = -10.0
+"""Below this the expected improvement comes from its asymptotic series (the exact sum cancels)."""
 
 
 def normal_cdf(value: np.ndarray) -> np.ndarray:

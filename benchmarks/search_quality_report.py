@@ -227,8 +227,8 @@ def overview_table(summaries: Sequence[TaskSummary]) -> str:
                        default=0.0)
             if method.startswith("hpt") and summary.speedup(own) > 0 and peer > 0:
                 ratios.append(summary.speedup(own) / peer)
-        mean = _geometric_mean(speedups)
-        versus = f"{_speedup(_geometric_mean(ratios))} ({len(ratios)}/{entered})" if ratios else "—"
+        mean = geometric_mean(speedups)
+        versus = f"{_speedup(geometric_mean(ratios))} ({len(ratios)}/{entered})" if ratios else "—"
         lines.append(f"| {method} | " + " | ".join(cells)
                      + f" | {lowest}/{entered} | {_speedup(mean)} ({len(speedups)}/{entered}) | {versus} |")
     return "\n".join(lines)
@@ -262,7 +262,7 @@ def goals_table(summaries: Sequence[TaskSummary]) -> str:
     return "\n".join(lines)
 
 
-def _geometric_mean(values: Sequence[float]) -> float:
+def geometric_mean(values: Sequence[float]) -> float:
     return math.exp(np.mean(np.log(values))) if values else 0.0
 
 
